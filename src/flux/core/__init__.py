@@ -1,0 +1,1 @@
+"""Core client machinery: handle, connection, reactor, watchers."""

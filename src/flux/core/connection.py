@@ -1,0 +1,223 @@
+"""A client connection to a broker: socket I/O and message demultiplexing.
+
+Outgoing messages are buffered and written in batches: before the reactor
+polls, before a blocking wait, and when the buffer grows past a threshold.
+Incoming responses go to the future registered under their matchtag;
+requests and events go to the first matching message watcher, else to the
+receive queue read by ``Flux.recv()``.
+"""
+
+import errno
+import os
+import select
+import selectors
+import socket
+from collections import deque
+
+from flux.constants import (
+    FLUX_MSGTYPE_RESPONSE,
+    FLUX_MSGTYPE_CONTROL,
+)
+from flux.message import Decoder, ProtocolError, encode
+
+FLUSH_THRESHOLD = 64 * 1024
+CONNECT_TIMEOUT = 30.0
+
+
+def parse_uri(uri):
+    """Return the socket path of a ``local://`` URI."""
+    if uri.startswith("local://"):
+        return uri[len("local://"):]
+    scheme, sep, _ = uri.partition("://")
+    if not sep:
+        raise OSError(errno.EINVAL, f"invalid URI '{uri}'")
+    raise OSError(errno.EPROTONOSUPPORT, f"unsupported URI scheme '{scheme}'")
+
+
+class Connection:
+    def __init__(self, sock, reactor):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.reactor = reactor  # the handle's main reactor
+        self.decoder = Decoder()
+        self.outbuf = []
+        self.outlen = 0
+        self.rpcs = {}  # matchtag -> future state
+        self._next_tag = 1
+        self.msg_watchers = []
+        self.recvq = deque()
+        self.subscriptions = {}
+        self.rank = 0
+        self.dead = None  # OSError once the connection is lost
+        self.loopback = False
+
+    # -- opening -------------------------------------------------------------
+    @classmethod
+    def open(cls, uri, reactor):
+        path = parse_uri(uri)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()
+            raise
+        conn = cls(sock, reactor)
+        conn._handshake()
+        sock.setblocking(False)
+        return conn
+
+    def _handshake(self):
+        """Read the broker's hello: our rank, or the reason we are refused."""
+        self.sock.settimeout(CONNECT_TIMEOUT)
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                raise OSError(errno.ETIMEDOUT, "no greeting from the broker") from None
+            if not data:
+                raise OSError(errno.ECONNRESET, "broker closed the connection")
+            msgs = self.decoder.feed(data)
+            if msgs:
+                break
+        hello = msgs[0]
+        if hello.type != FLUX_MSGTYPE_CONTROL:
+            raise OSError(errno.EPROTO, "unexpected greeting from the broker")
+        if hello.errnum:
+            raise OSError(hello.errnum, hello.errstr or os.strerror(hello.errnum))
+        info = hello.get_object() or {}
+        self.rank = info.get("rank", 0)
+        for msg in msgs[1:]:
+            self.dispatch(msg)
+
+    # reactor integration: a connection acts as an fd watcher ---------------------
+    def fileno(self):
+        return self.fd
+
+    def selector_events(self):
+        return selectors.EVENT_READ
+
+    def _ready(self, reactor, mask):
+        self.read_some()
+
+    # -- sending ----------------------------------------------------------------------
+    def new_matchtag(self):
+        tag = self._next_tag
+        rpcs = self.rpcs
+        while tag in rpcs or tag == 0:
+            tag = (tag + 1) & 0xFFFFFFFF
+        self._next_tag = (tag + 1) & 0xFFFFFFFF
+        return tag
+
+    def send(self, msg, flush=False):
+        if self.dead is not None:
+            raise OSError(self.dead.errno, self.dead.strerror)
+        if self.loopback:
+            self.dispatch(msg)
+            return
+        data = encode(msg)
+        self.outbuf.append(data)
+        self.outlen += len(data)
+        if flush or self.outlen >= FLUSH_THRESHOLD:
+            self.flush()
+
+    def flush(self):
+        if not self.outbuf or self.dead is not None:
+            return
+        data = b"".join(self.outbuf) if len(self.outbuf) > 1 else self.outbuf[0]
+        self.outbuf = []
+        self.outlen = 0
+        view = memoryview(data)
+        while view:
+            try:
+                n = self.sock.send(view)
+                view = view[n:]
+            except BlockingIOError:
+                # The broker reads eagerly; meanwhile keep reading its
+                # responses so neither side can wedge on full buffers.
+                r, _, _ = select.select([self.fd], [self.fd], [])
+                if r:
+                    self.read_some()
+                    if self.dead is not None:
+                        return
+            except OSError as exc:
+                self.lost(exc)
+                return
+
+    # -- receiving --------------------------------------------------------------------
+    def read_some(self):
+        """Read what is available (non-blocking) and dispatch it."""
+        if self.dead is not None:
+            return False
+        try:
+            data = self.sock.recv(1 << 20)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            self.lost(exc)
+            return True
+        if not data:
+            self.lost(OSError(errno.ECONNRESET, "Connection reset by broker"))
+            return True
+        try:
+            msgs = self.decoder.feed(data)
+        except ProtocolError as exc:
+            self.lost(OSError(errno.EPROTO, f"protocol error: {exc}"))
+            return True
+        dispatch = self.dispatch
+        for msg in msgs:
+            dispatch(msg)
+        return True
+
+    def wait_readable(self, timeout=None):
+        """Block until the socket is readable; return False on timeout."""
+        self.flush()
+        if self.dead is not None:
+            return True
+        r, _, _ = select.select([self.fd], [], [], timeout)
+        return bool(r)
+
+    def dispatch(self, msg):
+        if msg.type == FLUX_MSGTYPE_RESPONSE:
+            state = self.rpcs.get(msg.matchtag)
+            if state is not None:
+                state.deliver_msg(msg)
+                return
+        elif msg.type == FLUX_MSGTYPE_CONTROL:
+            return
+        for w in self.msg_watchers:
+            if w.matches(msg):
+                w.deliver(msg)
+                return
+        self.recvq.append(msg)
+
+    def lost(self, exc):
+        """The broker went away: fail every outstanding RPC."""
+        if self.dead is not None:
+            return
+        self.dead = OSError(exc.errno or errno.ECONNRESET,
+                            exc.strerror or "Connection reset by broker")
+        for reactor in list(_reactors_of(self)):
+            reactor.remove_connection(self)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        pending = list(self.rpcs.values())
+        self.rpcs.clear()
+        for state in pending:
+            state.connection_lost(self.dead)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _reactors_of(conn):
+    from flux.core.reactor import running_stack
+
+    seen = {id(conn.reactor): conn.reactor}
+    for r in running_stack():
+        seen[id(r)] = r
+    return [r for r in seen.values() if conn in r.connections]

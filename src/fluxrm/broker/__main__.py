@@ -1,0 +1,5 @@
+import sys
+
+from fluxrm.broker.broker import main
+
+sys.exit(main())

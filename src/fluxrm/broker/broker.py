@@ -1,0 +1,227 @@
+"""The broker process: attributes, log, services, lifecycle.
+
+Started as ``python -m fluxrm.broker [-Sattr=val ...] [--ready-fd=N]`` (normally
+by ``flux start``).  It creates a private run directory (0700), listens on
+``<rundir>/local``, loads its services, and when ready writes its URI and a
+newline to the ready file descriptor.  SIGTERM or SIGINT, or an owner's
+``broker.shutdown`` request, stops the services in reverse order, removes the
+socket and (unless given with ``-Srundir``) the run directory, and exits 0.
+"""
+
+import argparse
+import asyncio
+import collections
+import errno
+import importlib
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import traceback
+
+from fluxrm.broker.builtins import BUILTIN_SERVICES, ATTR_IMMUTABLE, log_entry
+from fluxrm.broker.connector import listen
+from fluxrm.broker.router import Router
+
+LOG_ERR = 3
+LOG_INFO = 6
+LEVEL_NAMES = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
+
+# Services beyond the builtins, loaded in this order if importable.
+MODULES = [
+    "fluxrm.modules.kvs:KVSService",
+]
+
+
+class Broker:
+    def __init__(self, attrs=None):
+        self.rank = 0
+        self.size = 1
+        self.owner_uid = os.getuid()
+        self.router = Router(self)
+        self.config = {}
+        self.attrs = {}
+        self.logbuf = collections.deque(maxlen=10000)
+        self.services = []
+        self.exit_code = 0
+        self._shutdown = None
+        self._logfile = None
+        self._own_rundir = False
+        self._own_statedir = False
+        self.server = None
+        self._setup_attrs(attrs or {})
+
+    # -- attributes ------------------------------------------------------------
+    def _setup_attrs(self, user):
+        for name, value in user.items():
+            self.attrs[name] = (value, 0)
+        rundir = user.get("rundir")
+        if rundir:
+            os.makedirs(rundir, mode=0o700, exist_ok=True)
+        else:
+            rundir = tempfile.mkdtemp(prefix="flux-")
+            self._own_rundir = True
+        os.chmod(rundir, 0o700)
+        self.rundir = rundir
+        statedir = user.get("statedir")
+        if statedir:
+            os.makedirs(statedir, exist_ok=True)
+        else:
+            statedir = os.path.join(rundir, "state")
+            os.makedirs(statedir, mode=0o700, exist_ok=True)
+            self._own_statedir = True
+        self.statedir = statedir
+        self.socket_path = os.path.join(rundir, "local")
+        fixed = {
+            "rank": str(self.rank),
+            "size": str(self.size),
+            "rundir": rundir,
+            "statedir": statedir,
+            "local-uri": f"local://{self.socket_path}",
+            "instance-level": user.get("instance-level", "0"),
+            "hostlist": user.get("hostlist", socket.gethostname()),
+            "broker.pid": str(os.getpid()),
+            "version": _version(),
+        }
+        for name, value in fixed.items():
+            self.attrs[name] = (value, ATTR_IMMUTABLE)
+        for name, default in (("log-level", "7"), ("log-stderr-level", "3")):
+            self.attrs.setdefault(name, (default, 0))
+        logfile = user.get("log-filename")
+        if logfile:
+            self._logfile = open(logfile, "a", buffering=1)
+
+    def attr(self, name, default=None):
+        entry = self.attrs.get(name)
+        return entry[0] if entry else default
+
+    def _level(self, name):
+        try:
+            return int(self.attr(name))
+        except (TypeError, ValueError):
+            return 7
+
+    # -- log -----------------------------------------------------------------------
+    def log(self, level, text, appname="broker"):
+        entry = log_entry(self.rank, level, appname, text)
+        if level <= self._level("log-level"):
+            self.logbuf.append(entry)
+            logsvc = self.router.services.get("log")
+            if logsvc is not None and logsvc.followers:
+                logsvc.new_entry(entry)
+        line = format_log_entry(entry)
+        if self._logfile is not None:
+            self._logfile.write(line + "\n")
+        if level <= self._level("log-stderr-level"):
+            print(line, file=sys.stderr, flush=True)
+
+    # -- lifecycle -----------------------------------------------------------------
+    def _load_services(self):
+        classes = list(BUILTIN_SERVICES)
+        for spec in MODULES:
+            modname, _, clsname = spec.partition(":")
+            try:
+                module = importlib.import_module(modname)
+            except ModuleNotFoundError as exc:
+                if exc.name == modname:
+                    continue  # not written yet
+                raise
+            classes.append(getattr(module, clsname))
+        for cls in classes:
+            svc = cls(self)
+            self.services.append(svc)
+            self.router.add_service(svc)
+
+    async def run(self, ready_fd=None):
+        loop = asyncio.get_running_loop()
+        self._shutdown = loop.create_future()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(sig, self.request_shutdown, 0)
+        self._load_services()
+        for svc in self.services:
+            await svc.start()
+        self.server = await listen(self, self.socket_path)
+        self.log(LOG_INFO, f"broker ready: {self.attr('local-uri')}")
+        if ready_fd is not None:
+            os.write(ready_fd, (self.attr("local-uri") + "\n").encode())
+            os.close(ready_fd)
+        await self._shutdown
+        self.log(LOG_INFO, "broker shutting down")
+        self.server.close()
+        for svc in reversed(self.services):
+            try:
+                await svc.stop()
+            except Exception:
+                self.log(LOG_ERR, f"{svc.name}: stop failed: " + traceback.format_exc())
+        for conn in list(self.router.connections.values()):
+            conn.transport.close()
+        return self.exit_code
+
+    def request_shutdown(self, code=0):
+        self.exit_code = code
+        if self._shutdown is not None and not self._shutdown.done():
+            self._shutdown.set_result(None)
+
+    def cleanup(self):
+        try:
+            os.unlink(self.socket_path)
+        except OSError:
+            pass
+        if self._own_rundir:
+            shutil.rmtree(self.rundir, ignore_errors=True)
+        elif self._own_statedir:
+            shutil.rmtree(self.statedir, ignore_errors=True)
+        if self._logfile is not None:
+            self._logfile.close()
+
+
+def format_log_entry(entry):
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(entry["timestamp"]))
+    frac = f"{entry['timestamp'] % 1:.6f}"[1:]
+    level = entry["level"]
+    name = LEVEL_NAMES[level] if 0 <= level < len(LEVEL_NAMES) else str(level)
+    return f"{stamp}{frac}Z {entry['appname']}.{name}[{entry['rank']}]: {entry['message']}"
+
+
+def _version():
+    from fluxrm import __version__
+
+    return __version__
+
+
+def parse_setattr(values):
+    attrs = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"flux-broker: invalid attribute '{item}': use ATTR=VAL")
+        attrs[name] = value
+    return attrs
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="flux-broker")
+    parser.add_argument("-S", "--setattr", action="append", metavar="ATTR=VAL")
+    parser.add_argument("--ready-fd", type=int)
+    args = parser.parse_args(argv)
+    try:
+        broker = Broker(parse_setattr(args.setattr))
+    except OSError as exc:
+        print(f"flux-broker: {exc.strerror or exc}: {exc.filename or ''}",
+              file=sys.stderr)
+        return 1
+    try:
+        code = asyncio.run(broker.run(args.ready_fd))
+    except Exception:
+        broker.log(LOG_ERR, "broker failed: " + traceback.format_exc())
+        code = 1
+    finally:
+        broker.cleanup()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""Services built into every broker.
+
+RPC topics:
+
+- ``broker.ping``            echo the payload, plus ``route`` and ``userid``
+- ``broker.shutdown``        (owner) stop the instance
+- ``attr.get``   {name}                  -> {value, flags}
+- ``attr.set``   {name, value}           -> {}   (immutable names: EPERM)
+- ``attr.rm``    {name}                  -> {}
+- ``attr.list``                          -> {names}
+- ``config.get``                         -> the instance configuration object
+- ``log.append`` {level, message, appname?} (usually no response)
+- ``log.dmesg``  {follow?, nobacklog?}   streaming {timestamp, level, rank,
+                                          appname, message}, ends ENODATA
+- ``log.clear``                          -> {}
+- ``service.add`` / ``service.remove`` {service} register a service provided
+                                          by the requesting client
+- ``event.pub``  {topic, payload?}       publish an event, -> {seq}
+"""
+
+import errno
+import os
+import time
+
+from flux.constants import FLUX_ROLE_OWNER
+from fluxrm.broker.service import Service
+
+ATTR_IMMUTABLE = 1
+ATTR_RUNTIME = 2
+
+
+class BrokerService(Service):
+    name = "broker"
+
+    def __init__(self, broker):
+        super().__init__(broker)
+        self.handlers = {
+            "broker.ping": self.ping,
+            "broker.shutdown": self.shutdown,
+        }
+
+    def ping(self, msg):
+        payload = msg.get_object() or {}
+        if not isinstance(payload, dict):
+            payload = {"data": payload}
+        payload = dict(payload)
+        payload["route"] = str(self.broker.rank)
+        payload["userid"] = msg.userid
+        payload["rolemask"] = msg.rolemask
+        self.respond(msg, payload)
+
+    def shutdown(self, msg):
+        self.require_owner(msg)
+        self.respond(msg, {})
+        self.broker.request_shutdown(0)
+
+
+class AttrService(Service):
+    name = "attr"
+
+    def __init__(self, broker):
+        super().__init__(broker)
+        self.handlers = {
+            "attr.get": self.get,
+            "attr.set": self.set,
+            "attr.rm": self.rm,
+            "attr.list": self.list,
+        }
+
+    @staticmethod
+    def _name(msg):
+        name = (msg.get_object() or {}).get("name")
+        if not isinstance(name, str) or not name:
+            raise OSError(errno.EINVAL, "attribute name must be a non-empty string")
+        return name
+
+    def get(self, msg):
+        name = self._name(msg)
+        entry = self.broker.attrs.get(name)
+        if entry is None:
+            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+        value, flags = entry
+        self.respond(msg, {"value": value, "flags": flags})
+
+    def set(self, msg):
+        self.require_owner(msg)
+        name = self._name(msg)
+        value = msg.get_object().get("value")
+        if not isinstance(value, str):
+            raise OSError(errno.EINVAL, "attribute value must be a string")
+        entry = self.broker.attrs.get(name)
+        if entry is not None and entry[1] & ATTR_IMMUTABLE:
+            raise OSError(errno.EPERM, f"attribute {name} is immutable")
+        self.broker.attrs[name] = (value, ATTR_RUNTIME)
+        self.respond(msg, {})
+
+    def rm(self, msg):
+        self.require_owner(msg)
+        name = self._name(msg)
+        entry = self.broker.attrs.get(name)
+        if entry is None:
+            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+        if entry[1] & ATTR_IMMUTABLE:
+            raise OSError(errno.EPERM, f"attribute {name} is immutable")
+        del self.broker.attrs[name]
+        self.respond(msg, {})
+
+    def list(self, msg):
+        self.respond(msg, {"names": sorted(self.broker.attrs)})
+
+
+class ConfigService(Service):
+    name = "config"
+
+    def __init__(self, broker):
+        super().__init__(broker)
+        self.handlers = {"config.get": self.get}
+
+    def get(self, msg):
+        self.respond(msg, self.broker.config)
+
+
+class LogService(Service):
+    name = "log"
+
+    def __init__(self, broker):
+        super().__init__(broker)
+        self.handlers = {
+            "log.append": self.append,
+            "log.dmesg": self.dmesg,
+            "log.clear": self.clear,
+        }
+        self.followers = {}  # (sender, matchtag) -> msg
+
+    def append(self, msg):
+        req = msg.get_object() or {}
+        level = req.get("level", 6)
+        text = req.get("message", "")
+        if not isinstance(level, int) or not isinstance(text, str):
+            raise OSError(errno.EPROTO, "log.append: malformed request")
+        self.broker.log(level, text, appname=req.get("appname", "client"))
+        if not msg.flags & 0x02:  # MSGFLAG_NORESPONSE
+            self.respond(msg, {})
+
+    def dmesg(self, msg):
+        req = msg.get_object() or {}
+        if not req.get("nobacklog"):
+            for entry in list(self.broker.logbuf):
+                self.respond(msg, entry)
+        if req.get("follow"):
+            self.followers[(msg.sender, msg.matchtag)] = msg
+        else:
+            self.respond_error(msg, errno.ENODATA)
+
+    def clear(self, msg):
+        self.require_owner(msg)
+        self.broker.logbuf.clear()
+        self.respond(msg, {})
+
+    def new_entry(self, entry):
+        """Called by the broker for each log entry: feed ``dmesg --follow``."""
+        for (sender, _tag), msg in list(self.followers.items()):
+            if sender.closed:
+                del self.followers[(sender, _tag)]
+            else:
+                self.respond(msg, entry)
+
+    def disconnect(self, sender):
+        for key in [k for k in self.followers if k[0] is sender]:
+            del self.followers[key]
+
+
+class ServiceRegistry(Service):
+    """Lets clients provide services (``h.service_register``)."""
+
+    name = "service"
+
+    def __init__(self, broker):
+        super().__init__(broker)
+        self.handlers = {
+            "service.add": self.add,
+            "service.remove": self.remove,
+        }
+
+    @staticmethod
+    def _service_name(msg):
+        name = (msg.get_object() or {}).get("service")
+        if not isinstance(name, str) or not name:
+            raise OSError(errno.EINVAL, "service name must be a non-empty string")
+        return name
+
+    def add(self, msg):
+        if not msg.rolemask & FLUX_ROLE_OWNER:
+            raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+        self.broker.router.register_client_service(self._service_name(msg), msg.sender)
+        self.respond(msg, {})
+
+    def remove(self, msg):
+        self.broker.router.unregister_client_service(self._service_name(msg), msg.sender)
+        self.respond(msg, {})
+
+
+class EventService(Service):
+    name = "event"
+
+    def __init__(self, broker):
+        super().__init__(broker)
+        self.handlers = {"event.pub": self.pub}
+
+    def pub(self, msg):
+        req = msg.get_object() or {}
+        topic = req.get("topic")
+        if not isinstance(topic, str) or not topic:
+            raise OSError(errno.EINVAL, "event.pub: topic must be a non-empty string")
+        self.broker.router.publish(topic, req.get("payload"))
+        self.respond(msg, {"seq": self.broker.router.event_seq})
+
+
+def log_entry(rank, level, appname, text):
+    return {
+        "timestamp": time.time(),
+        "level": level,
+        "rank": rank,
+        "appname": appname,
+        "message": text,
+    }
+
+
+BUILTIN_SERVICES = [
+    BrokerService,
+    AttrService,
+    ConfigService,
+    LogService,
+    ServiceRegistry,
+    EventService,
+]

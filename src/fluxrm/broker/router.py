@@ -1,0 +1,217 @@
+"""Message routing inside one broker.
+
+Requests go to the service that owns the topic's first word (or a longer
+dotted name registered by a client); a topic nobody owns gets ENOSYS.
+Responses from client-registered services travel back along the route stack
+of the request.  Events are published to every subscriber whose topic prefix
+matches, in-process callbacks and client connections alike.
+
+Every request carries a destination ``nodeid``: ``FLUX_NODEID_ANY`` and
+``FLUX_NODEID_UPSTREAM`` are served here on a single-rank instance, as is our
+own rank; any other rank is unreachable until an overlay joins more ranks.
+"""
+
+import asyncio
+import errno
+import os
+import traceback
+
+from flux.constants import (
+    FLUX_MSGTYPE_REQUEST,
+    FLUX_MSGTYPE_RESPONSE,
+    FLUX_MSGTYPE_EVENT,
+    FLUX_NODEID_ANY,
+    FLUX_NODEID_UPSTREAM,
+)
+from flux.message import Message, MSGFLAG_NORESPONSE
+
+LOG_ERR = 3
+LOG_DEBUG = 7
+
+
+class ClientService:
+    """A service registered by a client connection (``service_register``)."""
+
+    def __init__(self, name, conn):
+        self.name = name
+        self.conn = conn
+
+    def forward(self, msg, sender):
+        fwd = msg
+        fwd.route = (msg.route or []) + [sender.ident]
+        self.conn.send(fwd)
+
+
+class Router:
+    def __init__(self, broker):
+        self.broker = broker
+        self.services = {}  # name -> Service or ClientService
+        self.dotted_services = False
+        self.subscriptions = {}  # topic prefix -> set of subscribers
+        self.connections = {}  # ident -> connection
+        self.event_seq = 0
+        self._tasks = set()
+
+    # -- services ------------------------------------------------------------
+    def add_service(self, service):
+        self.services[service.name] = service
+
+    def register_client_service(self, name, conn):
+        if name in self.services:
+            raise OSError(errno.EEXIST, f"service {name} already registered")
+        self.services[name] = ClientService(name, conn)
+        if "." in name:
+            self.dotted_services = True
+        conn.client_services.add(name)
+
+    def unregister_client_service(self, name, conn):
+        svc = self.services.get(name)
+        if not isinstance(svc, ClientService) or svc.conn is not conn:
+            raise OSError(errno.ENOENT, f"service {name} is not registered")
+        del self.services[name]
+        conn.client_services.discard(name)
+
+    def lookup(self, topic):
+        name, _, _ = topic.partition(".")
+        svc = self.services.get(name)
+        if self.dotted_services:
+            # a longer registered name wins over its first word
+            parts = topic.split(".")
+            for i in range(len(parts) - 1, 1, -1):
+                longer = self.services.get(".".join(parts[:i]))
+                if longer is not None:
+                    return longer
+        return svc
+
+    # -- connections ---------------------------------------------------------
+    def add_connection(self, conn):
+        self.connections[conn.ident] = conn
+
+    def drop_connection(self, conn):
+        self.connections.pop(conn.ident, None)
+        for prefix in list(conn.subscriptions):
+            self.unsubscribe(prefix, conn)
+        for name in list(conn.client_services):
+            self.services.pop(name, None)
+        for name in conn.services_used:
+            svc = self.services.get(name)
+            if svc is not None and hasattr(svc, "disconnect"):
+                try:
+                    svc.disconnect(conn)
+                except Exception:  # a service bug must not take the broker down
+                    self.broker.log(LOG_ERR, f"{name}: disconnect: "
+                                    + traceback.format_exc())
+
+    # -- dispatch ------------------------------------------------------------
+    def dispatch(self, msg, sender):
+        """Route one message that arrived from ``sender``."""
+        mtype = msg.type
+        if mtype == FLUX_MSGTYPE_REQUEST:
+            self.dispatch_request(msg, sender)
+        elif mtype == FLUX_MSGTYPE_RESPONSE:
+            self.dispatch_response(msg)
+        elif mtype == FLUX_MSGTYPE_EVENT:
+            self.publish_message(msg)
+
+    def dispatch_request(self, msg, sender):
+        msg.sender = sender
+        nodeid = msg.nodeid
+        if nodeid != FLUX_NODEID_ANY and nodeid != self.broker.rank:
+            if nodeid == FLUX_NODEID_UPSTREAM and self.broker.rank == 0:
+                pass  # rank 0 has no upstream: serve here, as upstream does
+            elif nodeid != FLUX_NODEID_UPSTREAM:
+                self.error(msg, errno.EHOSTUNREACH,
+                           f"No route to rank {nodeid}")
+                return
+        topic = msg._topic or ""
+        svc = self.lookup(topic)
+        if svc is None:
+            self.error(msg, errno.ENOSYS, None)
+            return
+        if isinstance(svc, ClientService):
+            svc.forward(msg, sender)
+            return
+        sender.services_used.add(svc.name)
+        handler = svc.handlers.get(topic)
+        if handler is None:
+            self.error(msg, errno.ENOSYS, None)
+            return
+        try:
+            result = handler(msg)
+        except Exception as exc:
+            self.handler_failed(svc, msg, exc)
+            return
+        if asyncio.iscoroutine(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(lambda t, s=svc, m=msg: self._task_done(t, s, m))
+
+    def _task_done(self, task, svc, msg):
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.handler_failed(svc, msg, exc)
+
+    def handler_failed(self, svc, msg, exc):
+        if isinstance(exc, OSError) and exc.errno:
+            self.error(msg, exc.errno, exc.strerror)
+            return
+        if isinstance(exc, (ValueError, TypeError, KeyError)):
+            # malformed request payloads end up here
+            self.error(msg, errno.EPROTO, f"{msg._topic}: {exc}")
+            return
+        self.broker.log(LOG_ERR, f"{svc.name}: {msg._topic}: "
+                        + "".join(traceback.format_exception(exc)))
+        self.error(msg, errno.EPROTO, f"{msg._topic}: internal error: {exc}")
+
+    def error(self, msg, errnum, errstr):
+        """Answer a request with an error unless it asked for no response."""
+        if msg.flags & MSGFLAG_NORESPONSE:
+            return
+        sender = msg.sender
+        if sender is not None and not sender.closed:
+            sender.send(msg.response(errnum=errnum,
+                                     errstr=errstr or os.strerror(errnum)))
+
+    def dispatch_response(self, msg):
+        route = msg.route
+        if not route:
+            return
+        ident = route.pop()
+        conn = self.connections.get(ident)
+        if conn is not None and not conn.closed:
+            conn.send(msg)
+
+    # -- events ----------------------------------------------------------------
+    def subscribe(self, prefix, subscriber):
+        self.subscriptions.setdefault(prefix, set()).add(subscriber)
+        if hasattr(subscriber, "subscriptions"):
+            subscriber.subscriptions.add(prefix)
+
+    def unsubscribe(self, prefix, subscriber):
+        subs = self.subscriptions.get(prefix)
+        if subs is not None:
+            subs.discard(subscriber)
+            if not subs:
+                del self.subscriptions[prefix]
+        if hasattr(subscriber, "subscriptions"):
+            subscriber.subscriptions.discard(prefix)
+
+    def publish(self, topic, payload=None):
+        """Publish an event originating in this broker."""
+        self.publish_message(Message.build(FLUX_MSGTYPE_EVENT, topic, payload))
+
+    def publish_message(self, msg):
+        self.event_seq += 1
+        msg.seq = self.event_seq
+        topic = msg._topic or ""
+        delivered = set()
+        for prefix, subs in list(self.subscriptions.items()):
+            if topic.startswith(prefix):
+                for sub in list(subs):
+                    if sub in delivered:
+                        continue
+                    delivered.add(sub)
+                    sub.deliver_event(msg)

@@ -1,0 +1,1 @@
+"""In-process broker services, one module per service."""
