@@ -1,0 +1,1 @@
+"""The ``flux`` command line: one module per subcommand, each with main(argv)."""
