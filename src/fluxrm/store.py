@@ -1,0 +1,201 @@
+"""SQLite persistence for the broker's services, with group commit.
+
+One ``Store`` wraps one SQLite database file (normally
+``<statedir>/content.sqlite``) opened in WAL mode with a single connection
+that lives on the broker's asyncio loop.  Every service of the broker shares
+it (the KVS today; job ingest, the job manager and friends later), each in
+its own tables.
+
+Group commit
+    Writes never commit one by one.  The first write of a loop turn opens a
+    transaction (``BEGIN``) and schedules a flush with ``loop.call_soon``;
+    every write issued during the same turn joins that transaction; the flush
+    then ``COMMIT``s them all at once.  Reads on the connection see the
+    uncommitted writes of the batch, so callers never need to flush before
+    reading.  Without a running loop (scripts, unit tests) the batch stays
+    open until ``flush()`` or ``close()``.
+
+API
+    ``Store(path, synchronous="NORMAL")``
+        open or create the database.  ``path=":memory:"`` works for tests.
+    ``execute(sql, params=())`` / ``executemany(sql, seq)``
+        run a write statement inside the current batch; return the cursor.
+    ``query(sql, params=())`` / ``query_one(sql, params=())``
+        read rows (a list / the first row or ``None``); sees pending writes.
+    ``script(sql)``
+        run DDL (``CREATE TABLE IF NOT EXISTS ...``) outside any batch,
+        committing the open batch first.
+    ``savepoint()``
+        context manager making a group of writes atomic *within* the batch:
+        if the block raises, its writes are rolled back and the exception
+        propagates; the rest of the batch is unaffected.
+    ``durable()``
+        an ``asyncio.Future`` resolved (with ``None``) once every write issued
+        so far is committed, or failed with the ``sqlite3.Error`` if the
+        commit failed.  Already resolved when nothing is pending.
+    ``on_durable(callback)``
+        call ``callback(exc)`` once the writes issued so far are committed
+        (``exc`` is ``None``) or failed (``exc`` is the error).  Runs at once,
+        synchronously, when nothing is pending.
+    ``flush(sync=False)``
+        commit the current batch now.  ``sync=True`` additionally checkpoints
+        the WAL into the main database file with ``fsync`` (a "hard" flush).
+    ``close()``
+        flush, then close the connection.  Further writes raise
+        ``sqlite3.ProgrammingError``.
+    ``in_batch`` (property), ``path`` (attribute), ``conn`` (the
+    ``sqlite3.Connection``, for read-only use by callers that need cursors).
+
+Durability: with the default ``synchronous=NORMAL`` a committed batch
+survives the broker being killed (SIGKILL) but not necessarily a power loss;
+``flush(sync=True)`` or ``synchronous="FULL"`` covers that too.
+"""
+
+import asyncio
+import contextlib
+import itertools
+import sqlite3
+
+__all__ = ["Store"]
+
+
+class Store:
+    def __init__(self, path, synchronous="NORMAL"):
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"invalid synchronous mode {synchronous!r}")
+        self.path = str(path)
+        # isolation_level=None: the module never opens transactions behind
+        # our back; we issue BEGIN/COMMIT ourselves.
+        self.conn = sqlite3.connect(self.path, isolation_level=None,
+                                    check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA synchronous={synchronous}")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self._in_batch = False
+        self._flush_handle = None
+        self._waiters = []  # callbacks(exc) for the open batch
+        self._sp_counter = itertools.count(1)
+        self._closed = False
+
+    # -- writes ------------------------------------------------------------------
+    @property
+    def in_batch(self):
+        return self._in_batch
+
+    def _begin(self):
+        if self._closed:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed store")
+        if self._in_batch:
+            return
+        self.conn.execute("BEGIN")
+        self._in_batch = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            self._flush_handle = loop.call_soon(self._scheduled_flush)
+
+    def execute(self, sql, params=()):
+        self._begin()
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql, seq):
+        self._begin()
+        return self.conn.executemany(sql, seq)
+
+    @contextlib.contextmanager
+    def savepoint(self):
+        self._begin()
+        name = f"sp{next(self._sp_counter)}"
+        self.conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute(f"ROLLBACK TO {name}")
+            self.conn.execute(f"RELEASE {name}")
+            raise
+        self.conn.execute(f"RELEASE {name}")
+
+    def script(self, sql):
+        self.flush()
+        self.conn.executescript(sql)
+
+    # -- reads ---------------------------------------------------------------------
+    def query(self, sql, params=()):
+        return self.conn.execute(sql, params).fetchall()
+
+    def query_one(self, sql, params=()):
+        return self.conn.execute(sql, params).fetchone()
+
+    # -- commit ----------------------------------------------------------------------
+    def _scheduled_flush(self):
+        self._flush_handle = None
+        try:
+            self.flush()
+        except sqlite3.Error:
+            pass  # already reported to the waiters
+
+    def flush(self, sync=False):
+        """Commit the open batch (if any); notify waiters.
+
+        Raises the ``sqlite3.Error`` if the commit fails (the batch is then
+        rolled back and every waiter receives the error).
+        """
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        waiters, self._waiters = self._waiters, []
+        exc = None
+        if self._in_batch:
+            self._in_batch = False
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                exc = e
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+        if exc is None and sync and not self._closed:
+            self.conn.execute("PRAGMA wal_checkpoint(FULL)")
+        for cb in waiters:
+            cb(exc)
+        if exc is not None:
+            raise exc
+
+    def on_durable(self, callback):
+        if not self._in_batch:
+            callback(None)
+        else:
+            self._waiters.append(callback)
+
+    def durable(self):
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+
+        def done(exc):
+            if fut.done():
+                return
+            if exc is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(exc)
+
+        self.on_durable(done)
+        return fut
+
+    def close(self):
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
