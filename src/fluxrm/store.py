@@ -43,8 +43,15 @@ API
     ``close()``
         flush, then close the connection.  Further writes raise
         ``sqlite3.ProgrammingError``.
-    ``in_batch`` (property), ``path`` (attribute), ``conn`` (the
+    ``in_batch`` and ``closed`` (properties), ``path`` (attribute), ``conn`` (the
     ``sqlite3.Connection``, for read-only use by callers that need cursors).
+
+Sharing
+    ``shared_store(broker)`` returns the broker's one ``Store`` on
+    ``<statedir>/content.sqlite``, opening it on first use and keeping it in
+    ``broker.store``; every service should use it rather than open its own
+    connection (one writer).  The KVS service, loaded first, closes it when
+    it stops (services stop in reverse order, so after everyone else).
 
 Durability: with the default ``synchronous=NORMAL`` a committed batch
 survives the broker being killed (SIGKILL) but not necessarily a power loss;
@@ -54,9 +61,21 @@ survives the broker being killed (SIGKILL) but not necessarily a power loss;
 import asyncio
 import contextlib
 import itertools
+import os
 import sqlite3
 
-__all__ = ["Store"]
+__all__ = ["Store", "shared_store", "STORE_FILENAME"]
+
+STORE_FILENAME = "content.sqlite"
+
+
+def shared_store(broker):
+    """The broker's shared store (opened on first use)."""
+    store = getattr(broker, "store", None)
+    if store is None or store.closed:
+        store = Store(os.path.join(broker.statedir, STORE_FILENAME))
+        broker.store = store
+    return store
 
 
 class Store:
@@ -78,6 +97,10 @@ class Store:
         self._closed = False
 
     # -- writes ------------------------------------------------------------------
+    @property
+    def closed(self):
+        return self._closed
+
     @property
     def in_batch(self):
         return self._in_batch

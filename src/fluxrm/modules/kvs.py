@@ -1,7 +1,7 @@
 """The KVS service: Flux's key-value store, persisted in SQLite.
 
-Data lives in ``<statedir>/content.sqlite`` (shared with other services via
-``fluxrm.store.Store``), so an instance restarted with the same
+Data lives in ``<statedir>/content.sqlite`` (the broker's shared
+``fluxrm.store.Store``, see ``shared_store``), so an instance restarted with the same
 ``-Sstatedir`` finds its keys again.  The tree rules (keys, directories,
 symlinks, namespaces, ordered atomic transactions) are in
 ``fluxrm.kvstree``; this module adds the RPC interface, watches and group
@@ -99,7 +99,7 @@ from fluxrm.kvstree import (
     normalize_key,
     oserror,
 )
-from fluxrm.store import Store
+from fluxrm.store import shared_store
 
 LOG_ERR = 3
 
@@ -238,8 +238,7 @@ class KVSService(Service):
 
     # -- lifecycle ---------------------------------------------------------------
     async def start(self):
-        path = os.path.join(self.broker.statedir, "content.sqlite")
-        self.store = Store(path)
+        self.store = shared_store(self.broker)
         self.tree = KVSTree(self.store, owner=self.broker.owner_uid)
         self.store.flush()
 

@@ -1,0 +1,169 @@
+"""fluxrm.store: WAL, group commit, savepoints, durability."""
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from fluxrm.store import Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "test.sqlite")
+    s.script("CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER)")
+    yield s
+    s.close()
+
+
+def other_conn(store):
+    return sqlite3.connect(store.path)
+
+
+def committed(store):
+    with other_conn(store) as c:
+        return sorted(c.execute("SELECT k, v FROM t").fetchall())
+
+
+def test_wal_mode(store):
+    assert store.query_one("PRAGMA journal_mode")[0] == "wal"
+
+
+def test_reads_see_pending_writes_before_flush(store):
+    store.execute("INSERT INTO t VALUES ('a', 1)")
+    assert store.in_batch
+    assert store.query("SELECT k, v FROM t") == [("a", 1)]
+    assert committed(store) == []  # another connection sees nothing yet
+    store.flush()
+    assert not store.in_batch
+    assert committed(store) == [("a", 1)]
+
+
+def test_executemany_and_close_flushes(tmp_path):
+    s = Store(tmp_path / "x.sqlite")
+    s.script("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+    s.executemany("INSERT INTO t VALUES (?, ?)", [("a", 1), ("b", 2)])
+    s.close()
+    s.close()  # idempotent
+    with pytest.raises(sqlite3.ProgrammingError):
+        s.execute("INSERT INTO t VALUES ('c', 3)")
+    s2 = Store(tmp_path / "x.sqlite")
+    assert s2.query("SELECT k, v FROM t ORDER BY k") == [("a", 1), ("b", 2)]
+    s2.close()
+
+
+def test_savepoint_rolls_back_only_its_block(store):
+    store.execute("INSERT INTO t VALUES ('a', 1)")
+    with pytest.raises(RuntimeError):
+        with store.savepoint():
+            store.execute("INSERT INTO t VALUES ('b', 2)")
+            raise RuntimeError("boom")
+    with store.savepoint():
+        store.execute("INSERT INTO t VALUES ('c', 3)")
+    store.flush()
+    assert committed(store) == [("a", 1), ("c", 3)]
+
+
+def test_on_durable_without_batch_runs_at_once(store):
+    calls = []
+    store.on_durable(calls.append)
+    assert calls == [None]
+
+
+def test_on_durable_after_flush(store):
+    calls = []
+    store.execute("INSERT INTO t VALUES ('a', 1)")
+    store.on_durable(calls.append)
+    assert calls == []
+    store.flush(sync=True)
+    assert calls == [None]
+
+
+def test_failed_commit_reports_error(store):
+    store.script("CREATE TABLE IF NOT EXISTS p (id INTEGER PRIMARY KEY);"
+                 "CREATE TABLE IF NOT EXISTS c (pid INTEGER REFERENCES p(id)"
+                 " DEFERRABLE INITIALLY DEFERRED)")
+    store.execute("INSERT INTO t VALUES ('a', 1)")
+    store.execute("INSERT INTO c VALUES (42)")  # violates the FK at COMMIT
+    calls = []
+    store.on_durable(calls.append)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.flush()
+    assert len(calls) == 1 and isinstance(calls[0], sqlite3.IntegrityError)
+    assert committed(store) == []  # the whole batch was rolled back
+    store.execute("INSERT INTO t VALUES ('b', 2)")  # the store is usable again
+    store.flush()
+    assert committed(store) == [("b", 2)]
+
+
+def test_group_commit_one_transaction_per_loop_turn(store):
+    commits = []
+
+    async def main():
+        # count COMMITs through the durable callbacks: all writes issued in one
+        # turn share one batch, hence one callback invocation per batch
+        for i in range(5):
+            store.execute("INSERT INTO t VALUES (?, ?)", (f"k{i}", i))
+            store.on_durable(lambda exc, i=i: commits.append((i, exc)))
+        assert store.in_batch
+        await store.durable()
+        assert not store.in_batch
+        first = list(commits)
+        store.execute("INSERT INTO t VALUES ('z', 9)")
+        fut = store.durable()
+        assert not fut.done()
+        await fut
+        return first
+
+    first = asyncio.run(main())
+    assert first == [(i, None) for i in range(5)]
+    assert len(committed(store)) == 6
+
+
+def test_durable_resolved_when_idle(store):
+    async def main():
+        fut = store.durable()
+        assert fut.done()
+        await fut
+
+    asyncio.run(main())
+
+
+def test_killed_writer_keeps_committed_batches(tmp_path):
+    """SIGKILL after a flushed batch: the batch survives, the open one is lost."""
+    path = tmp_path / "kill.sqlite"
+    code = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {os.path.join(os.path.dirname(__file__), '..', 'src')!r})
+        from fluxrm.store import Store
+        s = Store({str(path)!r})
+        s.script("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+        s.execute("INSERT INTO t VALUES ('kept', 1)")
+        s.flush()
+        s.execute("INSERT INTO t VALUES ('lost', 2)")
+        print("ready", flush=True)
+        sys.stdin.read()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    s = Store(path)
+    assert s.query("SELECT k FROM t") == [("kept",)]
+    s.close()
+
+
+def test_bad_synchronous_mode(tmp_path):
+    with pytest.raises(ValueError):
+        Store(tmp_path / "y.sqlite", synchronous="bogus")
