@@ -148,8 +148,6 @@ class Reactor:
                 return
 
     def _poll(self, timeout):
-        for conn in self.connections:
-            conn.flush()
         events = self.selector.select(timeout)
         for key, mask in events:
             for w in list(self.fd_watchers.get(key.fd, ())):
@@ -175,6 +173,9 @@ class Reactor:
                 self._run_ready()
                 if self._stop_code is not None:
                     break
+                for conn in list(self.connections):
+                    conn.flush()  # may find the broker gone and fail futures
+                self._run_ready()
                 if until is not None and until():
                     break
                 if until is None and not self.has_work():
