@@ -568,3 +568,28 @@ def test_log_and_dmesg(h, flux_cli, instance):
     res = flux_cli("dmesg", env=instance.env())
     assert res.returncode == 0
     assert "hello from a test" in res.stdout
+
+
+def test_provider_gone_answers_inflight_requests(instance, h):
+    import subprocess
+    import sys
+
+    code = ("import flux, sys\n"
+            "from flux.constants import FLUX_MSGTYPE_REQUEST\n"
+            "h = flux.Flux()\n"
+            "h.service_register('mute').get()\n"
+            "def cb(h, w, msg, arg):\n"
+            "    import os; os._exit(0)\n"  # die with the request unanswered
+            "h.msg_watcher_create(cb, FLUX_MSGTYPE_REQUEST, 'mute.*').start()\n"
+            "print('ready', flush=True)\n"
+            "h.reactor_run()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=instance.env(),
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    with pytest.raises(OSError) as e:
+        h.rpc("mute.hello").get()
+    assert e.value.errno == errno.ENOSYS
+    proc.wait(30)
+    with pytest.raises(OSError) as e:
+        h.rpc("mute.hello").get()
+    assert e.value.errno == errno.ENOSYS

@@ -23,23 +23,33 @@ from flux.constants import (
     FLUX_NODEID_ANY,
     FLUX_NODEID_UPSTREAM,
 )
-from flux.message import Message, MSGFLAG_NORESPONSE
+from flux.message import Message, MSGFLAG_NORESPONSE, MSGFLAG_STREAMING
 
 LOG_ERR = 3
 LOG_DEBUG = 7
 
 
 class ClientService:
-    """A service registered by a client connection (``service_register``)."""
+    """A service registered by a client connection (``service_register``).
+
+    Requests in flight are remembered so that, if the provider goes away,
+    each requester gets an error instead of waiting forever.
+    """
 
     def __init__(self, name, conn):
         self.name = name
         self.conn = conn
+        self.inflight = {}  # (requester ident, matchtag) -> request
 
     def forward(self, msg, sender):
-        fwd = msg
-        fwd.route = (msg.route or []) + [sender.ident]
-        self.conn.send(fwd)
+        if not msg.flags & MSGFLAG_NORESPONSE:
+            self.inflight[(sender.ident, msg.matchtag)] = msg
+        msg.route = (msg.route or []) + [sender.ident]
+        self.conn.send(msg)
+
+    def answered(self, rsp, ident):
+        if not rsp.flags & MSGFLAG_STREAMING or rsp.errnum:
+            self.inflight.pop((ident, rsp.matchtag), None)
 
 
 class Router:
@@ -92,7 +102,9 @@ class Router:
         for prefix in list(conn.subscriptions):
             self.unsubscribe(prefix, conn)
         for name in list(conn.client_services):
-            self.services.pop(name, None)
+            svc = self.services.pop(name, None)
+            for req in svc.inflight.values() if svc else ():
+                self.error(req, errno.ENOSYS, f"service {name} went away")
         for name in conn.services_used:
             svc = self.services.get(name)
             if svc is not None and hasattr(svc, "disconnect"):
@@ -180,6 +192,9 @@ class Router:
         if not route:
             return
         ident = route.pop()
+        svc = self.lookup(msg._topic or "")
+        if isinstance(svc, ClientService):
+            svc.answered(msg, ident)
         conn = self.connections.get(ident)
         if conn is not None and not conn.closed:
             conn.send(msg)
