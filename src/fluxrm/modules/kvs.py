@@ -75,6 +75,7 @@ of ``fluxrm.kvstree``; applied at once, watchers notified once durable;
 import base64
 import errno
 import os
+import sqlite3
 
 from flux.constants import (
     FLUX_KVS_READDIR,
@@ -279,7 +280,10 @@ class KVSService(Service):
             self._queue(on_durable)
         if flags & FLUX_KVS_SYNC and namespace == PRIMARY:
             self.tree.checkpoint_put(PRIMARY)
-            self.store.flush(sync=True)  # delivers the outbox at once
+            try:
+                self.store.flush(sync=True)  # delivers the outbox at once
+            except sqlite3.Error:
+                pass  # the outbox callbacks were given the error
         return version
 
     def namespace_create(self, name, owner, flags=0):
