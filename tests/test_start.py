@@ -80,7 +80,8 @@ def test_broker_opts_and_log_filename(tmp_path):
 
 
 def test_broker_death_is_reported():
-    res = flux_start("sh", "-c", "kill -KILL $(flux getattr broker.pid); sleep 30")
+    getattr_cmd = f"{sys.executable} -m fluxrm.cli.main getattr broker.pid"
+    res = flux_start("sh", "-c", f"kill -KILL $({getattr_cmd}); sleep 30")
     assert res.returncode != 0
     assert "broker exited unexpectedly" in res.stderr
 
