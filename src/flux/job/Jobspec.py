@@ -1,0 +1,1015 @@
+"""Job descriptions: RFC 14 canonical jobspec and its RFC 25 version 1.
+
+`Jobspec` validates and wraps a ``{"resources", "tasks", "attributes",
+"version"}`` document; `JobspecV1` adds the version 1 restrictions and the
+factories that build jobspecs the way ``flux run`` / ``flux batch`` /
+``flux alloc`` do (`JobspecV1.from_command`, `~JobspecV1.per_resource`,
+`~JobspecV1.from_nest_command`, `~JobspecV1.from_batch_command`).
+`validate_jobspec` checks a JSON jobspec (the job-ingest validator).
+
+Validation raises `TypeError` for a value of the wrong type and
+`ValueError` for a missing, extraneous or out-of-range value, stopping at
+the first problem.  Constraint hostlists (RFC 31) are checked for type
+only: upstream compares them with a live instance's hostlist, which a
+client-side validator cannot do; the scheduler rejects impossible ones.
+
+Nothing here talks to a server.  `yaml` and `flux.util` are imported on
+first use so that ``import flux.job`` stays cheap.
+"""
+
+import json
+import math
+import os
+import re
+from collections import abc, defaultdict
+from datetime import timedelta
+
+__all__ = ["Jobspec", "JobspecV1", "validate_jobspec"]
+
+_TOP_KEYS = ("resources", "tasks", "attributes", "version")
+_TASK_KEYS = ("command", "slot", "count")
+_TASK_COUNT_KEYS = ("per_slot", "per_resource", "total")
+_RANGE_KEYS = ("min", "max", "operand", "operator")
+_RANGE_OPERATORS = ("+", "*", "^")
+_NONZERO_TYPES = ("node", "slot", "core")
+_CONSTRAINT_NESTED = ("and", "or", "not")
+_CONSTRAINT_LEAF = ("properties", "hostlist", "ranks")
+
+# "a-b[:operand[:op]]" or "a+[:operand[:op]]"
+_COUNT_RANGE = re.compile(
+    r"([0-9]+)(?:-([0-9]+)|(\+))(?::([0-9]+)(?::(.))?)?"
+)
+
+
+# ---------------------------------------------------------------------------
+# Small validation helpers
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_sequence(value):
+    """A list-like value: a Sequence that is not a string."""
+    return isinstance(value, abc.Sequence) and not isinstance(
+        value, (str, bytes, bytearray)
+    )
+
+
+def _require_keys(mapping, keys):
+    for key in keys:
+        if key not in mapping:
+            raise ValueError(f"Missing key ({key})")
+
+
+def _reject_extra_keys(mapping, allowed):
+    for key in mapping:
+        if key not in allowed:
+            raise ValueError(f"Extraneous key ({key})")
+
+
+def _check_toplevel_keys(doc):
+    """A jobspec document has exactly the four top-level keys."""
+    if not isinstance(doc, abc.Mapping):
+        raise TypeError("jobspec must be a mapping")
+    _require_keys(doc, _TOP_KEYS)
+    _reject_extra_keys(doc, _TOP_KEYS)
+
+
+# ---------------------------------------------------------------------------
+# Resource counts
+
+
+def _check_range(lo, hi, operand, operator):
+    """Check an RFC 14 count range ``{min, max?, operand?, operator?}``."""
+    for name, value in (("min", lo), ("max", hi), ("operand", operand)):
+        if value is None and name != "min":
+            continue
+        if not _is_int(value):
+            raise TypeError(f"count {name} must be an int")
+        if value < 1:
+            raise ValueError(f"count {name} must be >= 1")
+    if hi is not None and hi < lo:
+        raise ValueError("count max must be >= min")
+    if (operand is None) != (operator is None):
+        raise ValueError("count operand and operator must be given together")
+    if operator is None:
+        return
+    if not isinstance(operator, str):
+        raise TypeError("count operator must be a string")
+    if operator not in _RANGE_OPERATORS:
+        raise ValueError(f"invalid count operator '{operator}'")
+    if operator in ("*", "^") and operand < 2:
+        raise ValueError(f"count operand must be > 1 for operator '{operator}'")
+    if operator == "^" and lo < 2:
+        raise ValueError("count min must be > 1 for operator '^'")
+
+
+def _check_range_dict(count):
+    _require_keys(count, ("min",))
+    _reject_extra_keys(count, _RANGE_KEYS)
+    _check_range(count["min"], count.get("max"), count.get("operand"),
+                 count.get("operator"))
+
+
+def _parse_count_string(count):
+    """Return the smallest count a count string allows, or raise ValueError.
+
+    Strings are an RFC 22 idset (``"1,4-6"``) or a range
+    ``"min-max[:operand[:operator]]"`` / ``"min+[:operand[:operator]]"``.
+    """
+    m = _COUNT_RANGE.fullmatch(count)
+    if m and (m.group(3) or m.group(4)):
+        lo = int(m.group(1))
+        hi = None if m.group(3) else int(m.group(2))
+        operand = None if m.group(4) is None else int(m.group(4))
+        operator = m.group(5)
+        if operand is not None and operator is None:
+            operator = "+"
+        _check_range(lo, hi, operand, operator)
+        return lo
+    from flux.idset import IDset
+
+    try:
+        ids = IDset(count)
+    except ValueError:
+        raise ValueError(f"invalid count string '{count}'") from None
+    if not ids:
+        raise ValueError("count string must not be empty")
+    return ids.first()
+
+
+def _check_count(rtype, count):
+    if _is_int(count):
+        minimum = 1 if rtype in _NONZERO_TYPES else 0
+        if count < minimum:
+            raise ValueError(f"{rtype} count must be >= {minimum}")
+    elif isinstance(count, abc.Mapping):
+        _check_range_dict(count)
+    elif isinstance(count, str):
+        if _parse_count_string(count) < 1 and rtype in _NONZERO_TYPES:
+            raise ValueError(f"{rtype} count must be >= 1")
+    else:
+        raise TypeError(f"{rtype} count must be an int, a mapping or a string")
+
+
+def _min_count(count):
+    """The count a resource contributes when counting: the smallest allowed."""
+    if _is_int(count):
+        return count
+    if isinstance(count, abc.Mapping):
+        return count["min"]
+    return _parse_count_string(count)
+
+
+# ---------------------------------------------------------------------------
+# Resources, tasks, attributes
+
+
+def _check_resource(res):
+    if not isinstance(res, abc.Mapping):
+        raise TypeError("resource must be a mapping")
+    _require_keys(res, ("type",))
+    rtype = res["type"]
+    if not isinstance(rtype, str):
+        raise TypeError("resource type must be a string")
+    _require_keys(res, ("count",))
+    _check_count(rtype, res["count"])
+    for key in ("id", "unit", "label"):
+        if key in res and not isinstance(res[key], str):
+            raise TypeError(f"resource {key} must be a string")
+    if "exclusive" in res and not isinstance(res["exclusive"], bool):
+        raise TypeError("resource exclusive must be a bool")
+    if rtype == "slot" and "label" not in res:
+        raise ValueError("slot must have a label")
+    if "with" in res:
+        children = res["with"]
+        if not _is_sequence(children):
+            raise TypeError("resource 'with' must be a sequence")
+        for child in children:
+            _check_resource(child)
+
+
+def _check_positive_int(value, what):
+    if not _is_int(value):
+        raise TypeError(f"{what} must be an int")
+    if value < 1:
+        raise ValueError(f"{what} must be > 0")
+
+
+def _check_task_count(count):
+    if not isinstance(count, abc.Mapping):
+        raise TypeError("task count must be a mapping")
+    present = [key for key in _TASK_COUNT_KEYS if key in count]
+    if len(present) != 1:
+        raise ValueError(
+            "task count must have exactly one of per_slot, per_resource, total"
+        )
+    _reject_extra_keys(count, _TASK_COUNT_KEYS)
+    key = present[0]
+    value = count[key]
+    if key == "per_resource" and isinstance(value, abc.Mapping):
+        _require_keys(value, ("type", "count"))
+        if not isinstance(value["type"], str):
+            raise TypeError("task count per_resource type must be a string")
+        value = value["count"]
+    _check_positive_int(value, f"task count {key}")
+
+
+def _check_command(command):
+    if not isinstance(command, list):
+        raise TypeError("task command must be a list of strings")
+    if not command:
+        raise TypeError("task command must not be empty")
+    for arg in command:
+        if not isinstance(arg, str):
+            raise TypeError("task command must be a list of strings")
+
+
+def _check_task(task):
+    if not isinstance(task, abc.Mapping):
+        raise TypeError("task must be a mapping")
+    _require_keys(task, _TASK_KEYS)
+    _check_task_count(task["count"])
+    if not isinstance(task["slot"], str):
+        raise TypeError("task slot must be a string")
+    _check_command(task["command"])
+    if "attributes" in task and not isinstance(task["attributes"], abc.Mapping):
+        raise TypeError("task attributes must be a mapping")
+
+
+def _check_dependencies(deps):
+    if not _is_sequence(deps):
+        raise TypeError("dependencies must be a list")
+    for dep in deps:
+        if not isinstance(dep, abc.Mapping):
+            raise TypeError("dependency must be a mapping")
+        _require_keys(dep, ("scheme", "value"))
+        for key in ("scheme", "value"):
+            if not isinstance(dep[key], str):
+                raise TypeError(f"dependency {key} must be a string")
+
+
+def _check_constraint_values(op, values):
+    for value in values:
+        if op in _CONSTRAINT_NESTED:
+            _check_constraints(value)
+        elif op == "ranks":
+            _check_rank_constraint(value)
+        elif not isinstance(value, str):
+            raise TypeError(f"constraint '{op}' values must be strings")
+
+
+def _check_rank_constraint(value):
+    if _is_int(value) and value >= 0:
+        return
+    if not isinstance(value, str):
+        raise TypeError("constraint 'ranks' values must be idset strings")
+    from flux.idset import IDset
+
+    try:
+        IDset(value)
+    except ValueError:
+        raise ValueError(f"invalid ranks constraint '{value}'") from None
+
+
+def _check_constraints(constraints):
+    """Check the RFC 31 operator structure of a constraint object."""
+    if not isinstance(constraints, abc.Mapping):
+        raise TypeError("constraint must be a mapping")
+    for op, values in constraints.items():
+        if op not in _CONSTRAINT_NESTED and op not in _CONSTRAINT_LEAF:
+            raise TypeError(f"unknown constraint operator '{op}'")
+        if not _is_sequence(values):
+            raise TypeError(f"constraint operator '{op}' requires a list")
+        _check_constraint_values(op, values)
+
+
+def _check_attributes(attributes):
+    _reject_extra_keys(attributes, ("system", "user"))
+    for key in ("system", "user"):
+        if key in attributes and not isinstance(attributes[key], abc.Mapping):
+            raise TypeError(f"attributes.{key} must be a mapping")
+    system = attributes.get("system", {})
+    if "dependencies" in system:
+        _check_dependencies(system["dependencies"])
+    if "constraints" in system:
+        _check_constraints(system["constraints"])
+
+
+def _check_toplevel(resources, tasks, attributes, version):
+    if not _is_sequence(resources):
+        raise TypeError("resources must be a sequence")
+    if not _is_sequence(tasks):
+        raise TypeError("tasks must be a sequence")
+    if not isinstance(attributes, abc.Mapping):
+        raise TypeError("attributes must be a mapping")
+    if not _is_int(version):
+        raise TypeError("version must be an int")
+    if version < 1:
+        raise ValueError("version must be >= 1")
+
+
+def _walk(resources, parent, count):
+    """Yield ``(parent, resource, cumulative count)`` depth-first."""
+    for res in resources:
+        total = count * _min_count(res["count"])
+        yield parent, res, total
+        yield from _walk(res.get("with", ()), res, total)
+
+
+# ---------------------------------------------------------------------------
+# Tree helpers for attributes
+
+
+def _split_key(key):
+    if not isinstance(key, str) or not key:
+        raise TypeError("attribute key must be a non-empty string")
+    return key.split(".")
+
+
+def _tree_set(root, key, value):
+    *parents, last = _split_key(key)
+    node = root
+    for part in parents:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, abc.MutableMapping):
+            raise TypeError(f"cannot set {key}: {part} is not a mapping")
+        node = child
+    node[last] = value
+
+
+def _tree_get(root, key):
+    node = root
+    for part in _split_key(key):
+        if not isinstance(node, abc.Mapping) or node.get(part) is None:
+            raise KeyError(key)
+        node = node[part]
+    return node
+
+
+def _tree_delete(root, key, keep):
+    """Delete ``key`` if present, then remove the parent dicts it leaves
+    empty, except those whose path has ``keep`` components or fewer."""
+    parts = _split_key(key)
+    chain = [root]
+    for part in parts[:-1]:
+        child = chain[-1].get(part)
+        if not isinstance(child, abc.MutableMapping):
+            return
+        chain.append(child)
+    chain[-1].pop(parts[-1], None)
+    for depth in range(len(parts) - 1, keep, -1):
+        if chain[depth]:
+            break
+        del chain[depth - 1][parts[depth - 1]]
+
+
+def _attr_path(key):
+    """Rewrite a user attribute key to a path from the jobspec root."""
+    if not isinstance(key, str):
+        raise TypeError("attribute key must be a string")
+    if not key.startswith(("attributes.", "system.", "user.")):
+        key = "system." + key
+    if not key.startswith("attributes."):
+        key = "attributes." + key
+    return key
+
+
+# ---------------------------------------------------------------------------
+# Jobspec
+
+
+class Jobspec:
+    """An RFC 14 canonical jobspec.
+
+    The four objects are validated, then stored without copying in
+    ``self.jobspec`` (key order: resources, tasks, attributes, version).
+    """
+
+    def __init__(self, resources, tasks, attributes, version):
+        _check_toplevel(resources, tasks, attributes, version)
+        for res in resources:
+            _check_resource(res)
+        for task in tasks:
+            _check_task(task)
+        _check_attributes(attributes)
+        self.jobspec = {
+            "resources": resources,
+            "tasks": tasks,
+            "attributes": attributes,
+            "version": version,
+        }
+
+    # --- loading -----------------------------------------------------------
+
+    @classmethod
+    def from_yaml_stream(cls, yaml_stream):
+        """Load a jobspec from a YAML (or JSON) string or stream."""
+        import yaml
+
+        doc = yaml.safe_load(yaml_stream)
+        _check_toplevel_keys(doc)
+        return cls(**doc)
+
+    @classmethod
+    def from_yaml_file(cls, filename):
+        """Load a jobspec from the YAML (or JSON) file ``filename``."""
+        with open(filename, "rb") as stream:
+            return cls.from_yaml_stream(stream)
+
+    # --- the four sections -------------------------------------------------
+
+    @property
+    def resources(self):
+        return self.jobspec["resources"]
+
+    @property
+    def tasks(self):
+        return self.jobspec["tasks"]
+
+    @property
+    def attributes(self):
+        return self.jobspec["attributes"]
+
+    @property
+    def version(self):
+        return self.jobspec["version"]
+
+    # --- attributes --------------------------------------------------------
+
+    def setattr(self, key, val):
+        """Set attribute ``key``: ``"x"`` means ``attributes.system.x``,
+        ``"user.x"`` ``attributes.user.x``; intermediate dicts are made."""
+        _tree_set(self.jobspec, _attr_path(key), val)
+
+    def getattr(self, key):
+        """Return attribute ``key`` (same rewriting as `setattr`).
+
+        Raises `KeyError` if any component is missing or None.
+        """
+        return _tree_get(self.jobspec, _attr_path(key))
+
+    def _getattr_or_none(self, key):
+        try:
+            return self.getattr(key)
+        except KeyError:
+            return None
+
+    def setattr_shell_option(self, key, val):
+        """Set job shell option ``key`` (dotted keys nest)."""
+        self.setattr("system.shell.options." + key, val)
+
+    def _shell_option(self, key):
+        return self._getattr_or_none("system.shell.options." + key)
+
+    def _del_shell_option(self, key):
+        # prune emptied parents, keeping attributes.system itself
+        _tree_delete(self.jobspec, "attributes.system.shell.options." + key, 2)
+
+    def add_file(self, path, data, perms=None, encoding=None):
+        """Add an RFC 37 file to ``attributes.system.files[path]``.
+
+        ``data`` is file content when it contains a newline or ``encoding``
+        is given (default encoding utf-8), a mapping stored as is, or else
+        the path of a local file read now (which keeps its own mode).
+        ``perms`` defaults to 0o600.
+        """
+        if not isinstance(data, (str, abc.Mapping)):
+            raise TypeError("data must be a Mapping or string")
+        from flux.util import Fileref
+
+        if isinstance(data, abc.Mapping):
+            data = dict(data)
+        elif encoding is None and "\n" in data:
+            encoding = "utf-8"
+        perms = 0o600 if perms is None else perms
+        entry = dict(Fileref(data, perms=perms, encoding=encoding))
+        files = self._getattr_or_none("system.files")
+        if files is None:
+            files = {}
+            self.setattr("system.files", files)
+        files[path] = entry
+
+    # --- properties ---------------------------------------------------------
+
+    @property
+    def duration(self):
+        """Time limit in seconds (0: unlimited), or None if unset.
+
+        Set from int/float seconds, an FSD string (``"1.5m"``) or a
+        `timedelta`; stored as a float.
+        """
+        return self._getattr_or_none("system.duration")
+
+    @duration.setter
+    def duration(self, value):
+        self.setattr("system.duration", _duration_seconds(value))
+
+    @property
+    def cwd(self):
+        """Working directory of the job, or None."""
+        return self._getattr_or_none("system.cwd")
+
+    @cwd.setter
+    def cwd(self, value):
+        if not isinstance(value, (str, os.PathLike)):
+            raise ValueError("cwd must be a string or path-like object")
+        self.setattr("system.cwd", os.fspath(value))
+
+    @property
+    def environment(self):
+        """Environment of the job (a mapping, stored by reference), or None."""
+        return self._getattr_or_none("system.environment")
+
+    @environment.setter
+    def environment(self, value):
+        if not isinstance(value, abc.Mapping):
+            raise ValueError("environment must be a mapping")
+        self.setattr("system.environment", value)
+
+    @property
+    def queue(self):
+        """Target queue name, or None."""
+        return self._getattr_or_none("system.queue")
+
+    @queue.setter
+    def queue(self, value):
+        if not isinstance(value, str):
+            raise TypeError("queue must be a string")
+        self.setattr("system.queue", value)
+
+    def _get_stdio(self, prefix):
+        return self._shell_option(prefix + ".path")
+
+    def _set_stdio(self, prefix, path):
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError("path must be a string or path-like object")
+        self.setattr_shell_option(prefix + ".type", "file")
+        self.setattr_shell_option(prefix + ".path", os.fspath(path))
+
+    stdin = property(
+        lambda self: self._get_stdio("input.stdin"),
+        lambda self, path: self._set_stdio("input.stdin", path),
+        doc="Path of the file redirected to stdin, or None.",
+    )
+    stdout = property(
+        lambda self: self._get_stdio("output.stdout"),
+        lambda self, path: self._set_stdio("output.stdout", path),
+        doc="Path of the file stdout is redirected to, or None.",
+    )
+    stderr = property(
+        lambda self: self._get_stdio("output.stderr"),
+        lambda self, path: self._set_stdio("output.stderr", path),
+        doc="Path of the file stderr is redirected to, or None.",
+    )
+    input = stdin
+    output = stdout
+    error = stderr
+
+    @property
+    def unbuffered(self):
+        """True if stdout and stderr are unbuffered."""
+        return (
+            self._shell_option("output.stdout.buffer.type") == "none"
+            and self._shell_option("output.stderr.buffer.type") == "none"
+        )
+
+    @unbuffered.setter
+    def unbuffered(self, value):
+        if not isinstance(value, bool):
+            raise TypeError("unbuffered must be a bool")
+        if value:
+            self.setattr_shell_option("output.stdout.buffer.type", "none")
+            self.setattr_shell_option("output.stderr.buffer.type", "none")
+            self.setattr_shell_option("output.batch-timeout", 0.05)
+            self.setattr_shell_option("input.batch-timeout", 0.0)
+            return
+        self._del_shell_option("output.stdout.buffer.type")
+        self._del_shell_option("output.stderr.buffer.type")
+        if self._shell_option("output.batch-timeout") == 0.05:
+            self._del_shell_option("output.batch-timeout")
+        if self._shell_option("input.batch-timeout") == 0.0:
+            self._del_shell_option("input.batch-timeout")
+
+    # --- walking resources --------------------------------------------------
+
+    def __iter__(self):
+        """Yield every resource, depth-first, pre-order."""
+        for _, res, _ in self.resource_walk():
+            yield res
+
+    def resource_walk(self):
+        """Yield ``(parent or None, resource, cumulative count)``.
+
+        The cumulative count multiplies the counts from the root down; a
+        range or string count contributes its minimum.
+        """
+        return _walk(self.resources, None, 1)
+
+    def resource_counts(self):
+        """Return a defaultdict: resource type -> total count."""
+        counts = defaultdict(int)
+        for _, res, count in self.resource_walk():
+            counts[res["type"]] += count
+        return counts
+
+    # --- output -------------------------------------------------------------
+
+    def dumps(self, **kwargs):
+        """Return the jobspec as JSON (non-ASCII characters kept)."""
+        return json.dumps(self.jobspec, ensure_ascii=False, **kwargs)
+
+    def __str__(self):
+        return str(self.jobspec)
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}({self.resources!r}, {self.tasks!r}, "
+            f"attributes={self.attributes!r}, version={self.version!r})"
+        )
+
+
+def _duration_seconds(value):
+    """Convert a duration setter argument to float seconds."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, str):
+        from flux.util import parse_fsd
+
+        seconds = parse_fsd(value)
+    elif _is_number(value):
+        seconds = float(value)
+    else:
+        raise TypeError("duration must be a number, a string or a timedelta")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"invalid duration: {value!r}")
+    return seconds
+
+
+# ---------------------------------------------------------------------------
+# JobspecV1 layout helpers
+
+
+def _resource(rtype, count, children=None, exclusive=False, label=None):
+    """A resource dict with keys in canonical order."""
+    res = {"type": rtype, "count": count}
+    if exclusive:
+        res["exclusive"] = True
+    if children is not None:
+        res["with"] = children
+    if label is not None:
+        res["label"] = label
+    return res
+
+
+def _task_slot(count, children):
+    return _resource("slot", count, children, label="task")
+
+
+def _check_count_arg(value, what, minimum=1):
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}")
+
+
+def _optional_mapping(value, what):
+    if value is not None and not isinstance(value, abc.Mapping):
+        raise ValueError(f"{what} must be a mapping")
+    return value
+
+
+# ---------------------------------------------------------------------------
+# JobspecV1
+
+
+class JobspecV1(Jobspec):
+    """A version 1 jobspec (RFC 25): what a Flux instance runs.
+
+    Beyond the `Jobspec` checks: version 1, ``attributes.system.duration``
+    required and numeric, task counts ``per_slot`` or ``total``, resource
+    counts plain ints.  The full RFC 25 shape is left to the scheduler.
+    """
+
+    def __init__(self, resources, tasks, attributes, version=1):
+        super().__init__(resources, tasks, attributes, version)
+        if version != 1:
+            raise ValueError("version must be 1")
+        self._check_v1_attributes(attributes)
+        for task in tasks:
+            if "per_resource" in task["count"]:
+                raise ValueError("task count per_resource is not supported")
+        for res in self:
+            if not _is_int(res["count"]):
+                raise ValueError("resource count must be an integer")
+
+    @staticmethod
+    def _check_v1_attributes(attributes):
+        _require_keys(attributes, ("system",))
+        system = attributes["system"]
+        _require_keys(system, ("duration",))
+        duration = system["duration"]
+        if not _is_number(duration):
+            raise TypeError("duration must be a number")
+        if not math.isfinite(duration) or duration < 0:
+            raise ValueError("duration must be a finite number >= 0")
+
+    # --- factories ----------------------------------------------------------
+
+    @classmethod
+    def _from_layout(cls, command, resources, task_count):
+        tasks = [{"command": command, "slot": "task", "count": task_count}]
+        return cls(resources, tasks, attributes={"system": {"duration": 0}})
+
+    @classmethod
+    def from_command(
+        cls,
+        command,
+        num_tasks=1,
+        cores_per_task=1,
+        gpus_per_task=None,
+        num_nodes=None,
+        exclusive=False,
+        duration=None,
+        environment=None,
+        env_expand=None,
+        cwd=None,
+        rlimits=None,
+        name=None,
+        input=None,
+        output=None,
+        error=None,
+        label_io=False,
+        unbuffered=False,
+        queue=None,
+        bank=None,
+    ):
+        """Build the jobspec ``flux run`` would: ``num_tasks`` slots of
+        ``cores_per_task`` cores (and ``gpus_per_task`` GPUs), optionally
+        spread over ``num_nodes`` nodes, one task per slot.
+
+        The environment defaults to a copy of ``os.environ``; ``cwd`` is
+        never defaulted.
+        """
+        _check_count_arg(num_tasks, "task count")
+        _check_count_arg(cores_per_task, "cores per task")
+        if gpus_per_task is not None:
+            _check_count_arg(gpus_per_task, "gpus per task", minimum=0)
+        if num_nodes is not None:
+            _check_count_arg(num_nodes, "node count")
+            if num_nodes > num_tasks:
+                raise ValueError("node count must not be greater than task count")
+        elif exclusive:
+            raise ValueError("exclusive can only be set with a node count")
+
+        children = [_resource("core", cores_per_task)]
+        if gpus_per_task:
+            children.append(_resource("gpu", gpus_per_task))
+        if num_nodes is None:
+            resources = [_task_slot(num_tasks, children)]
+            task_count = {"per_slot": 1}
+        else:
+            slots_per_node = -(-num_tasks // num_nodes)
+            slot = _task_slot(slots_per_node, children)
+            resources = [_resource("node", num_nodes, [slot], exclusive)]
+            if num_tasks % num_nodes == 0:
+                task_count = {"per_slot": 1}
+            else:
+                task_count = {"total": num_tasks}
+
+        jobspec = cls._from_layout(command, resources, task_count)
+        jobspec._apply_command_options(
+            duration=duration,
+            environment=environment,
+            env_expand=env_expand,
+            cwd=cwd,
+            rlimits=rlimits,
+            name=name,
+            input=input,
+            output=output,
+            error=error,
+            label_io=label_io,
+            unbuffered=unbuffered,
+            queue=queue,
+            bank=bank,
+        )
+        return jobspec
+
+    def _apply_command_options(
+        self,
+        *,
+        duration=None,
+        environment=None,
+        env_expand=None,
+        cwd=None,
+        rlimits=None,
+        name=None,
+        input=None,
+        output=None,
+        error=None,
+        label_io=False,
+        unbuffered=False,
+        queue=None,
+        bank=None,
+    ):
+        """Apply the `from_command` keyword options, in the documented order."""
+        if duration is not None:
+            self.duration = duration
+        if environment is None:
+            environment = dict(os.environ)
+        self.environment = _optional_mapping(environment, "environment")
+        if _optional_mapping(env_expand, "env_expand") is not None:
+            self.setattr_shell_option("env-expand", env_expand)
+        if cwd is not None:
+            self.cwd = cwd
+        if _optional_mapping(rlimits, "rlimits") is not None:
+            self.setattr_shell_option("rlimit", rlimits)
+        if name is not None:
+            self.setattr("system.job.name", name)
+        if input is not None:
+            self.stdin = input
+        if output is not None and output not in ("none", "kvs"):
+            self.stdout = output
+        if error is not None and error not in ("none", "kvs"):
+            self.stderr = error
+        if label_io:
+            self.setattr_shell_option("output.stdout.label", True)
+            self.setattr_shell_option("output.stderr.label", True)
+        if unbuffered:
+            self.unbuffered = True
+        if queue is not None:
+            self.queue = queue
+        if bank is not None:
+            self.setattr("system.bank", bank)
+
+    @classmethod
+    def per_resource(
+        cls,
+        command,
+        ncores=None,
+        nnodes=None,
+        per_resource_type=None,
+        per_resource_count=None,
+        gpus_per_node=None,
+        exclusive=False,
+        **kwargs,
+    ):
+        """Build a jobspec that runs ``per_resource_count`` tasks per
+        ``per_resource_type`` (``"node"`` or ``"core"``) allocated.
+
+        ``nnodes`` and ``ncores``: ``node>slot(1)>core(ncores/nnodes)``;
+        ``ncores`` only: ``slot(ncores)>core(1)``; ``nnodes`` only (needs
+        ``exclusive``): whole nodes.  Other keywords are `from_command`'s
+        options (duration, environment, cwd, ...).
+        """
+        _check_per_resource_args(
+            ncores, nnodes, per_resource_type, per_resource_count,
+            gpus_per_node, exclusive,
+        )
+        resources = _per_resource_layout(ncores, nnodes, gpus_per_node, exclusive)
+        jobspec = cls._from_layout(command, resources, {"per_slot": 1})
+        jobspec._apply_command_options(**kwargs)
+        if per_resource_type is not None:
+            jobspec.setattr_shell_option(
+                "per-resource",
+                {"type": per_resource_type, "count": per_resource_count},
+            )
+        return jobspec
+
+    @classmethod
+    def from_nest_command(
+        cls,
+        command,
+        num_slots=1,
+        cores_per_slot=1,
+        gpus_per_slot=None,
+        num_nodes=None,
+        broker_opts=None,
+        exclusive=False,
+        conf=None,
+        **kwargs,
+    ):
+        """Build a jobspec that starts a Flux instance (one broker per node)
+        running ``command`` as its initial program.  ``conf`` (a mapping)
+        becomes the instance's ``conf.json``."""
+        broker_opts = list(broker_opts or [])
+        if conf is not None:
+            broker_opts.append("-c{{tmpdir}}/conf.json")
+        jobspec = cls.from_command(
+            ["flux", "broker", *broker_opts, *command],
+            num_tasks=num_slots,
+            cores_per_task=cores_per_slot,
+            gpus_per_task=gpus_per_slot,
+            num_nodes=num_nodes,
+            exclusive=exclusive,
+            **kwargs,
+        )
+        jobspec.setattr_shell_option("per-resource.type", "node")
+        jobspec.setattr_shell_option("mpi", "none")
+        jobspec.setattr_shell_option("exit-timeout", "none")
+        if conf is not None:
+            jobspec.add_file("conf.json", conf)
+        return jobspec
+
+    @classmethod
+    def from_batch_command(
+        cls,
+        script,
+        jobname,
+        args=None,
+        num_slots=1,
+        cores_per_slot=1,
+        gpus_per_slot=None,
+        num_nodes=None,
+        broker_opts=None,
+        exclusive=False,
+        conf=None,
+        **kwargs,
+    ):
+        """Build a batch job: a Flux instance running the script *text*
+        ``script`` (which must start with ``#!``) with ``args``."""
+        if not script.startswith("#!"):
+            raise ValueError(f"{jobname} does not appear to start with '#!'")
+        jobspec = cls.from_nest_command(
+            ["{{tmpdir}}/script", *(args or [])],
+            num_slots=num_slots,
+            cores_per_slot=cores_per_slot,
+            gpus_per_slot=gpus_per_slot,
+            num_nodes=num_nodes,
+            broker_opts=broker_opts,
+            exclusive=exclusive,
+            conf=conf,
+            name=jobname,
+            **kwargs,
+        )
+        jobspec.add_file("script", script, perms=0o700, encoding="utf-8")
+        return jobspec
+
+
+def _check_per_resource_args(
+    ncores, nnodes, per_resource_type, per_resource_count, gpus_per_node, exclusive
+):
+    if (per_resource_type is None) != (per_resource_count is None):
+        raise ValueError(
+            "per_resource_type and per_resource_count must be given together"
+        )
+    if per_resource_type is not None:
+        if per_resource_type not in ("node", "core"):
+            raise ValueError("per_resource_type must be 'node' or 'core'")
+        _check_count_arg(per_resource_count, "per_resource_count")
+    if nnodes is None:
+        if gpus_per_node is not None:
+            raise ValueError("gpus_per_node requires nnodes")
+        if exclusive:
+            raise ValueError("exclusive requires nnodes")
+    else:
+        _check_count_arg(nnodes, "node count")
+    if ncores is not None:
+        _check_count_arg(ncores, "core count")
+    if gpus_per_node is not None:
+        _check_count_arg(gpus_per_node, "gpus per node", minimum=0)
+    if ncores is None and nnodes is None:
+        raise ValueError("ncores or nnodes is required")
+    if ncores is None and not exclusive:
+        raise ValueError("nnodes without ncores requires exclusive")
+    if ncores is not None and nnodes is not None:
+        if ncores < nnodes:
+            raise ValueError("ncores must be >= nnodes")
+        if ncores % nnodes:
+            raise ValueError("ncores must be a multiple of nnodes")
+
+
+def _per_resource_layout(ncores, nnodes, gpus_per_node, exclusive):
+    if nnodes is None:
+        return [_task_slot(ncores, [_resource("core", 1)])]
+    cores = 1 if ncores is None else ncores // nnodes
+    children = [_resource("core", cores)]
+    if gpus_per_node:
+        children.append(_resource("gpu", gpus_per_node))
+    slot = _task_slot(1, children)
+    return [_resource("node", nnodes, [slot], exclusive)]
+
+
+def validate_jobspec(jobspec, require_version=None):
+    """Validate a jobspec given as a `Jobspec`, or JSON `str`/`bytes`.
+
+    The document must have exactly the four top-level keys.  It is checked
+    as a `JobspecV1` when ``require_version == 1`` or its version is 1,
+    else as a `Jobspec`.  Returns ``(True, jobspec_object)``; problems
+    raise `TypeError`/`ValueError` (including `json.JSONDecodeError`).
+    """
+    if isinstance(jobspec, Jobspec):
+        jobspec = jobspec.dumps()
+    doc = json.loads(jobspec)
+    _check_toplevel_keys(doc)
+    if require_version is not None and doc["version"] != require_version:
+        if require_version != 1:  # JobspecV1 reports its own error
+            raise ValueError(f"jobspec version must be {require_version}")
+    if require_version == 1 or doc["version"] == 1:
+        return True, JobspecV1(**doc)
+    return True, Jobspec(**doc)

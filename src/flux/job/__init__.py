@@ -1,0 +1,8 @@
+"""Flux job API: job ids, jobspecs, and (later) submit/wait/list.
+
+Each line imports one module's public names; keep it that way.  Modules
+that need heavy dependencies (yaml) import them lazily.
+"""
+
+from flux.job.JobID import JobID, id_encode, id_parse  # noqa: F401
+from flux.job.Jobspec import Jobspec, JobspecV1, validate_jobspec  # noqa: F401
