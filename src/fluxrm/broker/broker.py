@@ -33,6 +33,13 @@ LEVEL_NAMES = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "de
 # Services beyond the builtins, loaded in this order if importable.
 MODULES = [
     "fluxrm.modules.kvs:KVSService",
+    "fluxrm.modules.resource:ResourceService",
+    "fluxrm.modules.sched:Sched",
+    "fluxrm.modules.job_exec:JobExec",
+    "fluxrm.modules.job_manager:JobManager",
+    "fluxrm.modules.job_ingest:JobIngest",
+    "fluxrm.modules.job_info:JobInfo",
+    "fluxrm.modules.job_list:JobList",
 ]
 
 

@@ -1,0 +1,570 @@
+"""job-exec: run the tasks of allocated jobs on this broker.
+
+RPC topics: none; the job-manager calls ``start_job(job)``, ``running(job)``,
+``kill(job, signum)`` and ``terminate(job)`` in process.
+
+Each task is started directly with ``posix_spawn`` (no fork of the broker,
+no shell or interpreter per job) in its own process group, bound to its
+allocated CPUs (the broker's thread affinity is set around the spawn, which
+the child inherits) and started in the job's working directory (likewise).
+Children are reaped from one SIGCHLD handler with ``waitpid(-1, WNOHANG)``.
+
+Standard output and error go to per-task pipes read by the event loop and
+recorded in the job's ``guest.output`` eventlog (RFC 24 entries; base64 for
+data that is not UTF-8; a per-job size limit, attribute
+``job-exec.output-limit``, past which data is dropped with a log entry), or
+to files named by the jobspec.  Standard input is ``/dev/null`` unless the
+jobspec names a file.
+
+The job's ``guest.exec.eventlog`` gets ``init starting shell.init
+shell.start complete done``.  ``finish`` carries the largest wait status of
+the tasks.  A command that cannot start raises an ``exec`` exception naming
+it (status 127<<8).  A time limit raises a ``timeout`` exception and sends
+SIGALRM; cancel sends SIGTERM; either is followed by SIGKILL after
+``job-exec.kill-timeout`` seconds (default 5).
+
+``attributes.system.exec.test = {run_duration, wait_status, mock_exception}``
+simulates a job without starting any process.
+"""
+
+import asyncio
+import base64
+import errno
+import os
+import shutil
+import signal
+import time
+
+from flux.idset import IDset
+from fluxrm.broker.service import Service
+from fluxrm.modules.job_manager import EXEC, OUTPUT
+from flux.util import parse_fsd
+
+LOG_ERR = 3
+DEFAULT_OUTPUT_LIMIT = 10 * 1024 * 1024
+DEFAULT_KILL_TIMEOUT = 5.0
+READ_SIZE = 65536
+
+# signals Python ignores or handles, reset to default in tasks
+_SIGDEF = [s for s in (signal.SIGPIPE, getattr(signal, "SIGXFSZ", None),
+                       signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
+                       signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2,
+                       signal.SIGALRM)
+           if s is not None]
+
+
+class Task:
+    __slots__ = ("rank", "pid", "status")
+
+    def __init__(self, rank):
+        self.rank = rank
+        self.pid = None
+        self.status = None
+
+
+class ExecJob:
+    """job-exec's state for one job (``job.exec_data``)."""
+
+    __slots__ = ("job", "tasks", "nlive", "pipes", "status", "completed",
+                 "kill_handle", "expire_handle", "sim_handle", "output_bytes",
+                 "truncated", "pending_out", "partial", "start_failed",
+                 "kill_signal_sent")
+
+    def __init__(self, job):
+        self.job = job
+        self.tasks = []
+        self.nlive = 0
+        self.pipes = {}  # fd -> (task rank, stream)
+        self.status = 0
+        self.completed = False
+        self.kill_handle = None
+        self.expire_handle = None
+        self.sim_handle = None
+        self.output_bytes = 0
+        self.truncated = False
+        self.pending_out = []  # (stream, rank, data bytes, eof)
+        self.partial = {}  # (rank, stream) -> incomplete UTF-8 tail
+        self.start_failed = False
+        self.kill_signal_sent = False
+
+
+def _task_count(jobspec, nslots):
+    task = jobspec["tasks"][0]
+    count = task.get("count") or {}
+    if "total" in count:
+        return int(count["total"])
+    return int(count.get("per_slot", 1)) * nslots
+
+
+def _cores_of(R, rank):
+    for entry in R["execution"]["R_lite"]:
+        if rank in IDset(entry["rank"]):
+            children = entry["children"]
+            return (list(IDset(children.get("core", ""))),
+                    list(IDset(children.get("gpu", ""))))
+    return [], []
+
+
+def _resolve(command, env, cwd):
+    """Find the program the way a shell would, with the job's PATH."""
+    prog = command[0]
+    if "/" in prog:
+        path = prog if os.path.isabs(prog) else os.path.join(cwd, prog)
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+        if not os.access(path, os.X_OK) or os.path.isdir(path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return path
+    found = shutil.which(prog, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+    if not os.path.isabs(found):
+        found = os.path.join(cwd, found)
+    return found
+
+
+def _split_utf8(data):
+    """Split bytes into (complete UTF-8 prefix or None if invalid, tail)."""
+    try:
+        return data.decode("utf-8"), b""
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and len(data) - exc.start < 4:
+            head = data[: exc.start]
+            try:
+                return head.decode("utf-8"), data[exc.start:]
+            except UnicodeDecodeError:
+                return None, b""
+        return None, b""
+
+
+class JobExec(Service):
+    name = "job-exec"
+
+    def __init__(self, broker):
+        super().__init__(broker)
+        self.jobs = {}  # job id -> ExecJob
+        self.by_pid = {}  # pid -> (ExecJob, Task)
+        self._out_flush_scheduled = False
+        self._out_dirty = {}
+        self.manager = None
+
+    async def start(self):
+        services = self.broker.router.services
+        self.manager = services["job-manager"]
+        self.resource = services["resource"]
+        self.loop = asyncio.get_running_loop()
+        self.loop.add_signal_handler(signal.SIGCHLD, self.reap)
+        self.home_fd = os.open(".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            self.all_cpus = os.sched_getaffinity(0)
+        except AttributeError:
+            self.all_cpus = None
+        self.uri = self.broker.attr("local-uri")
+        self.output_limit = int(self.broker.attr("job-exec.output-limit",
+                                                 DEFAULT_OUTPUT_LIMIT))
+        self.kill_timeout = float(self.broker.attr("job-exec.kill-timeout",
+                                                   DEFAULT_KILL_TIMEOUT))
+
+    async def stop(self):
+        # no stray processes: kill whatever still runs
+        for ej in list(self.jobs.values()):
+            for task in ej.tasks:
+                if task.pid is not None and task.status is None:
+                    _killpg(task.pid, signal.SIGKILL)
+        try:
+            self.loop.remove_signal_handler(signal.SIGCHLD)
+        except (ValueError, RuntimeError):
+            pass
+
+    # -- interface for the job-manager ---------------------------------------------------
+    def running(self, job):
+        ej = job.exec_data
+        return ej is not None and not ej.completed
+
+    def kill(self, job, signum):
+        ej = job.exec_data
+        for task in ej.tasks:
+            if task.pid is not None and task.status is None:
+                _killpg(task.pid, signum)
+
+    def terminate(self, job):
+        """A fatal exception hit a running job: signal it, then SIGKILL later."""
+        ej = job.exec_data
+        if ej.sim_handle is not None:
+            ej.sim_handle.cancel()
+            ej.sim_handle = None
+            ej.status = signal.SIGTERM if not ej.status else ej.status
+            self.complete(ej)
+            return
+        if ej.kill_signal_sent:
+            return
+        ej.kill_signal_sent = True
+        fatal = job.view.fatal
+        signum = signal.SIGALRM if fatal and fatal[0] == "timeout" else signal.SIGTERM
+        self.kill(job, signum)
+        ej.kill_handle = self.loop.call_later(self.kill_timeout, self.kill, job,
+                                              signal.SIGKILL)
+        self.maybe_complete(ej)
+
+    # -- starting ----------------------------------------------------------------------------
+    def start_job(self, job):
+        ej = ExecJob(job)
+        job.exec_data = ej
+        self.jobs[job.id] = ej
+        manager = self.manager
+        jobspec = job.jobspec
+        system = (jobspec.get("attributes") or {}).get("system") or {}
+        R = job.R
+        nslots = R["execution"].get("nslots", 1)
+        try:
+            ntasks = _task_count(jobspec, nslots)
+        except (KeyError, ValueError, TypeError, IndexError):
+            ntasks = 0
+        manager.append(job, EXEC, _ev("init"))
+        manager.append(job, EXEC, _ev("starting"))
+        from flux.job.JobID import JobID
+
+        f58 = JobID(job.id).f58
+        manager.append(job, EXEC, _ev("shell.init", {
+            "service": f"{job.userid}-shell-{f58}", "leader-rank": 0, "size": 1}))
+        expiration = R["execution"].get("expiration") or 0.0
+        if expiration > 0:
+            ej.expire_handle = self.loop.call_later(
+                max(0.0, expiration - time.time()), self.expire, job)
+        test = system.get("exec", {}).get("test") if isinstance(
+            system.get("exec"), dict) else None
+        if test is not None:
+            self.start_simulated(ej, test, ntasks)
+            return
+        manager.append(job, OUTPUT, _ev("header", {
+            "version": 1,
+            "encoding": {"stdout": "UTF-8", "stderr": "UTF-8"},
+            "count": {"stdout": ntasks, "stderr": ntasks},
+            "options": {},
+        }))
+        try:
+            self.spawn_tasks(ej, system, ntasks, f58)
+        except Exception as exc:  # a bug here must fail the job, not the broker
+            self.log(LOG_ERR, f"job {job.id}: start: {exc!r}")
+            ej.start_failed = True
+            ej.status = 127 << 8
+            manager.raise_exception(job, "exec", 0, f"start failed: {exc}")
+        if not ej.start_failed:
+            manager.append(job, EXEC, _ev("shell.start", {
+                "taskmap": {"version": 1, "map": [[0, 1, ntasks, 1]]}}))
+            manager.post(job, "start")
+        self.maybe_complete(ej)
+
+    def start_simulated(self, ej, test, ntasks):
+        job = ej.job
+        manager = self.manager
+        mock = test.get("mock_exception")
+        if mock == "init":
+            ej.start_failed = True
+            manager.raise_exception(job, "exec", 0, "mock initialization exception")
+            self.maybe_complete(ej)
+            return
+        manager.append(job, EXEC, _ev("shell.start", {
+            "taskmap": {"version": 1, "map": [[0, 1, ntasks, 1]]}}))
+        manager.post(job, "start")
+        if mock == "run":
+            manager.raise_exception(job, "exec", 0, "mock run exception")
+            return
+        duration = test.get("run_duration", 0)
+        try:
+            seconds = parse_fsd(duration) if isinstance(duration, str) else float(duration)
+        except ValueError:
+            seconds = 0.0
+        ej.status = int(test.get("wait_status", 0))
+
+        def done():
+            ej.sim_handle = None
+            self.complete(ej)
+
+        ej.sim_handle = self.loop.call_later(seconds, done)
+
+    def spawn_tasks(self, ej, system, ntasks, f58):
+        job = ej.job
+        jobspec = job.jobspec
+        command = jobspec["tasks"][0]["command"]
+        env = dict(system.get("environment") or {})
+        cwd = system.get("cwd") or os.getcwd()
+        req = job.sched_data
+        cores_per_slot = req.cores if req is not None else 1
+        gpus_per_slot = req.gpus if req is not None else 0
+        cores, gpus = _cores_of(job.R, self.broker.rank)
+        rank_info = self.resource.ranks[0]
+        nslots = max(1, len(cores) // max(cores_per_slot, 1)) if cores else 1
+        env.update({
+            "FLUX_JOB_ID": f58,
+            "FLUX_JOB_SIZE": str(ntasks),
+            "FLUX_JOB_NNODES": str(len(job.R["execution"]["R_lite"]) and
+                                   len(job.R["execution"]["nodelist"])),
+            "FLUX_URI": self.uri,
+            "FLUX_KVS_NAMESPACE": f"job-{job.id}",
+            "FLUX_JOB_CC": "",
+        })
+        env.pop("FLUX_JOB_CC")
+        env.pop("FLUX_KVS_NAMESPACE")
+        shell_opts = system.get("shell", {}).get("options", {}) if isinstance(
+            system.get("shell"), dict) else {}
+        stdin_fd, out_fd, err_fd = self.open_files(ej, shell_opts, cwd, ntasks)
+        try:
+            path = _resolve(command, env, cwd)
+        except OSError as exc:
+            self.start_error(ej, 0, command[0], exc.strerror)
+            return
+        try:
+            os.chdir(cwd)
+        except OSError as exc:
+            self.start_error(ej, 0, command[0], f"chdir {cwd}: {exc.strerror}")
+            return
+        try:
+            for rank in range(ntasks):
+                slot = rank % nslots
+                task_cores = cores[slot * cores_per_slot:(slot + 1) * cores_per_slot]
+                task_gpus = gpus[slot * gpus_per_slot:(slot + 1) * gpus_per_slot]
+                tenv = dict(env)
+                tenv["FLUX_TASK_RANK"] = str(rank)
+                tenv["FLUX_TASK_LOCAL_ID"] = str(rank)
+                if task_gpus or rank_info.ngpus:
+                    tenv["CUDA_VISIBLE_DEVICES"] = ",".join(
+                        rank_info.gpu_ids[g] for g in task_gpus) or "-1"
+                cpus = {rank_info.cpus[c] for c in task_cores} if task_cores else None
+                task = Task(rank)
+                ej.tasks.append(task)
+                try:
+                    self.spawn(ej, task, path, command, tenv, cpus,
+                               stdin_fd, out_fd, err_fd)
+                except OSError as exc:
+                    self.start_error(ej, rank, command[0], exc.strerror)
+                    return
+        finally:
+            os.fchdir(self.home_fd)
+            for fd in {stdin_fd, out_fd, err_fd}:
+                if fd is not None and fd > 2:
+                    os.close(fd)
+
+    def open_files(self, ej, opts, cwd, ntasks):
+        """Open stdin and any output files named by the jobspec (shell options)."""
+        job = ej.job
+        from flux.job.JobID import JobID
+
+        def path_of(p):
+            p = p.replace("{{id}}", str(JobID(job.id).f58)).replace(
+                "{{jobid}}", str(job.id))
+            return p if os.path.isabs(p) else os.path.join(cwd, p)
+
+        stdin_fd = out_fd = err_fd = None
+        inp = (opts.get("input") or {}).get("stdin") or {}
+        if inp.get("type") == "file" and inp.get("path"):
+            stdin_fd = os.open(path_of(inp["path"]), os.O_RDONLY | os.O_CLOEXEC)
+        output = opts.get("output") or {}
+        ranks = str(IDset(f"0-{ntasks - 1}")) if ntasks > 1 else "0"
+        out = output.get("stdout") or {}
+        err = output.get("stderr") or {}
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_APPEND
+        if out.get("type") == "file" and out.get("path"):
+            mode = output.get("mode", "truncate")
+            p = path_of(out["path"])
+            out_fd = os.open(p, flags | (os.O_TRUNC if mode != "append" else 0), 0o666)
+            self.manager.append(job, OUTPUT, _ev("redirect", {
+                "stream": "stdout", "rank": ranks, "path": p}))
+            if not (err.get("type") == "file" and err.get("path")):
+                err_fd = out_fd  # stderr follows stdout into the file
+                self.manager.append(job, OUTPUT, _ev("redirect", {
+                    "stream": "stderr", "rank": ranks, "path": p}))
+        if err.get("type") == "file" and err.get("path"):
+            mode = output.get("mode", "truncate")
+            p = path_of(err["path"])
+            err_fd = os.open(p, flags | (os.O_TRUNC if mode != "append" else 0), 0o666)
+            self.manager.append(job, OUTPUT, _ev("redirect", {
+                "stream": "stderr", "rank": ranks, "path": p}))
+        return stdin_fd, out_fd, err_fd
+
+    def spawn(self, ej, task, path, argv, env, cpus, stdin_fd, out_fd, err_fd):
+        actions = []
+        close_after = []
+        if stdin_fd is None:
+            actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
+        else:
+            actions.append((os.POSIX_SPAWN_DUP2, stdin_fd, 0))
+        for stream, fd, target in (("stdout", out_fd, 1), ("stderr", err_fd, 2)):
+            if fd is not None:
+                actions.append((os.POSIX_SPAWN_DUP2, fd, target))
+                continue
+            r, w = os.pipe2(os.O_CLOEXEC)
+            actions.append((os.POSIX_SPAWN_DUP2, w, target))
+            close_after.append(w)
+            os.set_blocking(r, False)
+            ej.pipes[r] = (task.rank, stream)
+            self.loop.add_reader(r, self.read_output, ej, r)
+        set_affinity = cpus is not None and self.all_cpus is not None \
+            and cpus != self.all_cpus
+        try:
+            if set_affinity:
+                os.sched_setaffinity(0, cpus)
+            pid = os.posix_spawn(path, argv, env, file_actions=actions,
+                                 setpgroup=0, setsigdef=_SIGDEF, setsigmask=())
+        except OSError:
+            for fd, (rank, _s) in list(ej.pipes.items()):
+                if rank == task.rank:
+                    self.close_pipe(ej, fd)
+            raise
+        finally:
+            if set_affinity:
+                os.sched_setaffinity(0, self.all_cpus)
+            for w in close_after:
+                os.close(w)
+        task.pid = pid
+        ej.nlive += 1
+        self.by_pid[pid] = (ej, task)
+
+    def start_error(self, ej, rank, prog, text):
+        ej.start_failed = True
+        ej.status = max(ej.status, 127 << 8)
+        host = self.resource.ranks[0].hostname
+        self.manager.raise_exception(
+            ej.job, "exec", 0, f"task {rank} ({host}): start failed: {prog}: {text}")
+
+    # -- output ------------------------------------------------------------------------------
+    def read_output(self, ej, fd):
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        rank, stream = ej.pipes[fd]
+        if not data:
+            self.close_pipe(ej, fd)
+            self.queue_output(ej, stream, rank, b"", eof=True)
+            self.maybe_complete(ej)
+            return
+        self.queue_output(ej, stream, rank, data, eof=False)
+
+    def close_pipe(self, ej, fd):
+        self.loop.remove_reader(fd)
+        ej.pipes.pop(fd, None)
+        os.close(fd)
+
+    def queue_output(self, ej, stream, rank, data, eof):
+        if data and not ej.truncated:
+            ej.output_bytes += len(data)
+            if ej.output_bytes > self.output_limit:
+                ej.truncated = True
+                keep = len(data) - (ej.output_bytes - self.output_limit)
+                data = data[:max(keep, 0)]
+                ej.pending_out.append((stream, rank, data, False))
+                ej.pending_out.append(("log", rank, (
+                    f"{stream}: output limit of {self.output_limit} bytes reached;"
+                    " further output of this job is dropped").encode(), False))
+                data = b""
+        elif ej.truncated:
+            data = b""
+        if data or eof:
+            ej.pending_out.append((stream, rank, data, eof))
+        self._out_dirty[ej.job.id] = ej
+        if not self._out_flush_scheduled:
+            self._out_flush_scheduled = True
+            self.loop.call_soon(self.flush_output)
+
+    def flush_output(self):
+        """Turn this loop turn's output chunks into eventlog entries."""
+        self._out_flush_scheduled = False
+        dirty, self._out_dirty = self._out_dirty, {}
+        for ej in dirty.values():
+            chunks, ej.pending_out = ej.pending_out, []
+            for stream, rank, data, eof in chunks:
+                if stream == "log":
+                    self.manager.append(ej.job, OUTPUT, _ev("log", {
+                        "level": 3, "message": data.decode(), "rank": rank,
+                        "component": "output"}))
+                    continue
+                ctx = {"stream": stream, "rank": str(rank)}
+                key = (rank, stream)
+                data = ej.partial.pop(key, b"") + data
+                if data:
+                    text, tail = _split_utf8(data) if not eof else (None, b"")
+                    if eof:
+                        try:
+                            text = data.decode("utf-8")
+                        except UnicodeDecodeError:
+                            text = None
+                    if tail:
+                        ej.partial[key] = tail
+                    if text is None:
+                        ctx["encoding"] = "base64"
+                        ctx["data"] = base64.b64encode(data).decode()
+                    elif text:
+                        ctx["data"] = text
+                if eof:
+                    ctx["eof"] = True
+                if "data" in ctx or eof:
+                    self.manager.append(ej.job, OUTPUT, _ev("data", ctx))
+            if ej.completed is None:
+                pass
+            self.maybe_complete(ej)
+
+    # -- reaping and completion ------------------------------------------------------------
+    def reap(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            entry = self.by_pid.pop(pid, None)
+            if entry is None:
+                continue
+            ej, task = entry
+            task.status = status
+            ej.nlive -= 1
+            if status > ej.status:
+                ej.status = status
+            if ej.nlive == 0:
+                self.maybe_complete(ej)
+
+    def expire(self, job):
+        ej = job.exec_data
+        ej.expire_handle = None
+        if not ej.completed and job.state == 16:  # RUN
+            self.manager.raise_exception(job, "timeout", 0, "resource allocation expired")
+
+    def maybe_complete(self, ej):
+        if ej.completed or ej.nlive or ej.pipes or ej.sim_handle is not None:
+            return
+        if ej.pending_out or self._out_flush_scheduled and ej.job.id in self._out_dirty:
+            return
+        self.complete(ej)
+
+    def complete(self, ej):
+        if ej.completed:
+            return
+        ej.completed = True
+        job = ej.job
+        for handle in (ej.kill_handle, ej.expire_handle, ej.sim_handle):
+            if handle is not None:
+                handle.cancel()
+        self.jobs.pop(job.id, None)
+        manager = self.manager
+        manager.append(job, EXEC, _ev("complete", {"status": ej.status}))
+        manager.append(job, EXEC, _ev("done"))
+        manager.close_log(job, EXEC)
+        manager.close_log(job, OUTPUT)
+        manager.finish(job, ej.status)
+
+
+def _ev(name, context=None):
+    ev = {"timestamp": time.time(), "name": name}
+    if context:
+        ev["context"] = context
+    return ev
+
+
+def _killpg(pid, signum):
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass

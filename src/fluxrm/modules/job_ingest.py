@@ -1,0 +1,195 @@
+"""job-ingest: accept job submissions.
+
+RPC topics:
+
+- ``job-ingest.submit`` {J, urgency, flags} -> {id}
+
+``J`` is the signed jobspec; for the instance owner the "none" mechanism
+``<base64 header>.<base64 jobspec>.none`` (header: NUL-separated
+``version i1 userid i<uid> mechanism snone``).  A bare JSON jobspec is
+accepted too.  Checks, in order: flags and urgency (EINVAL "urgency range
+is [0:31]"), owner-only flags (EPERM), the signer is the requester
+(EPERM), the JSON (EINVAL "jobspec: invalid JSON: ..."), the V1 rules
+(EINVAL with the validator's message, unless FLUX_JOB_NOVALIDATE), and a
+resource shape the scheduler can serve (EINVAL).
+
+Submissions arriving in one loop turn form one batch: ids are assigned in
+arrival order, the jobs go to the job-manager together, and every request
+is answered once the batch is committed to the store.  Validation results
+are cached by jobspec text, so a thousand copies of one jobspec are
+validated once.
+"""
+
+import asyncio
+import base64
+import binascii
+import errno
+import json
+import time
+from collections import OrderedDict
+
+from flux.constants import (
+    FLUX_JOB_DEBUG,
+    FLUX_JOB_NOVALIDATE,
+    FLUX_JOB_PRE_SIGNED,
+    FLUX_JOB_WAITABLE,
+    FLUX_ROLE_OWNER,
+)
+from flux.job.fluid import FluidGenerator
+from fluxrm.broker.service import Service
+from fluxrm.modules.job_manager import Job
+from fluxrm.modules.sched import request_error
+
+VALID_FLAGS = FLUX_JOB_PRE_SIGNED | FLUX_JOB_DEBUG | FLUX_JOB_WAITABLE | FLUX_JOB_NOVALIDATE
+OWNER_FLAGS = FLUX_JOB_WAITABLE | FLUX_JOB_NOVALIDATE
+CACHE_SIZE = 256
+
+
+def unwrap_J(J, userid):
+    """Return the jobspec text inside a signed J; check the signer."""
+    if not isinstance(J, str):
+        raise OSError(errno.EINVAL, "J must be a string")
+    stripped = J.lstrip()
+    if stripped.startswith("{"):
+        return J
+    parts = J.split(".")
+    if len(parts) != 3:
+        raise OSError(errno.EINVAL, "J: not a signed jobspec")
+    try:
+        header = base64.b64decode(parts[0], validate=True)
+        payload = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise OSError(errno.EINVAL, "J: invalid base64") from None
+    fields = header.split(b"\0")
+    pairs = dict(zip(fields[0::2], fields[1::2]))
+    if pairs.get(b"mechanism") != b"snone" or parts[2] != "none":
+        raise OSError(errno.EINVAL, "J: unsupported signing mechanism")
+    signer = pairs.get(b"userid", b"")
+    if not signer.startswith(b"i") or not signer[1:].isdigit():
+        raise OSError(errno.EINVAL, "J: header has no userid")
+    if int(signer[1:]) != userid:
+        raise OSError(errno.EPERM, "J: signer is not the submitting user")
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OSError(errno.EINVAL, "jobspec: invalid JSON: not UTF-8") from None
+
+
+def validate_text(text):
+    """Validate jobspec text; return the decoded dict or raise OSError(EINVAL)."""
+    try:
+        jobspec = json.loads(text)
+    except ValueError as exc:
+        raise OSError(errno.EINVAL, f"jobspec: invalid JSON: {exc}") from None
+    from flux.job.Jobspec import validate_jobspec
+
+    try:
+        validate_jobspec(text, require_version=1)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise OSError(errno.EINVAL, str(exc).strip("'\"") or type(exc).__name__) from None
+    why = request_error(jobspec)
+    if why:
+        raise OSError(errno.EINVAL, f"unsupported resource request: {why}")
+    return jobspec
+
+
+class JobIngest(Service):
+    name = "job-ingest"
+
+    def __init__(self, broker):
+        super().__init__(broker)
+        self.handlers = {"job-ingest.submit": self.h_submit}
+        self.pending = []  # (msg, job, submit context)
+        self._flush_scheduled = False
+        self.cache = OrderedDict()  # jobspec text -> (error or None)
+        self.fluid = None
+
+    async def start(self):
+        self.manager = self.broker.router.services["job-manager"]
+        self.store = self.manager.store
+        epoch = self.manager.meta_get("fluid-epoch")
+        if epoch is None:
+            epoch = str(int(time.time() * 1000))
+            self.manager.meta_set("fluid-epoch", epoch)
+        self.fluid = FluidGenerator(self.broker.rank, int(epoch),
+                                    after=self.manager.max_jobid or None)
+
+    def check(self, text):
+        """Validate with a small cache keyed by the exact text.
+
+        Identical submissions share one decoded jobspec, which no service
+        modifies.
+        """
+        cached = self.cache.get(text)
+        if cached is not None:
+            self.cache.move_to_end(text)
+            err, jobspec = cached
+            if err is not None:
+                raise OSError(errno.EINVAL, err)
+            return jobspec
+        try:
+            jobspec = validate_text(text)
+        except OSError as exc:
+            self.cache[text] = (exc.strerror, None)
+            self._trim()
+            raise
+        self.cache[text] = (None, jobspec)
+        self._trim()
+        return jobspec
+
+    def _trim(self):
+        while len(self.cache) > CACHE_SIZE:
+            self.cache.popitem(last=False)
+
+    def h_submit(self, msg):
+        req = msg.get_object()
+        if not isinstance(req, dict):
+            raise OSError(errno.EPROTO, "job-ingest.submit: malformed request")
+        flags = req.get("flags", 0)
+        urgency = req.get("urgency", 16)
+        if not isinstance(flags, int) or flags & ~VALID_FLAGS:
+            raise OSError(errno.EINVAL, "invalid submit flags")
+        if not isinstance(urgency, int) or not 0 <= urgency <= 31:
+            raise OSError(errno.EINVAL, "urgency range is [0:31]")
+        owner = bool(msg.rolemask & FLUX_ROLE_OWNER)
+        if not owner and (flags & OWNER_FLAGS or urgency > 16):
+            raise OSError(errno.EPERM, "only the instance owner may use these flags"
+                          " or an urgency above 16")
+        J = req.get("J")
+        text = unwrap_J(J, msg.userid)
+        if flags & FLUX_JOB_NOVALIDATE:
+            try:
+                jobspec = json.loads(text)
+            except ValueError as exc:
+                raise OSError(errno.EINVAL, f"jobspec: invalid JSON: {exc}") from None
+            if not isinstance(jobspec, dict):
+                raise OSError(errno.EINVAL, "jobspec: not a JSON object")
+        else:
+            jobspec = self.check(text)
+        job = Job(0, jobspec, J=J, jobspec_text=text)
+        job.waitable = bool(flags & FLUX_JOB_WAITABLE)
+        ctx = {"userid": msg.userid, "urgency": urgency, "flags": flags, "version": 1}
+        self.pending.append((msg, job, ctx))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self):
+        """Assign ids to this turn's submissions and hand them over as one batch."""
+        self._flush_scheduled = False
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        for _msg, job, _ctx in batch:
+            job.id = self.fluid.next()
+        self.manager.submit([(job, ctx) for _msg, job, ctx in batch])
+        self.manager.flush()
+
+        def answer(exc):
+            for msg, job, _ctx in batch:
+                if exc is None:
+                    self.respond(msg, {"id": job.id})
+                else:
+                    self.respond_error(msg, errno.EIO, f"job store: {exc}")
+
+        self.store.on_durable(answer)

@@ -1,0 +1,621 @@
+"""job-manager: the life of every job, driven by its eventlog.
+
+RPC topics:
+
+- ``job-manager.raise``    {id, type, severity, note?}  -> {}
+- ``job-manager.kill``     {id, signum}                 -> {}
+- ``job-manager.urgency``  {id, urgency}                -> {old_urgency}
+- ``job-manager.wait``     {id}                         -> {id, success, errstr}
+- ``job-manager.raiseall`` {dry_run, userid?, states?, severity, type, note?}
+                                                        -> {count, errors}
+- ``job-manager.getinfo``                               -> {max_jobid, active}
+
+In-process API (used by job-ingest, sched, job-exec, job-info, job-list):
+
+- ``submit(jobs)``: take validated ``Job`` objects from job-ingest;
+- ``post(job, name, context)``: append an event to the main eventlog; the
+  state machine (``fluxrm.jobstate``) derives the new state and the manager
+  acts on state entries: DEPEND -> ``depend``, PRIORITY -> ``priority``,
+  SCHED -> sched, RUN -> job-exec, CLEANUP -> release/free, INACTIVE -> done;
+- ``append(job, path, entry)``: append to any of the job's eventlogs
+  (``eventlog``, ``guest.exec.eventlog``, ``guest.output``) and feed watchers;
+- ``watch(job_id, path, callback)`` / ``unwatch(...)``: follow an eventlog;
+  ``callback(line)`` per new line, ``callback(None)`` when it closes;
+- ``alloc(job, R)`` (sched), ``finish(job, status)`` (job-exec);
+- ``find(id)``: an active (or recently inactive) job, else None;
+  ``load_inactive(id)``: the stored row of an inactive job;
+- ``listeners``: callables ``(job, event)`` told of every main-log event.
+
+Jobs, eventlogs, R and output live in the ``jobs`` table of the shared
+SQLite store.  Writes are coalesced: a job touched during a loop turn is
+written once at the end of the turn.  Inactive jobs leave memory once stored.
+On restart, active jobs are replayed from their stored eventlogs: pending
+jobs return to the queue; running ones get an exception and are cleaned up.
+"""
+
+import errno
+import json
+import os
+import signal
+import time
+from collections import OrderedDict, deque
+
+from flux.constants import (
+    FLUX_JOB_WAITABLE,
+    FLUX_JOBID_ANY,
+    FLUX_ROLE_OWNER,
+)
+from fluxrm import jobstate
+from fluxrm.broker.service import Service
+from fluxrm.jobstate import (
+    CLEANUP,
+    DEPEND,
+    INACTIVE,
+    NEW,
+    PRIORITY,
+    RUN,
+    SCHED,
+)
+from fluxrm.store import shared_store
+
+LOG_ERR = 3
+LOG_INFO = 6
+
+MAIN = "eventlog"
+EXEC = "guest.exec.eventlog"
+OUTPUT = "guest.output"
+INPUT = "guest.input"
+LOG_PATHS = (MAIN, EXEC, OUTPUT, INPUT)
+LOG_COLUMNS = {MAIN: "eventlog", EXEC: "exec_eventlog", OUTPUT: "output",
+               INPUT: "input"}
+
+RECENT_INACTIVE = 1000  # inactive jobs kept in memory for fast lookups
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    userid INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    flags INTEGER NOT NULL DEFAULT 0,
+    t_submit REAL NOT NULL,
+    t_inactive REAL NOT NULL DEFAULT 0,
+    J TEXT,
+    jobspec TEXT,
+    R TEXT,
+    eventlog TEXT NOT NULL DEFAULT '',
+    exec_eventlog TEXT,
+    output TEXT,
+    input TEXT,
+    info TEXT,
+    wait_pending INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_inactive ON jobs (state, t_inactive);
+CREATE TABLE IF NOT EXISTS job_meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+def event_line(event):
+    """One RFC 18 eventlog line (compact JSON, timestamp/name/context order)."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def make_event(name, context=None, timestamp=None):
+    event = {"timestamp": time.time() if timestamp is None else timestamp,
+             "name": name}
+    if context:
+        event["context"] = context
+    return event
+
+
+class Job:
+    """An active job in memory."""
+
+    __slots__ = (
+        "id", "view", "jobspec", "J", "jobspec_text", "R", "logs", "closed",
+        "dirty", "new", "waitable", "waiter", "ingest_order", "releasing",
+        "sched_data", "exec_data", "list_data", "__weakref__",
+    )
+
+    def __init__(self, jobid, jobspec, J=None, jobspec_text=None):
+        self.id = jobid
+        self.view = jobstate.JobView()
+        self.jobspec = jobspec
+        self.J = J
+        self.jobspec_text = jobspec_text
+        self.R = None
+        self.logs = {MAIN: []}
+        self.closed = set()
+        self.dirty = set()
+        self.new = True
+        self.waitable = False
+        self.waiter = None
+        self.releasing = False
+        self.sched_data = None
+        self.exec_data = None
+        self.list_data = None
+
+    @property
+    def state(self):
+        return self.view.state
+
+    @property
+    def userid(self):
+        return self.view.userid
+
+    def log_text(self, path):
+        lines = self.logs.get(path)
+        return None if lines is None else "".join(lines)
+
+    def __repr__(self):
+        return f"<Job {self.id} {jobstate.STATE_NAMES.get(self.state)}>"
+
+
+def wait_errstr(view):
+    """The upstream ``wait`` error text for a finished job ("" on success)."""
+    if view.fatal is not None:
+        etype, note = view.fatal
+        return f"Fatal exception type={etype} {note}".rstrip()
+    status = view.waitstatus
+    if status is None:
+        return "job did not run"
+    if os.WIFSIGNALED(status):
+        return f"task(s) {signal.strsignal(os.WTERMSIG(status)) or 'signaled'}"
+    code = os.WEXITSTATUS(status)
+    if code:
+        return f"task(s) exited with exit code {code}"
+    return ""
+
+
+class JobManager(Service):
+    name = "job-manager"
+
+    def __init__(self, broker):
+        super().__init__(broker)
+        self.handlers = {
+            "job-manager.raise": self.h_raise,
+            "job-manager.kill": self.h_kill,
+            "job-manager.urgency": self.h_urgency,
+            "job-manager.wait": self.h_wait,
+            "job-manager.raiseall": self.h_raiseall,
+            "job-manager.getinfo": self.h_getinfo,
+        }
+        self.active = {}  # id -> Job
+        self.recent = OrderedDict()  # id -> Job (inactive, still in memory)
+        self.listeners = []
+        self.watchers = {}  # (id, path) -> list of callbacks
+        self.zombies = OrderedDict()  # waitable inactive jobs: id -> response
+        self.any_waiters = deque()
+        self.nwaitable_active = 0
+        self.max_jobid = 0
+        self._dirty_jobs = {}
+        self._flush_scheduled = False
+        self.store = None
+        self.sched = None
+        self.exec = None
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def start(self):
+        self.store = shared_store(self.broker)
+        self.store.script(SCHEMA)
+        services = self.broker.router.services
+        self.sched = services.get("sched")
+        self.exec = services.get("job-exec")
+        row = self.store.query_one("SELECT max(id) FROM jobs")
+        self.max_jobid = row[0] or 0 if row else 0
+        self.recover()
+
+    async def stop(self):
+        self.flush()
+
+    def meta_get(self, key):
+        row = self.store.query_one("SELECT value FROM job_meta WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    def meta_set(self, key, value):
+        self.store.execute(
+            "INSERT OR REPLACE INTO job_meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- lookups --------------------------------------------------------------------
+    def find(self, jobid):
+        job = self.active.get(jobid)
+        if job is None:
+            job = self.recent.get(jobid)
+        return job
+
+    def load_inactive(self, jobid, columns="*"):
+        """The stored row (sqlite3.Row-like tuple as dict) of a job, or None."""
+        cur = self.store.conn.execute(f"SELECT {columns} FROM jobs WHERE id = ?",
+                                      (jobid,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        names = [d[0] for d in cur.description]
+        return dict(zip(names, row))
+
+    def log_text(self, jobid, path):
+        """An eventlog's text, from memory or the store; None if unknown."""
+        job = self.find(jobid)
+        if job is not None:
+            return job.log_text(path)
+        row = self.load_inactive(jobid, LOG_COLUMNS[path])
+        if row is None:
+            return None
+        return row[LOG_COLUMNS[path]]
+
+    # -- persistence ------------------------------------------------------------------
+    def mark(self, job, column):
+        job.dirty.add(column)
+        self._dirty_jobs[job.id] = job
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            import asyncio
+
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self):
+        self._flush_scheduled = False
+        if not self._dirty_jobs:
+            return
+        jobs = list(self._dirty_jobs.values())
+        self._dirty_jobs.clear()
+        inserts = []
+        store = self.store
+        for job in jobs:
+            if job.new:
+                job.new = False
+                job.dirty.clear()
+                inserts.append((
+                    job.id, job.view.userid, job.state, job.view.flags,
+                    job.view.t_submit, job.view.t_inactive, job.J,
+                    job.jobspec_text, _dumps_or_none(job.R), job.log_text(MAIN),
+                    job.log_text(EXEC), job.log_text(OUTPUT), job.log_text(INPUT),
+                    self._info_text(job), 1 if job.id in self.zombies else 0,
+                ))
+                continue
+            cols = job.dirty
+            job.dirty = set()
+            sets, params = ["state = ?"], [job.state]
+            for col in cols:
+                if col in LOG_COLUMNS:
+                    sets.append(f"{LOG_COLUMNS[col]} = ?")
+                    params.append(job.log_text(col))
+                elif col == "R":
+                    sets.append("R = ?")
+                    params.append(_dumps_or_none(job.R))
+            if job.state == INACTIVE:
+                sets += ["t_inactive = ?", "info = ?", "wait_pending = ?"]
+                params += [job.view.t_inactive, self._info_text(job),
+                           1 if job.id in self.zombies else 0]
+            params.append(job.id)
+            store.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", params)
+        if inserts:
+            store.executemany(
+                "INSERT OR REPLACE INTO jobs (id, userid, state, flags, t_submit,"
+                " t_inactive, J, jobspec, R, eventlog, exec_eventlog, output, input,"
+                " info, wait_pending) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inserts)
+
+    def _info_text(self, job):
+        if job.state != INACTIVE:
+            return None
+        joblist = self.broker.router.services.get("job-list")
+        if joblist is None or not hasattr(joblist, "inactive_info"):
+            return None
+        return json.dumps(joblist.inactive_info(job), separators=(",", ":"))
+
+    # -- submission -------------------------------------------------------------------
+    def submit(self, batch):
+        """Accept validated jobs from job-ingest: a list of (job, submit context)."""
+        for job, _ctx in batch:
+            self.active[job.id] = job
+            if job.id > self.max_jobid:
+                self.max_jobid = job.id
+            if job.waitable:
+                self.nwaitable_active += 1
+            self.mark(job, MAIN)
+        for job, ctx in batch:
+            self.post(job, "submit", ctx)
+            self.post(job, "validate")
+
+    # -- the eventlog -------------------------------------------------------------------
+    def append(self, job, path, entry):
+        """Append one entry (a dict) to one of the job's eventlogs."""
+        line = event_line(entry)
+        lines = job.logs.get(path)
+        if lines is None:
+            lines = job.logs[path] = []
+        lines.append(line)
+        self.mark(job, path)
+        watchers = self.watchers.get((job.id, path))
+        if watchers:
+            for cb in list(watchers):
+                cb(line)
+        return line
+
+    def close_log(self, job, path):
+        """No more entries will be appended to this eventlog."""
+        if path in job.closed:
+            return
+        job.closed.add(path)
+        watchers = self.watchers.pop((job.id, path), None)
+        if watchers:
+            for cb in watchers:
+                cb(None)
+
+    def watch(self, jobid, path, callback):
+        self.watchers.setdefault((jobid, path), []).append(callback)
+
+    def unwatch(self, jobid, path, callback):
+        lst = self.watchers.get((jobid, path))
+        if lst and callback in lst:
+            lst.remove(callback)
+            if not lst:
+                del self.watchers[(jobid, path)]
+
+    def post(self, job, name, context=None, timestamp=None):
+        event = make_event(name, context, timestamp)
+        newstate = jobstate.apply(job.view, event)
+        self.append(job, MAIN, event)
+        for cb in self.listeners:
+            cb(job, event)
+        if newstate is not None:
+            self.enter_state(job, newstate)
+        return event
+
+    # -- actions on entering a state -------------------------------------------------------
+    def enter_state(self, job, state):
+        if state == DEPEND:
+            self.post(job, "depend")
+        elif state == PRIORITY:
+            self.post(job, "priority",
+                      {"priority": jobstate.urgency_to_priority(job.view.urgency)})
+        elif state == SCHED:
+            if self.sched is None:
+                self.post(job, "exception", {"type": "alloc", "severity": 0,
+                                             "note": "no scheduler loaded"})
+            else:
+                self.sched.enqueue(job)
+        elif state == RUN:
+            self.exec.start_job(job)
+        elif state == CLEANUP:
+            self.cleanup(job)
+        elif state == INACTIVE:
+            self.inactive(job)
+
+    def cleanup(self, job):
+        if self.sched is not None:
+            self.sched.dequeue(job)
+        if self.exec is not None and self.exec.running(job):
+            self.exec.terminate(job)  # finish() continues the cleanup
+            return
+        self.release(job)
+
+    def release(self, job):
+        if job.releasing:
+            return
+        job.releasing = True
+        if job.R is not None:
+            self.post(job, "release", {"ranks": "all", "final": True})
+            if self.sched is not None:
+                self.sched.free(job)
+            self.post(job, "free")
+        self.post(job, "clean")
+
+    def inactive(self, job):
+        for path in list(job.logs):
+            self.close_log(job, path)
+        for path in LOG_PATHS:
+            self.close_log(job, path)
+        self.active.pop(job.id, None)
+        self.recent[job.id] = job
+        while len(self.recent) > RECENT_INACTIVE:
+            self.recent.popitem(last=False)
+        if job.waitable:
+            self.nwaitable_active -= 1
+            self.reap(job)
+        self.mark(job, MAIN)
+
+    # -- called by sched and job-exec -----------------------------------------------------
+    def alloc(self, job, R, annotations=None):
+        job.R = R
+        self.mark(job, "R")
+        ctx = {"annotations": annotations} if annotations else None
+        self.post(job, "alloc", ctx)
+
+    def finish(self, job, status):
+        self.post(job, "finish", {"status": status})
+        if job.state == CLEANUP:
+            self.release(job)
+
+    def raise_exception(self, job, etype, severity=0, note="", userid=None):
+        ctx = {"type": etype, "severity": severity, "note": note or ""}
+        if userid is not None:
+            ctx["userid"] = userid
+        self.post(job, "exception", ctx)
+
+    # -- wait ------------------------------------------------------------------------------
+    def wait_result(self, job):
+        errstr = wait_errstr(job.view)
+        return {"id": job.id, "success": job.view.success(), "errstr": errstr}
+
+    def reap(self, job):
+        result = self.wait_result(job)
+        if job.waiter is not None:
+            msg, job.waiter = job.waiter, None
+            self.respond(msg, result)
+            return
+        if self.any_waiters:
+            self.respond(self.any_waiters.popleft(), result)
+            return
+        self.zombies[job.id] = result
+        self.mark(job, MAIN)  # persist wait_pending
+
+    def h_wait(self, msg):
+        self.require_owner(msg)
+        req = msg.get_object()
+        jobid = req["id"]
+        if jobid == FLUX_JOBID_ANY:
+            if self.zombies:
+                jobid, result = self.zombies.popitem(last=False)
+                self._waited(jobid)
+                self.respond(msg, result)
+            elif self.nwaitable_active > len(self.any_waiters) + sum(
+                    1 for j in self.active.values() if j.waiter is not None):
+                self.any_waiters.append(msg)
+            else:
+                raise OSError(errno.ECHILD, "there are no more waitable jobs")
+            return
+        if jobid in self.zombies:
+            result = self.zombies.pop(jobid)
+            self._waited(jobid)
+            self.respond(msg, result)
+            return
+        job = self.active.get(jobid)
+        if job is None:
+            raise OSError(errno.ECHILD,
+                          "invalid job id, or job may be inactive and not waitable")
+        if not job.waitable:
+            raise OSError(errno.ECHILD, "job was not submitted with FLUX_JOB_WAITABLE")
+        if job.waiter is not None:
+            raise OSError(errno.ECHILD, "job id already has a waiter")
+        job.waiter = msg
+
+    def _waited(self, jobid):
+        self.store.execute("UPDATE jobs SET wait_pending = 0 WHERE id = ?", (jobid,))
+
+    # -- raise, kill, urgency --------------------------------------------------------------
+    def _job_for_request(self, msg, jobid, errnum):
+        job = self.active.get(jobid)
+        if job is None:
+            if self.find(jobid) is not None or self.load_inactive(jobid, "id"):
+                raise OSError(errnum, "job is inactive")
+            raise OSError(errnum, "unknown job id")
+        if msg.userid != job.userid and not msg.rolemask & FLUX_ROLE_OWNER:
+            raise OSError(errno.EPERM, "guests can only act on their own jobs")
+        return job
+
+    @staticmethod
+    def check_exception_args(etype, severity):
+        if not isinstance(severity, int) or not 0 <= severity <= 7:
+            raise OSError(errno.EPROTO, "severity must be 0-7")
+        if (not isinstance(etype, str) or not etype
+                or any(c.isspace() or c == "=" for c in etype)):
+            raise OSError(errno.EPROTO, "invalid exception type")
+
+    def h_raise(self, msg):
+        req = msg.get_object()
+        etype, severity = req.get("type"), req.get("severity", 0)
+        self.check_exception_args(etype, severity)
+        job = self._job_for_request(msg, req["id"], errno.ENOENT)
+        self.raise_exception(job, etype, severity, req.get("note") or "",
+                             userid=msg.userid)
+        self.respond(msg, {})
+
+    def h_raiseall(self, msg):
+        self.require_owner(msg)
+        req = msg.get_object()
+        etype, severity = req.get("type"), req.get("severity", 0)
+        self.check_exception_args(etype, severity)
+        states = req.get("states") or (DEPEND | PRIORITY | SCHED | RUN | NEW)
+        userid = req.get("userid")
+        targets = [j for j in self.active.values()
+                   if j.state & states and (userid in (None, 0xFFFFFFFF)
+                                            or j.userid == userid)]
+        if not req.get("dry_run"):
+            for job in targets:
+                if job.state != INACTIVE:
+                    self.raise_exception(job, etype, severity, req.get("note") or "",
+                                         userid=msg.userid)
+        self.respond(msg, {"count": len(targets), "errors": 0})
+
+    def h_kill(self, msg):
+        req = msg.get_object()
+        signum = req.get("signum")
+        if not isinstance(signum, int) or not 0 < signum < signal.NSIG:
+            raise OSError(errno.EINVAL, "Invalid signal number")
+        job = self._job_for_request(msg, req["id"], errno.EINVAL)
+        if job.state not in (RUN, CLEANUP) or not self.exec.running(job):
+            raise OSError(errno.EINVAL, "job is not running")
+        self.exec.kill(job, signum)
+        self.respond(msg, {})
+
+    def h_urgency(self, msg):
+        req = msg.get_object()
+        urgency = req.get("urgency")
+        if not isinstance(urgency, int) or not 0 <= urgency <= 31:
+            raise OSError(errno.EINVAL, "urgency range is [0:31]")
+        job = self._job_for_request(msg, req["id"], errno.ENOENT)
+        if urgency > 16 and not msg.rolemask & FLUX_ROLE_OWNER:
+            raise OSError(errno.EPERM, "only the instance owner can expedite")
+        old = job.view.urgency
+        if job.state in (RUN, CLEANUP):
+            raise OSError(errno.EINVAL, "urgency cannot be changed once the job runs")
+        self.post(job, "urgency", {"urgency": urgency, "userid": msg.userid})
+        if job.state == PRIORITY:
+            # back from SCHED (or still there): take the new priority
+            if self.sched is not None:
+                self.sched.dequeue(job)
+            self.post(job, "priority",
+                      {"priority": jobstate.urgency_to_priority(urgency)})
+        self.respond(msg, {"old_urgency": old})
+
+    def h_getinfo(self, msg):
+        self.respond(msg, {"max_jobid": self.max_jobid, "active": len(self.active)})
+
+    # -- restart ------------------------------------------------------------------------------
+    def recover(self):
+        """Replay active jobs from the store after a restart."""
+        rows = self.store.query(
+            "SELECT id, J, jobspec, R, eventlog, exec_eventlog, output, input"
+            " FROM jobs WHERE state != ? ORDER BY id", (INACTIVE,))
+        for (jobid, J, jobspec_text, R, eventlog, exec_log, output, input_) in rows:
+            try:
+                jobspec = json.loads(jobspec_text) if jobspec_text else {}
+            except ValueError:
+                jobspec = {}
+            job = Job(jobid, jobspec, J, jobspec_text)
+            job.new = False
+            job.R = json.loads(R) if R else None
+            for path, text in ((MAIN, eventlog), (EXEC, exec_log), (OUTPUT, output),
+                               (INPUT, input_)):
+                if text:
+                    job.logs[path] = text.splitlines(keepends=True)
+            for line in job.logs[MAIN]:
+                jobstate.apply(job.view, json.loads(line))
+            job.waitable = bool(job.view.flags & FLUX_JOB_WAITABLE)
+            self.active[jobid] = job
+            if job.waitable:
+                self.nwaitable_active += 1
+        for (jobid, result) in self.store.query(
+                "SELECT id, info FROM jobs WHERE wait_pending = 1 AND state = ?",
+                (INACTIVE,)):
+            row = self.load_inactive(jobid, "eventlog")
+            view = jobstate.replay(json.loads(line) for line in
+                                   (row["eventlog"] or "").splitlines())
+            self.zombies[jobid] = {"id": jobid, "success": view.success(),
+                                   "errstr": wait_errstr(view)}
+        if not self.active:
+            return
+        self.log(LOG_INFO, f"recovering {len(self.active)} active jobs")
+        for job in list(self.active.values()):
+            self.post(job, "flux-restart")
+            state = job.state
+            if state == NEW:
+                self.post(job, "validate")
+            elif state == DEPEND:
+                self.post(job, "depend")
+            elif state == PRIORITY:
+                self.enter_state(job, PRIORITY)
+            elif state == SCHED:
+                self.enter_state(job, SCHED)
+            elif state in (RUN, CLEANUP):
+                job.exec_data = None
+                if state == RUN:
+                    self.raise_exception(
+                        job, "exec", 0,
+                        "job was running when the instance stopped")
+                else:
+                    self.release(job)
+
+
+def _dumps_or_none(obj):
+    return None if obj is None else json.dumps(obj, separators=(",", ":"))

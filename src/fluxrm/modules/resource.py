@@ -1,0 +1,121 @@
+"""resource: the instance's resource inventory.
+
+RPC topics:
+
+- ``resource.sched-status``  -> {all, allocated, down}  (R version 1 objects)
+- ``resource.status``        -> {R, online, offline, ...}  (summary)
+
+Cores come from the broker's CPU affinity (``os.sched_getaffinity``).  GPUs
+come from the broker attribute ``resource.gpus`` (a count) or, failing
+that, the ``CUDA_VISIBLE_DEVICES`` the broker was started with.  The
+attribute ``resource.cores=N`` presents N cores instead (tasks are then bound
+round-robin to the real CPUs), which tests use to model larger nodes.
+
+Core and GPU ids in R are logical indices 0..n-1; ``cpus`` maps a core
+index to the CPU it is bound to.
+"""
+
+import os
+import socket
+
+from flux.idset import IDset
+from fluxrm.broker.service import Service
+
+
+class Rank:
+    """The resources of one broker rank."""
+
+    def __init__(self, rank, hostname, cpus, ngpus, gpu_ids):
+        self.rank = rank
+        self.hostname = hostname
+        self.cpus = cpus  # core index -> CPU id
+        self.ncores = len(cpus)
+        self.ngpus = ngpus
+        self.gpu_ids = gpu_ids  # gpu index -> device id for CUDA_VISIBLE_DEVICES
+
+
+def discover(broker):
+    """The local rank's resources, from affinity, attributes and environment."""
+    try:
+        real = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        real = list(range(os.cpu_count() or 1))
+    ncores = broker.attr("resource.cores")
+    if ncores is not None:
+        n = int(ncores)
+        cpus = [real[i % len(real)] for i in range(n)]
+    else:
+        cpus = real
+    gpu_attr = broker.attr("resource.gpus")
+    if gpu_attr is not None:
+        ngpus = int(gpu_attr)
+        gpu_ids = [str(i) for i in range(ngpus)]
+    else:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        gpu_ids = [g for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+        ngpus = len(gpu_ids)
+    hostname = broker.attr("hostlist") or socket.gethostname()
+    return Rank(broker.rank, hostname, cpus, ngpus, gpu_ids)
+
+
+def rlite_entry(rank, cores, gpus):
+    children = {"core": str(IDset(sorted(cores)))} if cores else {"core": ""}
+    if gpus:
+        children["gpu"] = str(IDset(sorted(gpus)))
+    return {"rank": str(rank), "children": children}
+
+
+def make_R(per_rank, hostnames, starttime=0.0, expiration=0.0, nslots=None):
+    """Build R version 1 from {rank: (cores, gpus)}; merge identical ranks."""
+    merged = []  # (children, [ranks])
+    for rank in sorted(per_rank):
+        cores, gpus = per_rank[rank]
+        entry = rlite_entry(rank, cores, gpus)
+        for children, ranks in merged:
+            if children == entry["children"]:
+                ranks.append(rank)
+                break
+        else:
+            merged.append((entry["children"], [rank]))
+    rlite = [{"rank": str(IDset(ranks)), "children": children}
+             for children, ranks in merged]
+    execution = {
+        "R_lite": rlite,
+        "starttime": float(starttime),
+        "expiration": float(expiration),
+    }
+    if nslots is not None:
+        execution["nslots"] = nslots
+    execution["nodelist"] = [hostnames[r] for r in sorted(per_rank)]
+    return {"version": 1, "execution": execution}
+
+
+class ResourceService(Service):
+    name = "resource"
+
+    def __init__(self, broker):
+        super().__init__(broker)
+        self.handlers = {
+            "resource.sched-status": self.sched_status,
+            "resource.status": self.status,
+        }
+        self.ranks = [discover(broker)]
+
+    @property
+    def hostnames(self):
+        return {r.rank: r.hostname for r in self.ranks}
+
+    def all_R(self):
+        return make_R({r.rank: (range(r.ncores), range(r.ngpus)) for r in self.ranks},
+                      self.hostnames)
+
+    def sched_status(self, msg):
+        sched = self.broker.router.services.get("sched")
+        allocated = sched.allocated_R() if sched else make_R({}, {})
+        self.respond(msg, {"all": self.all_R(), "allocated": allocated,
+                           "down": make_R({}, {})})
+
+    def status(self, msg):
+        self.respond(msg, {"R": self.all_R(),
+                           "online": str(IDset([r.rank for r in self.ranks])),
+                           "offline": "", "exclude": "", "drain": {}})

@@ -1,0 +1,296 @@
+"""sched: a first-fit scheduler over the resource inventory.
+
+RPC topics: none of its own (the job-manager hands it jobs in process);
+``resource.sched-status`` (in ``resource``) asks it for the allocated set.
+
+Jobs are served in priority order, then submission (id) order; priority 0
+(urgency 0, held) is never scheduled.  One pass runs per loop turn however
+many jobs arrived.  The pass allocates from the head of the queue and stops
+at the first job that does not fit now (no backfill), so a pass costs only
+what it allocates.  A request that could never fit, even on an idle
+instance, gets a fatal ``alloc`` exception at once.
+
+Supported shapes (RFC 25 subset, checked by ``parse_request``, which
+job-ingest also calls to reject other shapes at submission):
+``slot>core[,gpu]`` and ``node>slot>core[,gpu]``, with ``exclusive`` nodes.
+"""
+
+import asyncio
+import heapq
+import time
+
+from fluxrm.broker.service import Service
+from fluxrm.modules.resource import make_R
+
+
+class Request:
+    """What a jobspec asks for."""
+
+    __slots__ = ("nnodes", "nslots", "cores", "gpus", "exclusive", "duration")
+
+    def __init__(self, nnodes, nslots, cores, gpus, exclusive, duration):
+        self.nnodes = nnodes  # None: slots may go anywhere
+        self.nslots = nslots  # per node when nnodes is set, else in total
+        self.cores = cores  # per slot
+        self.gpus = gpus  # per slot
+        self.exclusive = exclusive
+        self.duration = duration
+
+    def total_slots(self):
+        return self.nslots * (self.nnodes or 1)
+
+
+def _count(res, what):
+    count = res.get("count")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ValueError(f"{what} count must be a non-negative integer")
+    return count
+
+
+def _slot_shape(slot):
+    if slot.get("type") != "slot":
+        raise ValueError(f"expected a slot, found '{slot.get('type')}'")
+    cores = gpus = 0
+    for child in slot.get("with") or []:
+        ctype = child.get("type")
+        if ctype == "core":
+            cores = _count(child, "core")
+        elif ctype == "gpu":
+            gpus = _count(child, "gpu")
+        else:
+            raise ValueError(f"resource type '{ctype}' is not supported in a slot")
+        if child.get("with"):
+            raise ValueError(f"{ctype} cannot contain other resources")
+    if cores < 1:
+        raise ValueError("a slot must contain at least one core")
+    return cores, gpus
+
+
+def parse_request(jobspec):
+    """Turn a jobspec into a ``Request``; ``ValueError`` for unsupported shapes."""
+    resources = jobspec.get("resources")
+    if not isinstance(resources, list) or len(resources) != 1:
+        raise ValueError("jobspec must have exactly one top-level resource")
+    top = resources[0]
+    exclusive = False
+    if top.get("type") == "node":
+        nnodes = _count(top, "node")
+        if nnodes < 1:
+            raise ValueError("node count must be at least 1")
+        exclusive = bool(top.get("exclusive", False))
+        children = top.get("with") or []
+        if len(children) != 1:
+            raise ValueError("a node must contain exactly one slot")
+        slot = children[0]
+    elif top.get("type") == "slot":
+        nnodes = None
+        slot = top
+    else:
+        raise ValueError(f"top-level resource '{top.get('type')}' is not supported;"
+                         " use node or slot")
+    nslots = _count(slot, "slot")
+    if nslots < 1:
+        raise ValueError("slot count must be at least 1")
+    cores, gpus = _slot_shape(slot)
+    system = (jobspec.get("attributes") or {}).get("system") or {}
+    duration = system.get("duration") or 0
+    return Request(nnodes, nslots, cores, gpus, exclusive, float(duration))
+
+
+class RankState:
+    """Free resources of one rank."""
+
+    __slots__ = ("rank", "free_cores", "free_gpus", "ncores", "ngpus")
+
+    def __init__(self, rank):
+        self.rank = rank.rank
+        self.ncores = rank.ncores
+        self.ngpus = rank.ngpus
+        self.free_cores = set(range(rank.ncores))
+        self.free_gpus = set(range(rank.ngpus))
+
+    @property
+    def idle(self):
+        return len(self.free_cores) == self.ncores and len(self.free_gpus) == self.ngpus
+
+    def slots_that_fit(self, req):
+        n = len(self.free_cores) // req.cores
+        if req.gpus:
+            n = min(n, len(self.free_gpus) // req.gpus)
+        return n
+
+    def take(self, nslots, req, whole=False):
+        if whole:
+            cores, gpus = sorted(self.free_cores), sorted(self.free_gpus)
+        else:
+            cores = sorted(self.free_cores)[: nslots * req.cores]
+            gpus = sorted(self.free_gpus)[: nslots * req.gpus]
+        self.free_cores.difference_update(cores)
+        self.free_gpus.difference_update(gpus)
+        return cores, gpus
+
+    def give(self, cores, gpus):
+        self.free_cores.update(cores)
+        self.free_gpus.update(gpus)
+
+
+class Sched(Service):
+    name = "sched"
+
+    def __init__(self, broker):
+        super().__init__(broker)
+        self.queue = []  # heap of [-priority, id, job]
+        self.entries = {}  # job id -> heap entry
+        self.allocations = {}  # job id -> {rank: (cores, gpus)}
+        self.ranks = []
+        self._pass_scheduled = False
+        self.manager = None
+
+    async def start(self):
+        services = self.broker.router.services
+        self.resource = services["resource"]
+        self.manager = services["job-manager"]
+        self.ranks = [RankState(r) for r in self.resource.ranks]
+
+    # -- the queue ---------------------------------------------------------------------
+    def enqueue(self, job):
+        try:
+            req = parse_request(job.jobspec)
+        except (ValueError, TypeError, AttributeError) as exc:
+            self.manager.raise_exception(job, "alloc", 0, f"unsatisfiable request: {exc}")
+            return
+        why = self.never_fits(req)
+        if why:
+            self.manager.raise_exception(job, "alloc", 0, f"unsatisfiable request: {why}")
+            return
+        job.sched_data = req
+        entry = [-(job.view.priority or 0), job.id, job]
+        self.entries[job.id] = entry
+        heapq.heappush(self.queue, entry)
+        self.schedule_soon()
+
+    def dequeue(self, job):
+        entry = self.entries.pop(job.id, None)
+        if entry is not None:
+            entry[2] = None  # removed lazily from the heap
+
+    def never_fits(self, req):
+        ranks = self.ranks
+        if req.nnodes is not None:
+            if req.nnodes > len(ranks):
+                return (f"requested {req.nnodes} nodes but the instance has "
+                        f"{len(ranks)}")
+            fit = sorted((self._capacity(r, req) for r in ranks), reverse=True)
+            if fit[req.nnodes - 1] < req.nslots:
+                return (f"requested {req.nslots} slot(s) of {req.cores} core(s)"
+                        f"{self._gpu_text(req)} per node; a node has "
+                        f"{max(r.ncores for r in ranks)} cores, "
+                        f"{max(r.ngpus for r in ranks)} gpus")
+            return None
+        total = sum(self._capacity(r, req) for r in ranks)
+        if total < req.nslots:
+            return (f"requested {req.nslots} slot(s) of {req.cores} core(s)"
+                    f"{self._gpu_text(req)}; the instance has "
+                    f"{sum(r.ncores for r in ranks)} cores, "
+                    f"{sum(r.ngpus for r in ranks)} gpus")
+        return None
+
+    @staticmethod
+    def _gpu_text(req):
+        return f" and {req.gpus} gpu(s)" if req.gpus else ""
+
+    @staticmethod
+    def _capacity(rank, req):
+        n = rank.ncores // req.cores
+        if req.gpus:
+            n = min(n, rank.ngpus // req.gpus)
+        return n
+
+    def schedule_soon(self):
+        if not self._pass_scheduled:
+            self._pass_scheduled = True
+            asyncio.get_running_loop().call_soon(self.schedule)
+
+    def schedule(self):
+        """Allocate from the head of the queue until something does not fit."""
+        self._pass_scheduled = False
+        queue = self.queue
+        while queue:
+            prio, _jobid, job = queue[0]
+            if job is None:
+                heapq.heappop(queue)
+                continue
+            if prio == 0:
+                break  # held jobs (priority 0) wait for a new urgency
+            alloc = self.try_alloc(job.sched_data)
+            if alloc is None:
+                break
+            heapq.heappop(queue)
+            del self.entries[job.id]
+            self.allocate(job, alloc)
+
+    def try_alloc(self, req):
+        ranks = self.ranks
+        if req.nnodes is not None:
+            chosen = []
+            for r in ranks:
+                if req.exclusive:
+                    if r.idle and self._capacity(r, req) >= req.nslots:
+                        chosen.append(r)
+                elif r.slots_that_fit(req) >= req.nslots:
+                    chosen.append(r)
+                if len(chosen) == req.nnodes:
+                    break
+            else:
+                return None
+            return {r.rank: r.take(req.nslots, req, whole=req.exclusive)
+                    for r in chosen}
+        need = req.nslots
+        plan = []
+        for r in ranks:
+            n = min(r.slots_that_fit(req), need)
+            if n:
+                plan.append((r, n))
+                need -= n
+                if need == 0:
+                    break
+        if need:
+            return None
+        return {r.rank: r.take(n, req) for r, n in plan}
+
+    def allocate(self, job, alloc):
+        self.allocations[job.id] = alloc
+        req = job.sched_data
+        now = time.time()
+        expiration = now + req.duration if req.duration > 0 else 0.0
+        R = make_R(alloc, self.resource.hostnames, starttime=now,
+                   expiration=expiration, nslots=req.total_slots())
+        self.manager.alloc(job, R)
+
+    def free(self, job):
+        alloc = self.allocations.pop(job.id, None)
+        if alloc is None:
+            return
+        by_rank = {r.rank: r for r in self.ranks}
+        for rank, (cores, gpus) in alloc.items():
+            by_rank[rank].give(cores, gpus)
+        self.schedule_soon()
+
+    def allocated_R(self):
+        merged = {}
+        for alloc in self.allocations.values():
+            for rank, (cores, gpus) in alloc.items():
+                c, g = merged.setdefault(rank, (set(), set()))
+                c.update(cores)
+                g.update(gpus)
+        return make_R(merged, self.resource.hostnames)
+
+
+def request_error(jobspec):
+    """The message job-ingest gives for a shape we cannot schedule, or None."""
+    try:
+        parse_request(jobspec)
+    except (ValueError, TypeError, AttributeError) as exc:
+        return str(exc)
+    return None
+
