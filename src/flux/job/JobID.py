@@ -25,7 +25,6 @@ import errno
 import locale
 import os
 import re
-from importlib import resources
 
 __all__ = ["JobID", "id_parse", "id_encode"]
 
@@ -59,6 +58,8 @@ def _load_table(filename):
     """Return the non-comment lines of package data file ``filename``."""
     table = _tables.get(filename)
     if table is None:
+        from importlib import resources
+
         text = resources.files("flux.job").joinpath("data", filename).read_text(
             encoding="utf-8"
         )
