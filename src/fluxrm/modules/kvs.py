@@ -100,6 +100,7 @@ from fluxrm.kvstree import (
     normalize_key,
     oserror,
 )
+from fluxrm.modules.job_kvs import TOP as JOBS_TOP, JobKVSView
 from fluxrm.store import shared_store
 
 LOG_ERR = 3
@@ -205,6 +206,7 @@ class KVSService(Service):
         self.store = None
         self.tree = None
         self.watches = {}  # (sender, matchtag) -> Watch
+        self.jobs_view = JobKVSView(broker)
         self.by_key = {}  # (ns, key) -> set of Watch (named-key triggers)
         self.full = {}  # ns -> set of Watch with WATCH_FULL
         self.ns_waiters = {}  # ns -> set of Watch waiting for the namespace
@@ -349,6 +351,9 @@ class KVSService(Service):
         key = self._key(req)
         self._check_access(msg, ns)
         readlink = bool(flags & FLUX_KVS_READLINK)
+        norm = normalize_key(key)
+        if ns == PRIMARY and (norm == JOBS_TOP or norm.startswith(JOBS_TOP + ".")):
+            return self._lookup_jobs(msg, key, norm, flags, req)
         entry = self.tree.lookup(ns, key, follow=not readlink)
         if readlink:
             if entry.type != SYMLINK:
@@ -361,11 +366,27 @@ class KVSService(Service):
             val = {"ver": 1, "type": "dir", "data": {
                 name: treeobj(t, v, nodata)
                 for name, t, v in self.tree.children(ns, entry.key)}}
+            if ns == PRIMARY and entry.key == "" and self.jobs_view.any_jobs():
+                val["data"][JOBS_TOP] = treeobj(DIR, None)
         else:
             if flags & FLUX_KVS_READDIR:
                 raise oserror(errno.ENOTDIR)
             val = treeobj(entry.type, entry.value)
         self.respond(msg, {"key": key, "namespace": ns, "val": val})
+
+    def _lookup_jobs(self, msg, key, norm, flags, req):
+        """Keys under ``job.`` come from the job services (read-only)."""
+        etype, value = self.jobs_view.lookup(norm)
+        if etype == DIR:
+            if not flags & FLUX_KVS_READDIR:
+                raise oserror(errno.EISDIR)
+            val = {"ver": 1, "type": "dir", "data": self.jobs_view.readdir_treeobjs(
+                norm, bool(req.get("nodata")), treeobj)}
+        else:
+            if flags & FLUX_KVS_READDIR:
+                raise oserror(errno.ENOTDIR)
+            val = treeobj(VAL, value)
+        self.respond(msg, {"key": key, "namespace": PRIMARY, "val": val})
 
     # -- commit -------------------------------------------------------------------
     def h_commit(self, msg):
