@@ -841,7 +841,7 @@ class JobspecV1(Jobspec):
             self.setattr_shell_option("output.stdout.label", True)
             self.setattr_shell_option("output.stderr.label", True)
         if unbuffered:
-            self.unbuffered = True
+            self.unbuffered = unbuffered  # the setter rejects non-bools
         if queue is not None:
             self.queue = queue
         if bank is not None:
