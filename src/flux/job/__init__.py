@@ -6,3 +6,10 @@ that need heavy dependencies (yaml) import them lazily.
 
 from flux.job.JobID import JobID, id_encode, id_parse  # noqa: F401
 from flux.job.Jobspec import Jobspec, JobspecV1, validate_jobspec  # noqa: F401
+from flux.job.submit import *  # noqa: F401,F403
+from flux.job.event import *  # noqa: F401,F403
+from flux.job.kill import *  # noqa: F401,F403
+from flux.job.wait import *  # noqa: F401,F403
+from flux.job.output import *  # noqa: F401,F403
+from flux.job.kvslookup import *  # noqa: F401,F403
+from flux.job.timeleft import *  # noqa: F401,F403
