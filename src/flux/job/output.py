@@ -317,6 +317,11 @@ class _OutputWatch:
     def _open(self, path, cb):
         watch = _watch(self.h, self.jobid, path)
         watch.then(cb)
+        # opened from a stream callback: send now rather than at the next
+        # reactor turn, so that following the job never waits on a buffer
+        conn = getattr(self.h, "_conn", None)
+        if conn is not None and not conn.loopback:
+            conn.flush()
         return watch
 
     def _next(self, watch):
