@@ -1,0 +1,964 @@
+"""job-list: list jobs and count them, from memory and the store.
+
+RPC topics:
+
+- ``job-list.list`` {max_entries, attrs, since?, constraint?}
+  -> {jobs: [...], version: 1} (one response, or a few of at most
+  ``CHUNK`` jobs each when the request is streaming, then ENODATA).
+  Jobs come in this order: pending (DEPEND, PRIORITY, SCHED) by priority
+  descending then id ascending; running (RUN, CLEANUP) by ``t_run``
+  descending; inactive by ``t_inactive`` descending then id descending.
+  ``max_entries`` 0 means no limit; ``since`` > 0 keeps only inactive jobs
+  with ``t_inactive > since``.  ``constraint`` is an RFC 31 style object:
+  ``{"and": [c...]}``, ``{"or": [c...]}``, ``{"not": [c]}``,
+  ``{"userid": [uid...]}`` (``FLUX_USERID_UNKNOWN`` matches every user),
+  ``{"name": [s...]}``, ``{"queue": [s...]}``,
+  ``{"states": [name or mask...]}``, ``{"results": [name or mask...]}``,
+  ``{"hostlist": [hosts...]}``, ``{"ranks": [idset...]}`` and
+  ``{"t_submit": [">=T"...]}`` (likewise every ``t_*``; ``<  <= > >=``).
+  Errors: EPROTO for a malformed request or constraint, EINVAL for an
+  unknown attribute.
+- ``job-list.list-id`` {id, attrs} -> {job: {...}}; ENOENT if unknown.
+- ``job-list.job-stats`` {} -> {job_states: {depend, priority, sched, run,
+  cleanup, inactive, total}, successful, failed, timeout, canceled,
+  inactive_purged, queues: [{name, job_states, successful, ...}]}.
+
+Attributes (``all`` selects every one; ``id`` is always present):
+``userid urgency priority t_submit t_depend t_priority t_sched t_run
+t_cleanup t_inactive state name cwd queue project bank ntasks ncores
+duration nnodes ranks nodelist success exception_occurred exception_type
+exception_severity exception_note result expiration annotations waitstatus
+dependencies``.  A key is omitted until it applies: ``priority`` until the
+``priority`` event, each ``t_<state>`` until the job reaches the state,
+``ranks nodelist expiration`` until resources are allocated,
+``success result exception_*`` until the job is inactive
+(``exception_type/severity/note`` only if one occurred), ``waitstatus``
+until ``finish``, and ``cwd queue project bank annotations dependencies``
+while unset.
+
+How the data is kept:
+
+- Active jobs are answered from the job-manager's memory.  A listener on
+  the job-manager (called for every main eventlog event) does O(1) work:
+  it updates the state counters and, for the few events that carry list
+  data (``memo``, ``alloc`` annotations, ``dependency-*``,
+  ``jobspec-update``), this job's ``list_data``.  Values derived from the
+  jobspec (name, cwd, queue, duration, ntasks, ncores, nnodes) are computed
+  once per job, when first needed; those derived from R (ranks, nodelist,
+  expiration) once per R.
+- When a job becomes inactive the job-manager stores ``inactive_info(job)``
+  (the job's full attribute dict) in the ``info`` column of its row; inactive
+  jobs are listed from there with an indexed, ordered query read
+  incrementally, so a small ``max_entries`` never scans the table.
+- The counters of ``job-stats`` are kept incrementally; the inactive ones are
+  counted from the store at start, so they survive a restart.
+"""
+
+import copy
+import errno
+import json
+import os
+
+from flux.constants import (
+    FLUX_JOB_RESULT_CANCELED,
+    FLUX_JOB_RESULT_COMPLETED,
+    FLUX_JOB_RESULT_FAILED,
+    FLUX_JOB_RESULT_TIMEOUT,
+    FLUX_USERID_UNKNOWN,
+)
+from flux.hostlist import Hostlist
+from flux.idset import IDset
+from flux.message import MSGFLAG_STREAMING
+from fluxrm import jobstate
+from fluxrm.broker.service import Service
+from fluxrm.jobstate import (
+    CLEANUP,
+    DEPEND,
+    INACTIVE,
+    NEW,
+    PRIORITY,
+    RUN,
+    SCHED,
+)
+
+PENDING = DEPEND | PRIORITY | SCHED
+RUNNING = RUN | CLEANUP
+ALL_STATES = NEW | PENDING | RUNNING | INACTIVE
+
+CHUNK = 1000  # jobs per response of a streaming list
+
+ATTRS = (
+    "userid", "urgency", "priority", "t_submit", "t_depend", "t_priority",
+    "t_sched", "t_run", "t_cleanup", "t_inactive", "state", "name", "cwd",
+    "queue", "project", "bank", "ntasks", "ncores", "duration", "nnodes",
+    "ranks", "nodelist", "success", "exception_occurred", "exception_type",
+    "exception_severity", "exception_note", "result", "expiration",
+    "annotations", "waitstatus", "dependencies",
+)
+TIME_ATTRS = ("t_submit", "t_depend", "t_priority", "t_sched", "t_run",
+              "t_cleanup", "t_inactive")
+
+STATE_NAMES = {
+    "new": NEW, "depend": DEPEND, "priority": PRIORITY, "sched": SCHED,
+    "run": RUN, "cleanup": CLEANUP, "inactive": INACTIVE,
+    "pending": PENDING, "running": RUNNING, "active": PENDING | RUNNING | NEW,
+}
+RESULT_NAMES = {
+    "completed": FLUX_JOB_RESULT_COMPLETED, "failed": FLUX_JOB_RESULT_FAILED,
+    "canceled": FLUX_JOB_RESULT_CANCELED, "timeout": FLUX_JOB_RESULT_TIMEOUT,
+}
+ALL_RESULTS = (FLUX_JOB_RESULT_COMPLETED | FLUX_JOB_RESULT_FAILED
+               | FLUX_JOB_RESULT_CANCELED | FLUX_JOB_RESULT_TIMEOUT)
+
+STAT_STATES = (("depend", DEPEND), ("priority", PRIORITY), ("sched", SCHED),
+               ("run", RUN), ("cleanup", CLEANUP), ("inactive", INACTIVE))
+RESULT_STAT = {
+    FLUX_JOB_RESULT_COMPLETED: "successful",
+    FLUX_JOB_RESULT_FAILED: "failed",
+    FLUX_JOB_RESULT_CANCELED: "canceled",
+    FLUX_JOB_RESULT_TIMEOUT: "timeout",
+}
+
+
+def _eproto(text):
+    return OSError(errno.EPROTO, text)
+
+
+# ---------------------------------------------------------------------------
+# Values derived from the jobspec and from R
+
+
+def _count(res):
+    """A resource count: an int, or the ``min`` of a range object."""
+    count = res.get("count", 1)
+    if isinstance(count, dict):
+        count = count.get("min", 1)
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise ValueError("invalid count")
+    return count
+
+
+def _find_slot(resources, mult=1, nodes=None, exclusive=False):
+    """Walk to the slot: (slot, slots in total, node count, node exclusive)."""
+    for res in resources or ():
+        rtype = res.get("type")
+        count = _count(res)
+        if rtype == "slot":
+            return res, mult * count, nodes, exclusive
+        if rtype == "node":
+            found = _find_slot(res.get("with"), mult * count,
+                               (nodes or 1) * count, bool(res.get("exclusive")))
+        else:
+            found = _find_slot(res.get("with"), mult * count, nodes, exclusive)
+        if found is not None:
+            return found
+    return None
+
+
+def _cores_in(resources):
+    total = 0
+    for res in resources or ():
+        count = _count(res)
+        if res.get("type") == "core":
+            total += count
+        else:
+            total += count * _cores_in(res.get("with"))
+    return total
+
+
+def derive_jobspec(jobspec):
+    """The list attributes a jobspec determines (None where it does not)."""
+    out = {"name": None, "cwd": None, "queue": None, "project": None,
+           "bank": None, "ntasks": None, "ncores": None, "nnodes": None,
+           "duration": 0.0}
+    if not isinstance(jobspec, dict):
+        return out
+    attributes = jobspec.get("attributes")
+    system = attributes.get("system") if isinstance(attributes, dict) else None
+    if not isinstance(system, dict):
+        system = {}
+    for key in ("cwd", "queue", "project", "bank"):
+        value = system.get(key)
+        if isinstance(value, str) and value:
+            out[key] = value
+    try:
+        out["duration"] = float(system.get("duration") or 0.0)
+    except (TypeError, ValueError):
+        pass
+    name = None
+    job = system.get("job")
+    if isinstance(job, dict) and isinstance(job.get("name"), str):
+        name = job["name"]
+    tasks = jobspec.get("tasks")
+    if not isinstance(tasks, list):
+        tasks = []
+    if name is None and tasks and isinstance(tasks[0], dict):
+        command = tasks[0].get("command")
+        if isinstance(command, list) and command:
+            command = command[0]
+        if isinstance(command, str) and command:
+            name = os.path.basename(command) or command
+    out["name"] = name if name is not None else ""
+    try:
+        found = _find_slot(jobspec.get("resources"))
+    except (AttributeError, TypeError, ValueError):
+        found = None
+    if found is None:
+        return out
+    slot, nslots, nnodes, exclusive = found
+    out["nnodes"] = nnodes
+    try:
+        if not exclusive:
+            out["ncores"] = nslots * _cores_in(slot.get("with"))
+        ntasks = 0
+        for task in tasks:
+            count = task.get("count") or {}
+            if "total" in count:
+                ntasks += int(count["total"])
+            elif "per_slot" in count:
+                ntasks += int(count["per_slot"]) * nslots
+        out["ntasks"] = ntasks if tasks else None
+    except (AttributeError, TypeError, ValueError):
+        pass
+    return out
+
+
+class _RInfo:
+    """What listing needs from one R object."""
+
+    __slots__ = ("R", "ranks", "nodelist", "nnodes", "ncores", "expiration")
+
+    def __init__(self, R):
+        self.R = R
+        ranks = IDset()
+        ncores = 0
+        execution = R.get("execution") if isinstance(R, dict) else None
+        execution = execution if isinstance(execution, dict) else {}
+        try:
+            for entry in execution.get("R_lite") or ():
+                rset = IDset(entry.get("rank", ""))
+                ranks.add(rset)
+                cores = (entry.get("children") or {}).get("core") or ""
+                ncores += rset.count() * IDset(cores).count()
+        except (AttributeError, TypeError, ValueError):
+            pass
+        self.ranks = str(ranks)
+        self.nnodes = ranks.count()
+        self.ncores = ncores
+        try:
+            self.nodelist = str(Hostlist(execution.get("nodelist") or []))
+        except (TypeError, ValueError, OSError):
+            self.nodelist = ""
+        try:
+            self.expiration = float(execution.get("expiration") or 0.0)
+        except (TypeError, ValueError):
+            self.expiration = 0.0
+
+
+class ListData:
+    """Per-job data of job-list (``job.list_data``)."""
+
+    __slots__ = ("state", "queue", "spec", "rinfo", "annotations",
+                 "dependencies", "updates")
+
+    def __init__(self, jobspec):
+        self.state = NEW  # the state last counted in the stats
+        self.queue = _queue_of(jobspec)
+        self.spec = None  # derive_jobspec() result, on first use
+        self.rinfo = None  # _RInfo of the current R, on first use
+        self.annotations = None
+        self.dependencies = None
+        self.updates = None  # jobspec-update contexts, in order
+
+
+def _queue_of(jobspec):
+    try:
+        queue = jobspec["attributes"]["system"].get("queue")
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return queue if isinstance(queue, str) and queue else None
+
+
+def _merge(dst, src):
+    """Merge ``src`` into ``dst``; a None value deletes the key."""
+    for key, value in src.items():
+        if value is None:
+            dst.pop(key, None)
+        elif isinstance(value, dict) and isinstance(dst.get(key), dict):
+            _merge(dst[key], value)
+        else:
+            dst[key] = copy.deepcopy(value)
+
+
+def _apply_event_data(ld, name, ctx):
+    """Fold one event into the list data; return True if it changed the queue."""
+    if name == "memo":
+        ann = ld.annotations if ld.annotations is not None else {}
+        user = ann.get("user") if isinstance(ann.get("user"), dict) else {}
+        _merge(user, ctx)
+        if user:
+            ann["user"] = user
+        else:
+            ann.pop("user", None)
+        ld.annotations = ann or None
+    elif name == "alloc":
+        extra = ctx.get("annotations")
+        if isinstance(extra, dict) and extra:
+            ann = ld.annotations if ld.annotations is not None else {}
+            _merge(ann, extra)
+            ld.annotations = ann or None
+    elif name == "dependency-add":
+        desc = ctx.get("description")
+        if desc is not None:
+            if ld.dependencies is None:
+                ld.dependencies = []
+            if desc not in ld.dependencies:
+                ld.dependencies.append(desc)
+    elif name == "dependency-remove":
+        desc = ctx.get("description")
+        if ld.dependencies and desc in ld.dependencies:
+            ld.dependencies.remove(desc)
+            if not ld.dependencies:
+                ld.dependencies = None
+    elif name == "jobspec-update":
+        if ld.updates is None:
+            ld.updates = []
+        ld.updates.append(ctx)
+        ld.spec = None
+        if "attributes.system.queue" in ctx:
+            queue = ctx["attributes.system.queue"]
+            ld.queue = queue if isinstance(queue, str) and queue else None
+            return True
+    return False
+
+
+def _updated_jobspec(jobspec, updates):
+    spec = copy.deepcopy(jobspec) if isinstance(jobspec, dict) else {}
+    for ctx in updates:
+        for key, value in ctx.items():
+            parts = key.split(".")
+            node = spec
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    node[part] = {}
+                node = node[part]
+            node[parts[-1]] = value
+    return spec
+
+
+class _StoredJob:
+    """A job rebuilt from its stored row (the job-manager's ``Job`` shape)."""
+
+    __slots__ = ("id", "view", "jobspec", "R", "list_data")
+
+    def __init__(self, jobid, view, jobspec, R):
+        self.id = jobid
+        self.view = view
+        self.jobspec = jobspec
+        self.R = R
+        self.list_data = None
+
+
+# ---------------------------------------------------------------------------
+# Constraints (RFC 31 style)
+
+
+def _time_pred(attr, values):
+    tests = []
+    for value in values:
+        if not isinstance(value, str):
+            try:
+                tests.append((">=", float(value)))
+                continue
+            except (TypeError, ValueError):
+                raise _eproto(f"{attr}: invalid value {value!r}") from None
+        for op in (">=", "<=", ">", "<", "="):
+            if value.startswith(op):
+                try:
+                    tests.append((op, float(value[len(op):])))
+                except ValueError:
+                    raise _eproto(f"{attr}: invalid value '{value}'") from None
+                break
+        else:
+            raise _eproto(f"{attr}: invalid comparison '{value}'")
+
+    def pred(get):
+        t = get(attr)
+        if t is None:
+            return False
+        for op, ref in tests:
+            if not ((op == ">=" and t >= ref) or (op == "<=" and t <= ref)
+                    or (op == ">" and t > ref) or (op == "<" and t < ref)
+                    or (op == "=" and t == ref)):
+                return False
+        return True
+
+    return pred
+
+
+def _mask(values, names, what):
+    mask = 0
+    for value in values:
+        if isinstance(value, bool):
+            raise _eproto(f"invalid {what} value {value!r}")
+        if isinstance(value, int):
+            mask |= value
+        elif isinstance(value, str) and value.lower() in names:
+            mask |= names[value.lower()]
+        else:
+            raise _eproto(f"{value} is not a valid {what}")
+    return mask
+
+
+def compile_constraint(c):
+    """Turn a constraint into ``(predicate(get), possible state mask)``.
+
+    ``get(attr)`` returns a job's attribute value, or None if omitted.
+    The mask is the set of states a matching job can be in, so listing can
+    skip whole categories (e.g. never read the store for ``pending``).
+    """
+    if c is None:
+        return (lambda get: True), ALL_STATES
+    if not isinstance(c, dict):
+        raise _eproto("constraint must be a JSON object")
+    parts = []
+    for op, values in c.items():
+        if not isinstance(values, list):
+            raise _eproto(f"operator {op} values must be an array")
+        parts.append(_compile_op(op, values))
+    if not parts:
+        return (lambda get: True), ALL_STATES
+    if len(parts) == 1:
+        return parts[0]
+    return _and(parts)
+
+
+def _and(parts):
+    preds = [p for p, _ in parts]
+    mask = ALL_STATES
+    for _, m in parts:
+        mask &= m
+    return (lambda get: all(p(get) for p in preds)), mask
+
+
+def _compile_op(op, values):
+    if op == "and":
+        return _and([compile_constraint(v) for v in values])
+    if op == "or":
+        parts = [compile_constraint(v) for v in values]
+        preds = [p for p, _ in parts]
+        mask = 0
+        for _, m in parts:
+            mask |= m
+        return (lambda get: any(p(get) for p in preds)), mask
+    if op == "not":
+        pred, _ = _and([compile_constraint(v) for v in values])
+        return (lambda get: not pred(get)), ALL_STATES
+    if op == "userid":
+        uids = set()
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise _eproto(f"userid value {value!r} must be an integer")
+            uids.add(value)
+        if FLUX_USERID_UNKNOWN in uids or -1 in uids:
+            return (lambda get: True), ALL_STATES
+        return (lambda get: get("userid") in uids), ALL_STATES
+    if op in ("name", "queue"):
+        names = set()
+        for value in values:
+            if not isinstance(value, str):
+                raise _eproto(f"{op} value {value!r} must be a string")
+            names.add(value)
+        return (lambda get: get(op) in names), ALL_STATES
+    if op == "states":
+        mask = _mask(values, STATE_NAMES, "state")
+        return (lambda get: bool(get("state") & mask)), mask & ALL_STATES
+    if op == "results":
+        mask = _mask(values, RESULT_NAMES, "result")
+
+        def pred(get):
+            result = get("result")
+            return result is not None and bool(result & mask)
+
+        return pred, (INACTIVE if mask & ALL_RESULTS else 0)
+    if op == "hostlist":
+        hosts = set()
+        for value in values:
+            if not isinstance(value, str):
+                raise _eproto(f"hostlist value {value!r} must be a string")
+            try:
+                hosts.update(Hostlist(value))
+            except (TypeError, ValueError, OSError):
+                raise _eproto(f"invalid hostlist '{value}'") from None
+
+        def pred(get):
+            nodelist = get("nodelist")
+            if not nodelist:
+                return False
+            return any(host in hosts for host in Hostlist(nodelist))
+
+        return pred, ALL_STATES
+    if op == "ranks":
+        ranks = IDset()
+        for value in values:
+            try:
+                ranks.add(IDset(value if isinstance(value, str) else int(value)))
+            except (TypeError, ValueError, OSError):
+                raise _eproto(f"invalid ranks '{value}'") from None
+
+        def pred(get):
+            jobranks = get("ranks")
+            if not jobranks:
+                return False
+            return bool(ranks.intersect(IDset(jobranks)))
+
+        return pred, ALL_STATES
+    if op in TIME_ATTRS:
+        return _time_pred(op, values), ALL_STATES
+    raise _eproto(f"unknown constraint operator: {op}")
+
+
+def _userid_pushdown(c):
+    """A set of userids every match must have (for SQL), or None."""
+    if not isinstance(c, dict) or len(c) != 1:
+        return None
+    (op, values), = c.items()
+    if op == "userid" and isinstance(values, list) and values and all(
+            isinstance(v, int) and not isinstance(v, bool)
+            and v not in (FLUX_USERID_UNKNOWN, -1) for v in values):
+        return set(values)
+    if op == "and" and isinstance(values, list):
+        for sub in values:
+            uids = _userid_pushdown(sub)
+            if uids is not None:
+                return uids
+    return None
+
+
+# ---------------------------------------------------------------------------
+# The service
+
+
+class _Stats:
+    __slots__ = ("states", "results")
+
+    def __init__(self):
+        self.states = dict.fromkeys((DEPEND, PRIORITY, SCHED, RUN, CLEANUP,
+                                     INACTIVE), 0)
+        self.results = dict.fromkeys(RESULT_STAT, 0)
+
+    def to_dict(self):
+        states = {name: self.states[s] for name, s in STAT_STATES}
+        states["total"] = sum(self.states.values())
+        out = {"job_states": states}
+        for result, name in RESULT_STAT.items():
+            out[name] = self.results[result]
+        out["inactive_purged"] = 0
+        return out
+
+
+class JobList(Service):
+    name = "job-list"
+
+    def __init__(self, broker):
+        super().__init__(broker)
+        self.handlers = {
+            "job-list.list": self.h_list,
+            "job-list.list-id": self.h_list_id,
+            "job-list.job-stats": self.h_stats,
+        }
+        self.manager = None
+        self.stats = _Stats()
+        self.queue_stats = {}
+        self.getters = {
+            "userid": lambda job, ld: job.view.userid,
+            "urgency": lambda job, ld: job.view.urgency,
+            "priority": lambda job, ld: job.view.priority,
+            "state": lambda job, ld: job.view.state,
+            "name": lambda job, ld: self.spec(job, ld)["name"],
+            "cwd": lambda job, ld: self.spec(job, ld)["cwd"],
+            "queue": lambda job, ld: self.spec(job, ld)["queue"],
+            "project": lambda job, ld: self.spec(job, ld)["project"],
+            "bank": lambda job, ld: self.spec(job, ld)["bank"],
+            "ntasks": lambda job, ld: self.spec(job, ld)["ntasks"],
+            "duration": lambda job, ld: self.spec(job, ld)["duration"],
+            "ncores": self._ncores,
+            "nnodes": self._nnodes,
+            "ranks": lambda job, ld: self._r(job, ld, "ranks"),
+            "nodelist": lambda job, ld: self._r(job, ld, "nodelist"),
+            "expiration": self._expiration,
+            "success": lambda job, ld: (job.view.success()
+                                        if job.view.state == INACTIVE else None),
+            "result": lambda job, ld: (job.view.result()
+                                       if job.view.state == INACTIVE else None),
+            "exception_occurred": lambda job, ld: (
+                job.view.exception_occurred
+                if job.view.state == INACTIVE else None),
+            "exception_type": lambda job, ld: self._exc(job, "exception_type"),
+            "exception_severity": lambda job, ld: self._exc(
+                job, "exception_severity"),
+            "exception_note": lambda job, ld: self._exc(job, "exception_note"),
+            "annotations": lambda job, ld: ld.annotations,
+            "waitstatus": lambda job, ld: job.view.waitstatus,
+            "dependencies": lambda job, ld: ld.dependencies,
+        }
+        for attr in TIME_ATTRS:
+            self.getters[attr] = (
+                lambda job, ld, attr=attr: getattr(job.view, attr) or None)
+
+    # -- lifecycle ----------------------------------------------------------------
+    async def start(self):
+        self.manager = self.broker.router.services["job-manager"]
+        # make every inactive job's info visible in the store, then count
+        self.manager.flush()
+        self._count_inactive()
+        for job in list(self.manager.active.values()):
+            ld = self.list_data(job)
+            self._count_state(ld, job.view.state)
+        self.manager.listeners.append(self.on_event)
+
+    # -- per-job data -------------------------------------------------------------
+    def list_data(self, job):
+        """The job's ``ListData``, built from its eventlog if missing."""
+        ld = job.list_data
+        if ld is None:
+            ld = job.list_data = ListData(job.jobspec)
+            logs = getattr(job, "logs", None)
+            for line in (logs or {}).get("eventlog", ()):
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                _apply_event_data(ld, event.get("name"), event.get("context") or {})
+        return ld
+
+    def spec(self, job, ld):
+        spec = ld.spec
+        if spec is None:
+            jobspec = job.jobspec
+            if ld.updates:
+                jobspec = _updated_jobspec(jobspec, ld.updates)
+            spec = ld.spec = derive_jobspec(jobspec)
+        return spec
+
+    def rinfo(self, job, ld):
+        R = job.R
+        if R is None:
+            return None
+        info = ld.rinfo
+        if info is None or info.R is not R:
+            info = ld.rinfo = _RInfo(R)
+        return info
+
+    def _r(self, job, ld, attr):
+        info = self.rinfo(job, ld)
+        return None if info is None else getattr(info, attr)
+
+    def _ncores(self, job, ld):
+        ncores = self.spec(job, ld)["ncores"]
+        if ncores is None:
+            info = self.rinfo(job, ld)
+            if info is not None:
+                return info.ncores
+        return ncores
+
+    def _nnodes(self, job, ld):
+        nnodes = self.spec(job, ld)["nnodes"]
+        if nnodes is None:
+            info = self.rinfo(job, ld)
+            if info is not None:
+                return info.nnodes
+        return nnodes
+
+    def _expiration(self, job, ld):
+        info = self.rinfo(job, ld)
+        if info is None:
+            return None
+        return job.view.expiration or info.expiration
+
+    @staticmethod
+    def _exc(job, attr):
+        view = job.view
+        if view.state != INACTIVE or not view.exception_occurred:
+            return None
+        return getattr(view, attr)
+
+    def record(self, job, attrs):
+        """The attribute dict of one in-memory job (omitted keys left out)."""
+        ld = self.list_data(job)
+        getters = self.getters
+        rec = {"id": job.id}
+        for attr in attrs:
+            value = getters[attr](job, ld)
+            if value is not None:
+                rec[attr] = value
+        return rec
+
+    def inactive_info(self, job):
+        """The dict the job-manager stores for an inactive job (all attributes)."""
+        return self.record(job, ATTRS)
+
+    # -- the listener (hot path) ----------------------------------------------------
+    def on_event(self, job, event):
+        ld = job.list_data
+        if ld is None:
+            # first event seen: the eventlog (already holding it) is the source
+            ld = self.list_data(job)
+        else:
+            name = event["name"]
+            if name in _DATA_EVENTS:
+                old_queue = ld.queue
+                if _apply_event_data(ld, name, event.get("context") or {}):
+                    self._move_queue(ld, old_queue)
+        state = job.view.state
+        if state != ld.state:
+            self._count_state(ld, state, job)
+
+    def _stats_for(self, queue):
+        stats = self.queue_stats.get(queue)
+        if stats is None:
+            stats = self.queue_stats[queue] = _Stats()
+        return stats
+
+    def _count_state(self, ld, state, job=None):
+        old, ld.state = ld.state, state
+        targets = [self.stats]
+        if ld.queue is not None:
+            targets.append(self._stats_for(ld.queue))
+        for stats in targets:
+            if old != NEW:
+                stats.states[old] -= 1
+            if state != NEW:
+                stats.states[state] += 1
+            if state == INACTIVE and job is not None:
+                stats.results[job.view.result()] += 1
+
+    def _move_queue(self, ld, old_queue):
+        """A ``jobspec-update`` changed the job's queue: move its count."""
+        if ld.state == NEW:
+            return
+        if old_queue is not None:
+            self._stats_for(old_queue).states[ld.state] -= 1
+        if ld.queue is not None:
+            self._stats_for(ld.queue).states[ld.state] += 1
+
+    def _count_inactive(self):
+        """Add the stored inactive jobs to the counters."""
+        store = self.manager.store
+        rows = []
+        try:
+            rows = store.query(
+                "SELECT json_extract(info, '$.queue'),"
+                " json_extract(info, '$.result'), count(*)"
+                " FROM jobs WHERE state = ? AND info IS NOT NULL"
+                " GROUP BY 1, 2", (INACTIVE,))
+        except Exception:  # no JSON1: decode in Python
+            counts = {}
+            for (info,) in store.query(
+                    "SELECT info FROM jobs WHERE state = ? AND info IS NOT NULL",
+                    (INACTIVE,)):
+                try:
+                    d = json.loads(info)
+                except ValueError:
+                    d = {}
+                key = (d.get("queue"), d.get("result"))
+                counts[key] = counts.get(key, 0) + 1
+            rows = [(q, r, n) for (q, r), n in counts.items()]
+        for (jobid,) in store.query(
+                "SELECT id FROM jobs WHERE state = ? AND info IS NULL",
+                (INACTIVE,)):
+            job = self.stored_job(jobid)
+            if job is not None:
+                rows.append((self.spec(job, self.list_data(job))["queue"],
+                             job.view.result(), 1))
+        for queue, result, n in rows:
+            targets = [self.stats]
+            if queue is not None:
+                targets.append(self._stats_for(queue))
+            for stats in targets:
+                stats.states[INACTIVE] += n
+                if result in stats.results:
+                    stats.results[result] += n
+                else:
+                    stats.results[FLUX_JOB_RESULT_FAILED] += n
+
+    # -- the store --------------------------------------------------------------
+    def stored_job(self, jobid):
+        """Rebuild a job from its stored row (eventlog replay); None if unknown."""
+        row = self.manager.load_inactive(jobid, "jobspec, R, eventlog")
+        if row is None:
+            return None
+        try:
+            jobspec = json.loads(row["jobspec"]) if row["jobspec"] else {}
+        except ValueError:
+            jobspec = {}
+        try:
+            R = json.loads(row["R"]) if row["R"] else None
+        except ValueError:
+            R = None
+        view = jobstate.JobView()
+        ld = ListData(jobspec)
+        for line in (row["eventlog"] or "").splitlines():
+            try:
+                event = json.loads(line)
+                jobstate.apply(view, event)
+            except (ValueError, KeyError, TypeError):
+                continue
+            _apply_event_data(ld, event.get("name"), event.get("context") or {})
+        job = _StoredJob(jobid, view, jobspec, R)
+        job.list_data = ld
+        return job
+
+    def _stored_info(self, jobid, info):
+        if info:
+            try:
+                return json.loads(info)
+            except ValueError:
+                pass
+        job = self.stored_job(jobid)
+        return None if job is None else self.inactive_info(job)
+
+    def _inactive_rows(self, since, uids):
+        sql = "SELECT id, info FROM jobs WHERE state = ?"
+        params = [INACTIVE]
+        if since > 0:
+            sql += " AND t_inactive > ?"
+            params.append(since)
+        if uids is not None:
+            sql += f" AND userid IN ({','.join('?' * len(uids))})"
+            params.extend(sorted(uids))
+        sql += " ORDER BY t_inactive DESC, id DESC"
+        cur = self.manager.store.conn.execute(sql, params)
+        while True:
+            rows = cur.fetchmany(256)
+            if not rows:
+                return
+            yield from rows
+
+    # -- requests -----------------------------------------------------------------
+    @staticmethod
+    def parse_attrs(req):
+        attrs = req.get("attrs")
+        if not isinstance(attrs, list):
+            raise _eproto("invalid payload: attrs must be an array")
+        out = []
+        for attr in attrs:
+            if not isinstance(attr, str):
+                raise _eproto("invalid payload: attrs must be strings")
+            if attr == "all":
+                return ATTRS
+            if attr == "id":
+                continue
+            if attr not in ATTRS:
+                raise OSError(errno.EINVAL, f"{attr} is not a valid attribute")
+            if attr not in out:
+                out.append(attr)
+        return out
+
+    def h_list(self, msg):
+        req = msg.get_object()
+        if not isinstance(req, dict):
+            raise _eproto("invalid payload")
+        max_entries = req.get("max_entries", 0)
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) \
+                or max_entries < 0:
+            raise _eproto("invalid payload: max_entries must be an integer >= 0")
+        since = req.get("since", 0.0) or 0.0
+        if isinstance(since, bool) or not isinstance(since, (int, float)) \
+                or since < 0:
+            raise _eproto("invalid payload: since must be a number >= 0")
+        attrs = self.parse_attrs(req)
+        constraint = req.get("constraint")
+        pred, states = compile_constraint(constraint)
+        jobs = self.list_jobs(attrs, pred, states, max_entries, since,
+                              _userid_pushdown(constraint))
+        if not msg.flags & MSGFLAG_STREAMING:
+            self.respond(msg, {"jobs": jobs, "version": 1})
+            return
+        for i in range(0, len(jobs), CHUNK):
+            self.respond(msg, {"jobs": jobs[i:i + CHUNK], "version": 1})
+        if not jobs:
+            self.respond(msg, {"jobs": [], "version": 1})
+        self.respond_error(msg, errno.ENODATA)
+
+    def list_jobs(self, attrs, pred, states, max_entries, since, uids):
+        limit = max_entries or None
+        out = []
+        if states & (PENDING | RUNNING):
+            pending, running = [], []
+            getters = self.getters
+            for job in self.manager.active.values():
+                state = job.view.state
+                if not state & states or state == NEW:
+                    continue
+                ld = self.list_data(job)
+                if not pred(lambda attr, job=job, ld=ld: getters[attr](job, ld)):
+                    continue
+                if state & PENDING:
+                    pending.append(job)
+                else:
+                    running.append(job)
+            pending.sort(key=_pending_key)
+            running.sort(key=_running_key)
+            for job in pending + running:
+                if limit is not None and len(out) >= limit:
+                    return out
+                out.append(self.record(job, attrs))
+        if not states & INACTIVE or (limit is not None and len(out) >= limit):
+            return out
+        self.manager.flush()  # jobs that just became inactive have info now
+        for jobid, info in self._inactive_rows(since, uids):
+            d = self._stored_info(jobid, info)
+            if d is None or not pred(d.get):
+                continue
+            rec = {"id": jobid}
+            for attr in attrs:
+                if attr in d:
+                    rec[attr] = d[attr]
+            out.append(rec)
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def h_list_id(self, msg):
+        req = msg.get_object()
+        if not isinstance(req, dict):
+            raise _eproto("invalid payload")
+        jobid = req.get("id")
+        if isinstance(jobid, bool) or not isinstance(jobid, int) or jobid < 0:
+            raise _eproto("invalid payload: id must be an integer")
+        attrs = self.parse_attrs(req)
+        job = self.manager.find(jobid)
+        if job is not None:
+            self.respond(msg, {"job": self.record(job, attrs)})
+            return
+        row = self.manager.load_inactive(jobid, "state, info")
+        if row is None:
+            raise OSError(errno.ENOENT, "JobID not found")
+        d = self._stored_info(jobid, row["info"] if row["state"] == INACTIVE
+                              else None) or {}
+        rec = {"id": jobid}
+        for attr in attrs:
+            if attr in d:
+                rec[attr] = d[attr]
+        self.respond(msg, {"job": rec})
+
+    def h_stats(self, msg):
+        out = self.stats.to_dict()
+        out["queues"] = [dict(stats.to_dict(), name=name)
+                         for name, stats in sorted(self.queue_stats.items())]
+        self.respond(msg, out)
+
+
+_DATA_EVENTS = frozenset(("memo", "alloc", "dependency-add", "dependency-remove",
+                          "jobspec-update"))
+
+
+def _pending_key(job):
+    priority = job.view.priority
+    return (-(priority if priority is not None else -1), job.id)
+
+
+def _running_key(job):
+    return (-job.view.t_run, -job.id)
+
