@@ -65,7 +65,7 @@ def utf8_f58(monkeypatch):
     monkeypatch.setattr(jobid_mod.locale, "nl_langinfo", lambda item: "UTF-8")
 
 
-# --- test vectors -------------------------------------------------------------
+# --- test vectors ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("value, dothex, f58, words, emoji", VECTORS)
@@ -103,7 +103,7 @@ def test_invalid_jobid(text):
     assert exc.value.errno == errno.EINVAL
 
 
-# --- parsing rules --------------------------------------------------------------
+# --- parsing rules -----------------------------------------------------------
 
 
 def test_leading_whitespace_stripped_everywhere():
@@ -164,7 +164,7 @@ def test_non_string_is_parsed_as_string():
         JobID(1.5)
 
 
-# --- JobID object -----------------------------------------------------------------
+# --- JobID object ------------------------------------------------------------
 
 
 def test_int_not_validated():
@@ -208,7 +208,7 @@ def test_pickle_round_trip():
     assert copy == jobid and copy.orig == "ƒuzzybunny" and type(copy) is JobID
 
 
-# --- id_encode ----------------------------------------------------------------------
+# --- id_encode ---------------------------------------------------------------
 
 
 def test_id_encode_default_f58(utf8_f58):
@@ -232,7 +232,7 @@ def test_id_encode_out_of_range():
         assert exc.value.errno == errno.EOVERFLOW
 
 
-# --- f58 prefix and locale ------------------------------------------------------------
+# --- f58 prefix and locale ---------------------------------------------------
 
 
 def test_f58_ascii_forced(monkeypatch, utf8_f58):
@@ -297,7 +297,7 @@ def test_data_tables():
     assert all(len(e.encode("utf-8")) == 4 for e in emoji)
 
 
-# --- properties -------------------------------------------------------------------------
+# --- properties --------------------------------------------------------------
 
 ids64 = st.integers(min_value=0, max_value=2**64 - 1)
 
@@ -335,7 +335,7 @@ def test_encodings_order_preserving_lengths(value):
     assert int(id_encode(value, "hex"), 16) == value
 
 
-# --- FLUID ---------------------------------------------------------------------------------
+# --- FLUID -------------------------------------------------------------------
 
 
 class FakeClock:

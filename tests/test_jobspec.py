@@ -1,10 +1,13 @@
 """Tests for flux.job.Jobspec / JobspecV1 / validate_jobspec, spec 2.1-2.4."""
 
+import argparse
 import copy
 import json
 import math
 import os
 import pathlib
+import resource
+import signal as signal_module
 import stat
 import subprocess
 import sys
@@ -16,6 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flux.job import Jobspec, JobspecV1, validate_jobspec
+from flux.job.Jobspec import (
+    constraint_from_query,
+    filtered_environment,
+    parse_dependency,
+    propagated_rlimits,
+)
 
 
 def make_doc(**overrides):
@@ -66,7 +75,7 @@ def small_env(monkeypatch):
     monkeypatch.setenv("PATH", "/bin")
 
 
-# --- construction -----------------------------------------------------------------
+# --- construction ------------------------------------------------------------
 
 
 def test_valid_doc_stored_without_copying():
@@ -279,7 +288,7 @@ def test_tuples_are_sequences():
     assert isinstance(js.resources, tuple)
 
 
-# --- JobspecV1 restrictions -----------------------------------------------------------
+# --- JobspecV1 restrictions --------------------------------------------------
 
 
 V1_ERRORS = [
@@ -330,7 +339,7 @@ def test_v1_accepts_float_duration_and_no_rfc25_shape():
     assert js.duration == 1.5
 
 
-# --- YAML ------------------------------------------------------------------------------
+# --- YAML --------------------------------------------------------------------
 
 YAML_DOC = """\
 version: 1
@@ -397,7 +406,7 @@ def test_from_yaml_class_decides_validation():
         JobspecV1.from_yaml_stream(text)
 
 
-# --- properties ----------------------------------------------------------------------------
+# --- properties --------------------------------------------------------------
 
 
 @pytest.fixture
@@ -519,7 +528,7 @@ def test_unbuffered_type(js, bad):
         js.unbuffered = bad
 
 
-# --- setattr / getattr -----------------------------------------------------------------------
+# --- setattr / getattr -------------------------------------------------------
 
 
 @pytest.mark.parametrize("key, path", [
@@ -568,7 +577,7 @@ def test_setattr_shell_option(js):
     assert js.getattr("shell.options.mpi") == "none"
 
 
-# --- add_file ------------------------------------------------------------------------------------
+# --- add_file ----------------------------------------------------------------
 
 
 def test_add_file_content(js):
@@ -631,7 +640,7 @@ def test_add_file_keeps_existing_files(js):
     assert list(js.attributes["system"]["files"]) == ["a", "b"]
 
 
-# --- dumps, str, repr ---------------------------------------------------------------------------
+# --- dumps, str, repr --------------------------------------------------------
 
 
 def test_dumps(js):
@@ -660,7 +669,7 @@ def test_repr_round_trip(cls, doc):
     assert again.jobspec == js.jobspec
 
 
-# --- resource walking ---------------------------------------------------------------------------------
+# --- resource walking --------------------------------------------------------
 
 NESTED = [
     {"type": "node", "count": 2, "with": [
@@ -713,7 +722,7 @@ def test_resource_counts_with_ranges_use_minimum():
         "node": 2, "core": 6}
 
 
-# --- from_command ----------------------------------------------------------------------------------
+# --- from_command ------------------------------------------------------------
 
 
 def test_from_command_canonical_hostname(monkeypatch):
@@ -879,7 +888,7 @@ def test_from_command_validates_with_validate_jobspec():
     assert ok is True and obj.jobspec == js.jobspec
 
 
-# --- per_resource -------------------------------------------------------------------------------------
+# --- per_resource ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kwargs, resources", [
@@ -936,7 +945,7 @@ def test_per_resource_unknown_keyword():
         JobspecV1.per_resource(["app"], ncores=1, num_tasks=2)
 
 
-# --- nest and batch ------------------------------------------------------------------------------------
+# --- nest and batch ----------------------------------------------------------
 
 
 def test_from_nest_command():
@@ -990,7 +999,7 @@ def test_from_batch_command_needs_shebang():
     assert str(exc.value) == "myjob does not appear to start with '#!'"
 
 
-# --- validate_jobspec ------------------------------------------------------------------------------------
+# --- validate_jobspec --------------------------------------------------------
 
 
 def test_validate_jobspec_inputs():
@@ -1044,7 +1053,7 @@ def test_validate_jobspec_errors_propagate():
         validate_jobspec(json.dumps(with_task(command="hostname")))
 
 
-# --- import cost ------------------------------------------------------------------------------------------
+# --- import cost -------------------------------------------------------------
 
 
 def test_import_is_lazy():
@@ -1055,7 +1064,7 @@ def test_import_is_lazy():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-# --- properties (hypothesis) ------------------------------------------------------------------------------
+# --- properties (hypothesis) -------------------------------------------------
 
 
 @settings(max_examples=150, deadline=None)
@@ -1121,3 +1130,375 @@ def test_count_validation_never_crashes(rtype, count):
     except (TypeError, ValueError):
         return
     assert js.resource_counts()[rtype] >= (1 if rtype != "gpu" else 0)
+
+
+# --- apply_options and the high-level factories (v0.85) ----------------------
+
+def fresh():
+    return JobspecV1.from_command(["app"], environment={"KEEP": "1"})
+
+
+def shell_options(js):
+    return js.attributes["system"].get("shell", {}).get("options", {})
+
+
+def test_apply_options_returns_self_and_no_op_by_default():
+    js = fresh()
+    before = copy.deepcopy(js.jobspec)
+    assert js.apply_options() is js
+    assert js.jobspec == before  # env/rlimit untouched unless asked
+
+
+def test_apply_options_unknown_keyword():
+    with pytest.raises(TypeError, match="bogus"):
+        fresh().apply_options(bogus=1)
+
+
+ENVIRON = {"HOME": "/home/u", "PATH": "/bin", "LANG": "C", "LC_ALL": "C",
+           "FOO_1": "a", "FOO_2": "b"}
+
+
+@pytest.mark.parametrize("rules, env, expand", [
+    ([], ENVIRON, {}),
+    (["-LC_*"], {k: v for k, v in ENVIRON.items() if k != "LC_ALL"}, {}),
+    (["-*", "PATH"], {"PATH": "/bin"}, {}),
+    (["-*", "FOO_*"], {"FOO_1": "a", "FOO_2": "b"}, {}),
+    (["-/^FOO_[12]$/", "-/^L/"], {"HOME": "/home/u", "PATH": "/bin"}, {}),
+    (["-*", "X=1", "Y=$X:${X}2"], {"X": "1", "Y": "1:12"}, {}),
+    (["-*", "P=$PATH:/usr/bin"], None, None),
+    (["-*", "T={{tmpdir}}/x"], {}, {"T": "{{tmpdir}}/x"}),
+    (["-*", "MISSING"], {}, {}),
+])
+def test_filtered_environment(rules, env, expand):
+    if env is None:  # $PATH was removed by -*: substitution fails
+        with pytest.raises(ValueError, match="PATH"):
+            filtered_environment(rules, ENVIRON)
+        return
+    assert filtered_environment(rules, ENVIRON) == (env, expand)
+
+
+def test_filtered_environment_rule_file(tmp_path):
+    path = tmp_path / "rules"
+    path.write_text("# comment\n-*\n\nHOME\nZ=$HOME/z\n")
+    env, _ = filtered_environment([f"^{path}"], ENVIRON)
+    assert env == {"HOME": "/home/u", "Z": "/home/u/z"}
+
+
+def test_filtered_environment_does_not_modify_source():
+    source = dict(ENVIRON)
+    filtered_environment(["-*", "A=1"], source)
+    assert source == ENVIRON
+
+
+def test_apply_options_env(monkeypatch):
+    monkeypatch.setenv("FLUXRM_X", "x")
+    js = fresh().apply_options(env=["-*", "FLUXRM_X", "ID={{id}}"])
+    assert js.environment == {"FLUXRM_X": "x"}
+    assert shell_options(js)["env-expand"] == {"ID": "{{id}}"}
+    js = fresh().apply_options(env=[])
+    assert js.environment == dict(os.environ)
+
+
+def test_propagated_rlimits_default():
+    limits = propagated_rlimits()
+    for skipped in ("memlock", "ofile", "msgqueue", "nice", "rtprio", "rttime",
+                    "sigpending"):
+        assert skipped not in limits
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert limits["nofile"] == (-1 if soft == resource.RLIM_INFINITY else soft)
+    assert all(isinstance(v, int) and v >= -1 for v in limits.values())
+    assert list(limits) == sorted(limits)
+
+
+def test_propagated_rlimits_rules():
+    assert propagated_rlimits(["-*"]) == {}
+    assert propagated_rlimits(["-*", "core=unlimited", "nofile=100"]) == {
+        "core": -1, "nofile": 100}
+    assert "memlock" in propagated_rlimits(["memlock"])
+    assert "core" not in propagated_rlimits(["-core"])
+    for bad in (["bogus"], ["bogus=1"], ["core=lots"], ["core=-5"]):
+        with pytest.raises(ValueError):
+            propagated_rlimits(bad)
+
+
+def test_apply_options_rlimit():
+    js = fresh().apply_options(rlimit=["-*", "core=0"])
+    assert shell_options(js)["rlimit"] == {"core": 0}
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("", {"signum": signal_module.SIGUSR1, "timeleft": 60}),
+    ("@", {"signum": signal_module.SIGUSR1, "timeleft": 60}),
+    ("SIGTERM", {"signum": signal_module.SIGTERM, "timeleft": 60}),
+    ("term@2m", {"signum": signal_module.SIGTERM, "timeleft": 120.0}),
+    ("10@30", {"signum": 10, "timeleft": 30.0}),
+    ("@1h", {"signum": signal_module.SIGUSR1, "timeleft": 3600.0}),
+])
+def test_apply_options_signal(spec, expected):
+    assert shell_options(fresh().apply_options(signal=spec))["signal"] == expected
+
+
+@pytest.mark.parametrize("spec", ["SIGBOGUS", "0", "999", "USR1@bogus", "@-1",
+                                  "SIG_DFL"])
+def test_apply_options_signal_errors(spec):
+    with pytest.raises(ValueError):
+        fresh().apply_options(signal=spec)
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("block", {"scheme": "block", "value": ""}),
+    ("cyclic", {"scheme": "cyclic", "value": ""}),
+    ("cyclic:4", {"scheme": "cyclic", "value": "4"}),
+    ("manual:[[0,1,1,1]]", {"scheme": "manual", "value": "[[0,1,1,1]]"}),
+])
+def test_apply_options_taskmap(spec, expected):
+    assert shell_options(fresh().apply_options(taskmap=spec))["taskmap"] == expected
+
+
+def test_apply_options_taskmap_hostfile(tmp_path):
+    path = tmp_path / "hosts"
+    path.write_text("node1\nnode2\n\nnode3\n")
+    taskmap = shell_options(fresh().apply_options(taskmap=f"hostfile:{path}"))
+    assert taskmap["taskmap"] == {"scheme": "hostfile", "value": "node[1-3]"}
+
+
+@pytest.mark.parametrize("spec", ["", ":x", "cyclic:0", "cyclic:x", "hostfile"])
+def test_apply_options_taskmap_errors(spec):
+    with pytest.raises(ValueError):
+        fresh().apply_options(taskmap=spec)
+
+
+@pytest.mark.parametrize("uri, expected", [
+    ("afterok:ƒ2", {"scheme": "afterok", "value": "ƒ2"}),
+    ("after:123?delay=5&x=y", {"scheme": "after", "value": "123", "delay": 5,
+                               "x": "y"}),
+    ("singleton", {"scheme": "singleton", "value": ""}),
+])
+def test_parse_dependency(uri, expected):
+    assert parse_dependency(uri) == expected
+
+
+@pytest.mark.parametrize("uri", ["", ":x", "1abc:x", "a b:c"])
+def test_parse_dependency_errors(uri):
+    with pytest.raises(ValueError):
+        parse_dependency(uri)
+
+
+def test_apply_options_dependency():
+    js = fresh().apply_options(dependency=["afterok:f2", "afterany:f3"])
+    assert js.attributes["system"]["dependencies"] == [
+        {"scheme": "afterok", "value": "f2"}, {"scheme": "afterany", "value": "f3"}]
+    js = fresh().apply_options(dependency="afterok:f2")
+    assert len(js.attributes["system"]["dependencies"]) == 1
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("foo", {"properties": ["foo"]}),
+    ("foo bar", {"properties": ["foo", "bar"]}),
+    ("foo and ^bar", {"properties": ["foo", "^bar"]}),
+    ("foo or bar", {"or": [{"properties": ["foo"]}, {"properties": ["bar"]}]}),
+    ("foo|bar", {"properties": ["foo|bar"]}),
+    ("foo | bar", {"or": [{"properties": ["foo"]}, {"properties": ["bar"]}]}),
+    ("host:node[1-4]", {"hostlist": ["node[1-4]"]}),
+    ("hosts:a,b", {"hostlist": ["a,b"]}),
+    ("rank:0-3", {"ranks": ["0-3"]}),
+    ("-host:node1", {"not": [{"hostlist": ["node1"]}]}),
+    ("not foo", {"not": [{"properties": ["foo"]}]}),
+    ("(foo or bar) and rank:0", {"and": [
+        {"or": [{"properties": ["foo"]}, {"properties": ["bar"]}]},
+        {"ranks": ["0"]}]}),
+    ("a and (b and c)", {"properties": ["a", "b", "c"]}),
+    ('property:"x y"', {"properties": ["x y"]}),
+    ("'a b' c", {"properties": ["a b", "c"]}),
+])
+def test_constraint_from_query(query, expected):
+    assert constraint_from_query(query) == expected
+    Jobspec(**with_system(constraints=expected))
+
+
+def test_constraint_from_several_queries():
+    assert constraint_from_query(["foo", "rank:1"]) == {
+        "and": [{"properties": ["foo"]}, {"ranks": ["1"]}]}
+
+
+@pytest.mark.parametrize("query", ["", "(foo", "foo)", "and foo", "foo or",
+                                   "bogus:x", "host:", "not"])
+def test_constraint_from_query_errors(query):
+    with pytest.raises(ValueError):
+        constraint_from_query(query)
+
+
+def test_apply_options_requires():
+    js = fresh().apply_options(requires=["foo", "host:n1 or host:n2"])
+    assert js.attributes["system"]["constraints"] == {"and": [
+        {"properties": ["foo"]},
+        {"or": [{"hostlist": ["n1"]}, {"hostlist": ["n2"]}]}]}
+
+
+def test_apply_options_shell_options_and_attributes():
+    js = fresh().apply_options(
+        shell_options={"mpi": "none", "cpu-affinity": "off", "a.b": 1},
+        attributes={"x": 1, "user.y": 2, ".user.z": 3, "system.w": 4},
+    )
+    assert shell_options(js) == {"mpi": "none", "cpu-affinity": "off",
+                                 "a": {"b": 1}}
+    system = js.attributes["system"]
+    assert system["x"] == 1 and system["w"] == 4
+    assert js.attributes["user"] == {"y": 2, "z": 3}
+
+
+def test_apply_options_attributes_validated():
+    with pytest.raises(ValueError, match=r"Extraneous key \(foo\)"):
+        fresh().apply_options(attributes={".foo": 5})
+    with pytest.raises(TypeError):
+        fresh().apply_options(attributes=[("x", 1)])
+
+
+@pytest.mark.parametrize("value, seconds", [
+    ("5", 300.0), ("1.5", 90.0), ("30s", 30.0), ("2h", 7200.0), ("0", 0.0),
+    (10, 10.0), (timedelta(minutes=1), 60.0),
+])
+def test_apply_options_time_limit(value, seconds):
+    assert fresh().apply_options(time_limit=value).duration == seconds
+
+
+def test_apply_options_time_limit_rejects_clock_format():
+    with pytest.raises(ValueError, match="invalid Flux standard duration"):
+        fresh().apply_options(time_limit="00:30")
+
+
+def test_apply_options_add_file(tmp_path):
+    local = tmp_path / "local.txt"
+    local.write_text("abc")
+    js = fresh().apply_options(add_file=[
+        "a.sh:755=#!/bin/sh\ntrue\n",
+        "b=line\n",
+        f"c={local}",
+        str(local),
+    ])
+    files = js.attributes["system"]["files"]
+    assert files["a.sh"] == {"mode": stat.S_IFREG | 0o755,
+                             "data": "#!/bin/sh\ntrue\n", "encoding": "utf-8"}
+    assert files["b"]["data"] == "line\n"
+    assert files["c"]["data"] == "abc"
+    assert files["local.txt"]["data"] == "abc"
+    with pytest.raises(ValueError):
+        fresh().apply_options(add_file=["no name\n"])
+
+
+def test_apply_options_from_args_namespace(monkeypatch, tmp_path):
+    monkeypatch.setenv("FLUXRM_A", "a")
+    attr_file = tmp_path / "v.json"
+    attr_file.write_text('{"k": [1, 2]}')
+    args = argparse.Namespace(
+        env=["-*", "FLUXRM_A"], env_remove=["FLUXRM_A"], env_file=None,
+        rlimit=None, setopt=["mpi=none", "flag", "n=5", "j={\"a\":1}"],
+        setattr=["user.s=text", f"^user.f={attr_file}"], time_limit="2",
+        signal=None, taskmap=None, dependency=None, requires=None,
+        add_file=None,
+    )
+    js = fresh().apply_options(args)
+    assert js.environment == {}
+    assert shell_options(js)["mpi"] == "none"
+    assert shell_options(js)["flag"] == 1
+    assert shell_options(js)["n"] == 5
+    assert shell_options(js)["j"] == {"a": 1}
+    assert "rlimit" in shell_options(js)  # args given: rlimits propagate
+    assert js.attributes["user"] == {"s": "text", "f": {"k": [1, 2]}}
+    assert js.duration == 120.0
+
+
+def test_apply_options_keywords_win_over_args():
+    args = argparse.Namespace(time_limit="2", env=None)
+    assert fresh().apply_options(args, time_limit="1s").duration == 1.0
+
+
+def test_from_submit(monkeypatch):
+    monkeypatch.setenv("FLUXRM_SUBMIT", "1")
+    js = JobspecV1.from_submit(["app", "x"], ntasks=4, nodes=2, cores_per_task=2,
+                               name="n", queue="q", time_limit="1",
+                               output="out.{{id}}")
+    assert js.tasks[0]["command"] == ["app", "x"]
+    assert dict(js.resource_counts()) == {"node": 2, "slot": 4, "core": 8}
+    system = js.attributes["system"]
+    assert system["cwd"] == os.getcwd()
+    assert system["environment"]["FLUXRM_SUBMIT"] == "1"
+    assert "rlimit" in system["shell"]["options"]
+    assert system["job"] == {"name": "n"} and system["queue"] == "q"
+    assert js.duration == 60.0
+    assert js.stdout == "out.{{id}}"
+
+
+def test_from_submit_explicit_env_and_cwd():
+    js = JobspecV1.from_submit(["app"], env=["-*", "A=1"], rlimit=["-*"],
+                               cwd="/tmp")
+    assert js.environment == {"A": "1"}
+    assert js.cwd == "/tmp"
+    assert shell_options(js)["rlimit"] == {}
+
+
+def test_from_submit_unknown_keyword():
+    with pytest.raises(TypeError):
+        JobspecV1.from_submit(["app"], num_tasks=2)
+
+
+def test_from_alloc_nodes_only():
+    js = JobspecV1.from_alloc(nodes=2)
+    assert js.tasks[0]["command"] == ["flux", "broker"]
+    node = js.resources[0]
+    assert node["type"] == "node" and node["count"] == 2 and node["exclusive"]
+    options = shell_options(js)
+    assert options["per-resource"] == {"type": "node"}
+    assert options["pty"] == {"interactive": 1}
+    assert js.cwd == os.getcwd()
+    assert "rlimit" in options
+
+
+def test_from_alloc_nslots_and_command():
+    js = JobspecV1.from_alloc(["myscript.sh"], nslots=4, cores_per_slot=2)
+    assert js.tasks[0]["command"] == ["flux", "broker", "myscript.sh"]
+    assert dict(js.resource_counts()) == {"slot": 4, "core": 8}
+
+
+def test_from_alloc_bg():
+    js = JobspecV1.from_alloc(nslots=1, bg=True)
+    assert js.tasks[0]["command"] == ["flux", "broker", "-Sbroker.rc2_none=1"]
+    assert "pty" not in shell_options(js)
+    with pytest.raises(ValueError):
+        JobspecV1.from_alloc(["cmd"], nslots=1, bg=True)
+
+
+def test_from_alloc_needs_size():
+    with pytest.raises(ValueError):
+        JobspecV1.from_alloc()
+
+
+def test_from_batch_file(tmp_path):
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/sh\nflux run hostname\n")
+    js = JobspecV1.from_batch(str(script), nslots=2, script_args=["a"])
+    system = js.attributes["system"]
+    assert system["job"] == {"name": "job.sh"}
+    assert js.stdout == "flux-{{id}}.out"
+    assert system["files"]["script"]["data"] == script.read_text()
+    assert js.tasks[0]["command"] == ["flux", "broker", "{{tmpdir}}/script", "a"]
+    assert js.cwd == os.getcwd()
+
+
+def test_from_batch_content_and_wrap():
+    js = JobspecV1.from_batch(content="hostname\n", wrap=True, nodes=1,
+                              output="o.txt")
+    system = js.attributes["system"]
+    assert system["files"]["script"]["data"] == "#!/bin/sh\nhostname\n"
+    assert system["job"] == {"name": "batch"}
+    assert js.stdout == "o.txt"
+    assert js.resources[0]["exclusive"] is True
+
+
+def test_from_batch_errors(tmp_path):
+    with pytest.raises(ValueError):
+        JobspecV1.from_batch(content="#!/bin/sh\n")  # no size
+    with pytest.raises(ValueError):
+        JobspecV1.from_batch(nslots=1)  # no script
+    with pytest.raises(ValueError, match="does not appear to start with"):
+        JobspecV1.from_batch(content="hostname\n", nslots=1)

@@ -6,6 +6,11 @@ factories that build jobspecs the way ``flux run`` / ``flux batch`` /
 ``flux alloc`` do (`JobspecV1.from_command`, `~JobspecV1.per_resource`,
 `~JobspecV1.from_nest_command`, `~JobspecV1.from_batch_command`).
 `validate_jobspec` checks a JSON jobspec (the job-ingest validator).
+`Jobspec.apply_options` and the high-level factories (`~JobspecV1.from_submit`,
+`~JobspecV1.from_alloc`, `~JobspecV1.from_batch`) apply the ``flux run``
+option languages; their parsers (`filtered_environment`,
+`propagated_rlimits`, `parse_dependency`, `constraint_from_query`) are
+shared with the command line.
 
 Validation raises `TypeError` for a value of the wrong type and
 `ValueError` for a missing, extraneous or out-of-range value, stopping at
@@ -497,6 +502,78 @@ class Jobspec:
             self.setattr("system.files", files)
         files[path] = entry
 
+    # --- flux run / submit options (since v0.85) ---------------------------
+
+    def apply_options(
+        self,
+        args=None,
+        *,
+        prog=None,
+        env=None,
+        rlimit=None,
+        signal=None,
+        taskmap=None,
+        dependency=None,
+        requires=None,
+        shell_options=None,
+        time_limit=None,
+        attributes=None,
+        add_file=None,
+        **plugin_kw,
+    ):
+        """Apply ``flux run``-style options in place and return ``self``.
+
+        ``args`` is an `argparse.Namespace` from a submission command; its
+        attributes of the same names (plus ``env_remove``, ``env_file``,
+        ``setopt``, ``setattr``) fill in keywords left as None.
+        ``env`` and ``rlimit`` are rule lists (spec 8.2), applied only when
+        passed or when ``args`` is given.  ``signal`` is ``"[SIG][@TIME]"``,
+        ``taskmap`` a taskmap spec, ``dependency`` URIs, ``requires``
+        RFC 35 queries, ``shell_options``/``attributes`` dicts (a leading
+        ``.`` in an attribute key means ``attributes.``), ``time_limit`` a
+        duration (a bare number string is minutes), ``add_file`` a list of
+        ``[NAME[:PERMS]=]ARG``.  ``prog`` (the command name) is accepted
+        for compatibility and unused.  Unknown keywords raise `TypeError`.
+        Options are applied in place: on error the jobspec may be half
+        updated.
+        """
+        if plugin_kw:
+            name = next(iter(plugin_kw))
+            raise TypeError(
+                f"apply_options() got an unexpected keyword argument '{name}'"
+            )
+        opts = _option_values(args, locals())
+        self._apply_option_values(opts, args is not None)
+        _check_attributes(self.attributes)
+        return self
+
+    def _apply_option_values(self, opts, from_args):
+        if opts["env"] is not None or from_args:
+            environment, expand = filtered_environment(opts["env"])
+            self.environment = environment
+            if expand:
+                self.setattr_shell_option("env-expand", expand)
+        if opts["rlimit"] is not None or from_args:
+            self.setattr_shell_option("rlimit", propagated_rlimits(opts["rlimit"]))
+        if opts["time_limit"] is not None:
+            self.duration = _parse_time_limit(opts["time_limit"])
+        if opts["signal"] is not None:
+            self.setattr_shell_option("signal", _parse_signal(opts["signal"]))
+        if opts["taskmap"] is not None:
+            self.setattr_shell_option("taskmap", _parse_taskmap(opts["taskmap"]))
+        if opts["dependency"] is not None:
+            deps = _as_list(opts["dependency"], "dependency")
+            self.setattr("system.dependencies", [parse_dependency(d) for d in deps])
+        if opts["requires"] is not None:
+            self.setattr("system.constraints", constraint_from_query(opts["requires"]))
+        for key, value in _option_items(opts["shell_options"], "shell_options"):
+            self.setattr_shell_option(key, value)
+        for key, value in _option_items(opts["attributes"], "attributes"):
+            self.setattr(_attribute_key(key), value)
+        for spec in _as_list(opts["add_file"] or [], "add_file"):
+            name, data, perms = _parse_add_file(spec)
+            self.add_file(name, data, perms=perms)
+
     # --- properties ---------------------------------------------------------
 
     @property
@@ -950,6 +1027,159 @@ class JobspecV1(Jobspec):
         jobspec.add_file("script", script, perms=0o700, encoding="utf-8")
         return jobspec
 
+    # --- high-level factories (since v0.85) ----------------------------------
+
+    @classmethod
+    def from_submit(
+        cls,
+        command,
+        *,
+        ntasks=1,
+        nodes=None,
+        cores_per_task=1,
+        gpus_per_task=None,
+        exclusive=False,
+        name=None,
+        queue=None,
+        bank=None,
+        cwd=None,
+        output=None,
+        error=None,
+        input=None,
+        label_io=False,
+        unbuffered=False,
+        **apply_kw,
+    ):
+        """The jobspec ``flux submit`` builds: `from_command` (``cwd``
+        defaulting to the current directory) then `apply_options`, with
+        the environment and resource limits always propagated."""
+        jobspec = cls.from_command(
+            command,
+            num_tasks=ntasks,
+            cores_per_task=cores_per_task,
+            gpus_per_task=gpus_per_task,
+            num_nodes=nodes,
+            exclusive=exclusive,
+            name=name,
+            queue=queue,
+            bank=bank,
+            cwd=os.getcwd() if cwd is None else cwd,
+            output=output,
+            error=error,
+            input=input,
+            label_io=label_io,
+            unbuffered=unbuffered,
+        )
+        return jobspec.apply_options(prog="submit", **_propagating(apply_kw))
+
+    @classmethod
+    def from_alloc(
+        cls,
+        command=None,
+        *,
+        nslots=None,
+        nodes=None,
+        cores_per_slot=1,
+        gpus_per_slot=None,
+        exclusive=False,
+        name=None,
+        queue=None,
+        bank=None,
+        cwd=None,
+        output=None,
+        error=None,
+        bg=False,
+        broker_opts=None,
+        conf=None,
+        **apply_kw,
+    ):
+        """The jobspec ``flux alloc`` builds: a new instance of ``nslots``
+        slots (or ``nodes`` whole nodes) running ``command``, or an
+        interactive shell; with ``bg`` the instance runs with no initial
+        program until shut down."""
+        nslots, exclusive = _slots_and_exclusive(nslots, nodes, exclusive)
+        command = list(command or [])
+        broker_opts = list(broker_opts or [])
+        if bg:
+            if command:
+                raise ValueError("bg cannot be used with a command")
+            broker_opts.append("-Sbroker.rc2_none=1")
+        jobspec = cls.from_nest_command(
+            command,
+            num_slots=nslots,
+            cores_per_slot=cores_per_slot,
+            gpus_per_slot=gpus_per_slot,
+            num_nodes=nodes,
+            broker_opts=broker_opts,
+            exclusive=exclusive,
+            conf=conf,
+            name=name,
+            queue=queue,
+            bank=bank,
+            cwd=os.getcwd() if cwd is None else cwd,
+            output=output,
+            error=error,
+        )
+        if not bg:
+            jobspec.setattr_shell_option("pty.interactive", 1)
+        return jobspec.apply_options(prog="alloc", **_propagating(apply_kw))
+
+    @classmethod
+    def from_batch(
+        cls,
+        script_path=None,
+        *,
+        content=None,
+        wrap=False,
+        script_args=None,
+        nslots=None,
+        nodes=None,
+        cores_per_slot=1,
+        gpus_per_slot=None,
+        exclusive=False,
+        name=None,
+        queue=None,
+        bank=None,
+        cwd=None,
+        output=None,
+        error=None,
+        input=None,
+        label_io=False,
+        unbuffered=False,
+        broker_opts=None,
+        conf=None,
+        **apply_kw,
+    ):
+        """The jobspec ``flux batch`` builds from the script at
+        ``script_path`` or the text ``content`` (``wrap`` prepends
+        ``#!/bin/sh``).  Output defaults to ``flux-{{id}}.out`` and the name
+        to the script's file name (``"batch"`` for ``content``)."""
+        script = _batch_script(script_path, content, wrap)
+        if name is None:
+            name = os.path.basename(script_path) if script_path else "batch"
+        nslots, exclusive = _slots_and_exclusive(nslots, nodes, exclusive)
+        jobspec = cls.from_batch_command(
+            script,
+            name,
+            args=script_args,
+            num_slots=nslots,
+            cores_per_slot=cores_per_slot,
+            gpus_per_slot=gpus_per_slot,
+            num_nodes=nodes,
+            broker_opts=broker_opts,
+            exclusive=exclusive,
+            conf=conf,
+            queue=queue,
+            bank=bank,
+            cwd=os.getcwd() if cwd is None else cwd,
+            output="flux-{{id}}.out" if output is None else output,
+            error=error,
+            input=input,
+            label_io=label_io,
+            unbuffered=unbuffered,
+        )
+        return jobspec.apply_options(prog="batch", **_propagating(apply_kw))
+
 
 def _check_per_resource_args(
     ncores, nnodes, per_resource_type, per_resource_count, gpus_per_node, exclusive
@@ -993,6 +1223,441 @@ def _per_resource_layout(ncores, nnodes, gpus_per_node, exclusive):
         children.append(_resource("gpu", gpus_per_node))
     slot = _task_slot(1, children)
     return [_resource("node", nnodes, [slot], exclusive)]
+
+
+def _propagating(apply_kw):
+    """High-level factories always propagate environment and rlimits."""
+    apply_kw = dict(apply_kw)
+    for key in ("env", "rlimit"):
+        if apply_kw.get(key) is None:
+            apply_kw[key] = []
+    return apply_kw
+
+
+def _slots_and_exclusive(nslots, nodes, exclusive):
+    """``nodes`` alone means one exclusive slot per node."""
+    if nslots is None:
+        if nodes is None:
+            raise ValueError("nslots or nodes is required")
+        return nodes, True
+    return nslots, exclusive
+
+
+def _batch_script(script_path, content, wrap):
+    if (script_path is None) == (content is None):
+        raise ValueError("exactly one of script_path or content is required")
+    if content is None:
+        with open(script_path, encoding="utf-8") as fp:
+            content = fp.read()
+    if wrap:
+        content = "#!/bin/sh\n" + content
+    return content
+
+
+# ---------------------------------------------------------------------------
+# apply_options helpers (the flux run/submit/batch/alloc option languages)
+
+# Limits that `flux run` does not propagate unless asked (spec 8.2).
+_RLIMIT_SKIP = ("memlock", "ofile", "msgqueue", "nice", "rtprio", "rttime",
+                "sigpending")
+
+_DEPENDENCY_URI = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)(?::([^?]*))?(?:\?(.*))?")
+_BARE_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+_ADD_FILE_NAME = re.compile(r"([^=:\n/]+)(?::([0-7]+))?=(.*)", re.DOTALL)
+
+
+def _as_list(value, what):
+    """Accept one string or a list of strings."""
+    if isinstance(value, str):
+        return [value]
+    if not _is_sequence(value) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{what} must be a string or a list of strings")
+    return list(value)
+
+
+def _matcher(pattern):
+    """Return a predicate for a glob pattern or a ``/regex/``."""
+    if len(pattern) > 1 and pattern.startswith("/") and pattern.endswith("/"):
+        regex = re.compile(pattern[1:-1])
+        return lambda name: regex.search(name) is not None
+    from fnmatch import fnmatchcase
+
+    return lambda name: fnmatchcase(name, pattern)
+
+
+def _read_rule_file(path):
+    with open(path, encoding="utf-8") as fp:
+        return [
+            line.strip()
+            for line in fp
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
+
+
+def _apply_env_rule(env, expand, rule, environ):
+    if rule.startswith("-"):
+        match = _matcher(rule[1:])
+        for name in [n for n in env if match(n)]:
+            del env[name]
+    elif rule.startswith("^"):
+        for sub_rule in _read_rule_file(rule[1:]):
+            _apply_env_rule(env, expand, sub_rule, environ)
+    elif "=" in rule:
+        name, value = rule.split("=", 1)
+        if "{{" in value:
+            env.pop(name, None)
+            expand[name] = value
+            return
+        from string import Template
+
+        try:
+            env[name] = Template(value).substitute(env)
+        except KeyError as exc:
+            raise ValueError(f"--env: Variable {exc} not found in {rule}") from None
+        except ValueError as exc:
+            raise ValueError(f"--env: {exc} in {rule}") from None
+    else:
+        match = _matcher(rule)
+        env.update((n, v) for n, v in environ.items() if match(n))
+
+
+def filtered_environment(rules, environ=None):
+    """Apply ``--env`` rules to a copy of ``environ`` (default `os.environ`).
+
+    Returns ``(environment, env_expand)``: values holding ``{{...}}``
+    templates go to the second mapping (shell option ``env-expand``).
+    Rules: ``-PATTERN`` removes, ``PATTERN`` imports from ``environ``,
+    ``VAR=VALUE`` sets (``$VAR`` substituted), ``^FILE`` reads more rules.
+    Patterns are globs or ``/regex/``.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    env, expand = dict(environ), {}
+    for rule in rules or ():
+        _apply_env_rule(env, expand, rule, environ)
+    return env, expand
+
+
+def _rlimit_names():
+    import resource
+
+    return {
+        name[len("RLIMIT_"):].lower(): getattr(resource, name)
+        for name in dir(resource)
+        if name.startswith("RLIMIT_")
+    }
+
+
+def _rlimit_current(resource_id):
+    import resource
+
+    soft, _ = resource.getrlimit(resource_id)
+    return -1 if soft == resource.RLIM_INFINITY else soft
+
+
+def _rlimit_value(rule, text):
+    if text in ("unlimited", "infinity", "inf"):
+        return -1
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"--rlimit: invalid value in '{rule}'") from None
+    if value < -1:
+        raise ValueError(f"--rlimit: invalid value in '{rule}'")
+    return value
+
+
+def propagated_rlimits(rules=None):
+    """Return the shell ``rlimit`` option: this process's soft limits
+    (lowercase names, -1 for unlimited) minus those `flux run` skips,
+    adjusted by ``--rlimit`` rules (``-NAME``, ``NAME``, ``NAME=VALUE``;
+    names may be globs)."""
+    names = _rlimit_names()
+    limits = {
+        name: _rlimit_current(names[name])
+        for name in sorted(names)
+        if name not in _RLIMIT_SKIP
+    }
+    for rule in rules or ():
+        if rule.startswith("-"):
+            match = _matcher(rule[1:])
+            for name in [n for n in limits if match(n)]:
+                del limits[name]
+            continue
+        name, sep, value = rule.partition("=")
+        match = _matcher(name)
+        matched = [n for n in sorted(names) if match(n)]
+        if not matched:
+            raise ValueError(f"--rlimit: invalid rlimit name '{name}'")
+        for match in matched:
+            if sep:
+                limits[match] = _rlimit_value(rule, value)
+            else:
+                limits[match] = _rlimit_current(names[match])
+    return limits
+
+
+def _parse_signal(spec):
+    """``[SIG][@TIME]`` -> ``{"signum": n, "timeleft": seconds}``."""
+    import signal as signal_module
+
+    if not isinstance(spec, str):
+        raise TypeError("signal must be a string")
+    sig, _, when = spec.partition("@")
+    signum = signal_module.SIGUSR1
+    if sig:
+        if sig.isdigit():
+            signum = int(sig)
+        else:
+            name = sig.upper()
+            if not name.startswith("SIG"):
+                name = "SIG" + name
+            signum = getattr(signal_module, name, None)
+            if not isinstance(signum, int) or name.startswith("SIG_"):
+                raise ValueError(f"signal: invalid signal '{sig}'")
+        if not 0 < int(signum) < signal_module.NSIG:
+            raise ValueError(f"signal: invalid signal '{sig}'")
+    timeleft = 60
+    if when:
+        from flux.util import parse_fsd
+
+        timeleft = parse_fsd(when)
+        if math.isinf(timeleft):
+            raise ValueError(f"signal: invalid time '{when}'")
+    return {"signum": int(signum), "timeleft": timeleft}
+
+
+def _parse_taskmap(spec):
+    """``block|cyclic[:N]|manual:MAP|hostfile:FILE|SCHEME[:VALUE]``."""
+    if not isinstance(spec, str):
+        raise TypeError("taskmap must be a string")
+    scheme, _, value = spec.partition(":")
+    if not scheme:
+        raise ValueError(f"taskmap: invalid taskmap '{spec}'")
+    if scheme == "cyclic" and value and not (value.isdigit() and int(value) > 0):
+        raise ValueError(f"taskmap: invalid cyclic value '{value}'")
+    if scheme == "hostfile":
+        if not value:
+            raise ValueError("taskmap: hostfile requires a file name")
+        from flux.hostlist import Hostlist
+
+        with open(value, encoding="utf-8") as fp:
+            hosts = [line.strip() for line in fp if line.strip()]
+        value = Hostlist(hosts).encode()
+    return {"scheme": scheme, "value": value}
+
+
+def parse_dependency(uri):
+    """``scheme[:value][?k=v&...]`` -> ``{"scheme", "value", **query}``
+    (a bare scheme such as ``singleton`` has the value ``""``); numeric
+    query values become ints."""
+    m = _DEPENDENCY_URI.fullmatch(uri)
+    if not m:
+        raise ValueError(f"dependency: invalid dependency URI '{uri}'")
+    dep = {"scheme": m.group(1), "value": m.group(2) or ""}
+    if m.group(3):
+        from urllib.parse import parse_qsl
+
+        for key, value in parse_qsl(m.group(3), keep_blank_values=True):
+            dep[key] = int(value) if value.isdigit() else value
+    return dep
+
+
+def _parse_add_file(spec):
+    """``[NAME[:PERMS]=]ARG`` -> ``(name, data, perms)``."""
+    m = _ADD_FILE_NAME.fullmatch(spec)
+    if m:
+        name, perms, data = m.group(1), m.group(2), m.group(3)
+        return name, data, None if perms is None else int(perms, 8)
+    if "\n" in spec:
+        raise ValueError("add_file: file content needs a NAME=")
+    return os.path.basename(spec), spec, None
+
+
+def _parse_time_limit(value):
+    """A bare number is minutes (as ``flux run -t``); else FSD or a
+    duration accepted by the `Jobspec.duration` setter."""
+    if isinstance(value, str) and _BARE_NUMBER.fullmatch(value):
+        return float(value) * 60.0
+    return value
+
+
+def _attribute_key(key):
+    """`apply_options` attribute keys: a leading ``.`` means
+    ``attributes.``; otherwise the `Jobspec.setattr` rules."""
+    if key.startswith("."):
+        return "attributes" + key
+    return key
+
+
+# RFC 35 constraint queries -> RFC 31 constraint objects
+
+_QUERY_TOKEN = re.compile(r"""\s*(\(|\)|(?:"[^"]*"|'[^']*'|[^\s()"'])+)""")
+_QUERY_OPERATORS = {
+    "host": "hostlist", "hosts": "hostlist", "hostlist": "hostlist",
+    "rank": "ranks", "ranks": "ranks",
+    "property": "properties", "properties": "properties",
+}
+_QUERY_AND = ("and", "&", "&&")
+_QUERY_OR = ("or", "|", "||")
+_QUERY_NOT = ("not", "!")
+
+
+def _query_tokens(text):
+    tokens, pos = [], 0
+    text = text.strip()
+    while pos < len(text):
+        m = _QUERY_TOKEN.match(text, pos)
+        if not m:
+            raise ValueError(f"requires: unable to parse '{text}'")
+        tokens.append(m.group(1))
+        pos = m.end()
+    return tokens
+
+
+class _QueryParser:
+    """Recursive descent over RFC 35 tokens (and/or/not, parentheses,
+    ``op:value`` terms, ``-term`` negation, implicit and)."""
+
+    def __init__(self, text):
+        self.text = text
+        self.tokens = _query_tokens(text)
+        self.pos = 0
+
+    def error(self, why):
+        return ValueError(f"requires: {why} in '{self.text}'")
+
+    def peek(self):
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self):
+        token = self.peek()
+        self.pos += 1
+        return token
+
+    def parse(self):
+        if not self.tokens:
+            raise self.error("empty expression")
+        result = self.parse_or()
+        if self.peek() is not None:
+            raise self.error(f"unexpected '{self.peek()}'")
+        return result
+
+    def parse_or(self):
+        terms = [self.parse_and()]
+        while self.peek() in _QUERY_OR:
+            self.take()
+            terms.append(self.parse_and())
+        return terms[0] if len(terms) == 1 else {"or": terms}
+
+    def parse_and(self):
+        terms = [self.parse_unary()]
+        while self.peek() is not None and self.peek() not in _QUERY_OR + (")",):
+            if self.peek() in _QUERY_AND:
+                self.take()
+            terms.append(self.parse_unary())
+        return _and_of(terms)
+
+    def parse_unary(self):
+        token = self.take()
+        if token is None or token in _QUERY_AND + _QUERY_OR + (")",):
+            raise self.error("expected a term")
+        if token in _QUERY_NOT:
+            return {"not": [self.parse_unary()]}
+        if token == "(":
+            inner = self.parse_or()
+            if self.take() != ")":
+                raise self.error("missing ')'")
+            return inner
+        if token.startswith("-") and len(token) > 1:
+            return {"not": [self.term(token[1:])]}
+        return self.term(token)
+
+    def term(self, token):
+        op, sep, value = token.partition(":")
+        if not sep or token[:1] in "\"'":
+            op, value = "properties", token
+        elif op not in _QUERY_OPERATORS:
+            raise self.error(f"unknown operator '{op}'")
+        value = re.sub(r"""["']""", "", value)
+        if not value:
+            raise self.error(f"missing value for '{op}'")
+        return {_QUERY_OPERATORS[op]: [value]}
+
+
+def _and_of(terms):
+    """Combine terms with and: flatten nested ands, merge properties."""
+    flat = []
+    for term in terms:
+        flat.extend(term["and"] if list(term) == ["and"] else [term])
+    merged, props = [], None
+    for term in flat:
+        if list(term) == ["properties"]:
+            if props is None:
+                props = {"properties": []}
+                merged.append(props)
+            props["properties"].extend(term["properties"])
+        else:
+            merged.append(term)
+    return merged[0] if len(merged) == 1 else {"and": merged}
+
+
+def constraint_from_query(queries):
+    """Translate RFC 35 query strings (``--requires``) into one RFC 31
+    constraint object; several queries are and-ed together."""
+    return _and_of([_QueryParser(q).parse() for q in _as_list(queries, "requires")])
+
+
+_OPTION_NAMES = ("env", "rlimit", "signal", "taskmap", "dependency", "requires",
+                 "shell_options", "time_limit", "attributes", "add_file")
+
+
+def _option_values(args, given):
+    """Merge `apply_options` keywords with an argparse namespace."""
+    opts = {name: given[name] for name in _OPTION_NAMES}
+    if args is None:
+        return opts
+    for name in _OPTION_NAMES:
+        if opts[name] is None:
+            opts[name] = getattr(args, name, None)
+    env = list(opts["env"] or [])
+    env += ["-" + p for p in getattr(args, "env_remove", None) or []]
+    env += ["^" + f for f in getattr(args, "env_file", None) or []]
+    opts["env"] = env
+    if opts["shell_options"] is None:
+        opts["shell_options"] = _parse_kv_list(getattr(args, "setopt", None))
+    if opts["attributes"] is None:
+        opts["attributes"] = _parse_kv_list(getattr(args, "setattr", None),
+                                            files=True)
+    return opts
+
+
+def _json_or_string(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _parse_kv_list(items, files=False):
+    """``["K[=V]", ...]`` -> dict; V is JSON if it parses, else a string,
+    default 1.  With ``files``, ``^K=FILE`` reads a JSON value from FILE."""
+    result = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if files and key.startswith("^"):
+            with open(value, encoding="utf-8") as fp:
+                result[key[1:]] = json.load(fp)
+        else:
+            result[key] = _json_or_string(value) if sep else 1
+    return result
+
+
+def _option_items(value, what):
+    if value is None:
+        return []
+    if not isinstance(value, abc.Mapping):
+        raise TypeError(f"{what} must be a mapping")
+    return list(value.items())
 
 
 def validate_jobspec(jobspec, require_version=None):
