@@ -13,3 +13,8 @@ from flux.job.wait import *  # noqa: F401,F403
 from flux.job.output import *  # noqa: F401,F403
 from flux.job.kvslookup import *  # noqa: F401,F403
 from flux.job.timeleft import *  # noqa: F401,F403
+from flux.job.info import JobInfo, JobInfoFormat, job_fields_to_attrs  # noqa: F401
+from flux.job.list import (  # noqa: F401
+    JobList, JobListIdsFuture, get_job, job_list, job_list_id, job_list_inactive,
+)
+from flux.job.stats import JobStats  # noqa: F401
