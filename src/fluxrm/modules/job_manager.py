@@ -9,6 +9,14 @@ RPC topics:
 - ``job-manager.raiseall`` {dry_run, userid?, states?, severity, type, note?}
                                                         -> {count, errors}
 - ``job-manager.getinfo``                               -> {max_jobid, active}
+- ``job-manager.events-journal`` {full?}  streaming {events: [{id, entry}]}:
+  every main-eventlog event of every job, batched per loop turn, in order.
+  With ``full`` the events of active jobs are replayed first.  The first
+  response is ``{events: [...replay], sentinel: true}`` (an empty replay
+  without ``full``), so a client knows when it is following live events.
+  Ends only with ``job-manager.events-journal-cancel`` {matchtag} (ENODATA)
+  or when the client disconnects.  The requester sees only its own jobs
+  unless it is the instance owner.
 
 In-process API (used by job-ingest, sched, job-exec, job-info, job-list):
 
@@ -178,7 +186,12 @@ class JobManager(Service):
             "job-manager.wait": self.h_wait,
             "job-manager.raiseall": self.h_raiseall,
             "job-manager.getinfo": self.h_getinfo,
+            "job-manager.events-journal": self.h_journal,
+            "job-manager.events-journal-cancel": self.h_journal_cancel,
         }
+        self.journal = {}  # (sender, matchtag) -> request message
+        self._journal_batch = []
+        self._journal_flush_scheduled = False
         self.active = {}  # id -> Job
         self.recent = OrderedDict()  # id -> Job (inactive, still in memory)
         self.listeners = []
@@ -357,6 +370,8 @@ class JobManager(Service):
         self.append(job, MAIN, event)
         for cb in self.listeners:
             cb(job, event)
+        if self.journal:
+            self._journal_add(job, event)
         if newstate is not None:
             self.enter_state(job, newstate)
         return event
@@ -560,6 +575,61 @@ class JobManager(Service):
 
     def h_getinfo(self, msg):
         self.respond(msg, {"max_jobid": self.max_jobid, "active": len(self.active)})
+
+    # -- the events journal ------------------------------------------------------------
+    def h_journal(self, msg):
+        req = msg.get_object() or {}
+        replay = []
+        if req.get("full"):
+            for job in self.active.values():
+                if self._journal_visible(msg, job):
+                    for line in job.logs[MAIN]:
+                        replay.append({"id": job.id, "entry": json.loads(line)})
+        self.respond(msg, {"events": replay, "sentinel": True})
+        self.journal[(msg.sender, msg.matchtag)] = msg
+
+    def h_journal_cancel(self, msg):
+        req = msg.get_object() or {}
+        stream = self.journal.pop((msg.sender, req.get("matchtag")), None)
+        if stream is not None:
+            self.respond_error(stream, errno.ENODATA)
+
+    @staticmethod
+    def _journal_visible(msg, job):
+        return msg.rolemask & FLUX_ROLE_OWNER or msg.userid == job.userid
+
+    def _journal_add(self, job, event):
+        self._journal_batch.append((job, event))
+        if not self._journal_flush_scheduled:
+            self._journal_flush_scheduled = True
+            import asyncio
+
+            asyncio.get_running_loop().call_soon(self._journal_flush)
+
+    def _journal_flush(self):
+        self._journal_flush_scheduled = False
+        batch, self._journal_batch = self._journal_batch, []
+        everything = [{"id": job.id, "entry": event} for job, event in batch]
+        for key, msg in list(self.journal.items()):
+            if msg.sender.closed:
+                del self.journal[key]
+                continue
+            if msg.rolemask & FLUX_ROLE_OWNER:
+                events = everything
+            else:
+                events = [e for (job, _ev), e in zip(batch, everything)
+                          if job.userid == msg.userid]
+            if events:
+                self.respond(msg, {"events": events})
+
+    def disconnect(self, sender):
+        for key in [k for k in self.journal if k[0] is sender]:
+            del self.journal[key]
+        for msg in [m for m in self.any_waiters if m.sender is sender]:
+            self.any_waiters.remove(msg)
+        for job in self.active.values():
+            if job.waiter is not None and job.waiter.sender is sender:
+                job.waiter = None
 
     # -- restart ------------------------------------------------------------------------------
     def recover(self):

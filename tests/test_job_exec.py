@@ -1,0 +1,267 @@
+"""job-exec and sched through the public API: real processes on counted cores."""
+
+import errno
+import json
+import os
+import signal
+
+import pytest
+
+import flux
+import flux.job
+import flux.kvs
+from flux.job import JobspecV1
+
+
+def run(h, js, **kw):
+    """Submit a waitable job, wait for it, return (jobid, JobWaitResult)."""
+    jobid = flux.job.submit(h, js, waitable=True, **kw)
+    return jobid, flux.job.wait(h, jobid)
+
+
+def output_of(h, jobid):
+    out = flux.job.job_output(h, jobid)
+    return out.stdout, out.stderr
+
+
+def events(h, jobid, path="eventlog"):
+    return [e.name for e in flux.job.event_watch(h, jobid, path)]
+
+
+def sh(script, **kw):
+    js = JobspecV1.from_command(["sh", "-c", script], **kw)
+    js.cwd = os.getcwd()
+    return js
+
+
+def test_main_eventlog_sequence(h):
+    jobid, res = run(h, sh("true"))
+    assert res.success and res.errstr == b""
+    assert events(h, jobid) == ["submit", "validate", "depend", "priority", "alloc",
+                                "start", "finish", "release", "free", "clean"]
+    assert events(h, jobid, "guest.exec.eventlog") == [
+        "init", "starting", "shell.init", "shell.start", "complete", "done"]
+
+
+def test_exit_code_and_output(h):
+    jobid, res = run(h, sh("echo out; echo err >&2; exit 3"))
+    assert not res.success
+    assert res.errstr == b"task(s) exited with exit code 3"
+    assert output_of(h, jobid) == ("out\n", "err\n")
+    info = flux.job.result(h, jobid)
+    assert info.returncode == 3
+
+
+def test_environment_and_cwd(h, tmp_path):
+    js = JobspecV1.from_command(
+        ["sh", "-c", "pwd; echo $FLUX_JOB_ID $FLUX_JOB_SIZE $FLUX_JOB_NNODES "
+         "$FLUX_TASK_RANK $FLUX_TASK_LOCAL_ID $FLUX_URI $MYVAR"],
+        environment={"PATH": os.environ["PATH"], "MYVAR": "hello"})
+    js.cwd = str(tmp_path)
+    jobid, res = run(h, js)
+    assert res.success
+    lines = output_of(h, jobid)[0].splitlines()
+    assert lines[0] == str(tmp_path)
+    fields = lines[1].split()
+    assert flux.job.JobID(fields[0]) == jobid
+    assert fields[1:5] == ["1", "1", "0", "0"]
+    assert fields[5] == h.attr_get("local-uri")
+    assert fields[6] == "hello"
+
+
+def test_multiple_tasks_have_ranks(h, start_instance):
+    with start_instance("resource.cores=4") as inst:
+        h4 = inst.handle()
+        js = sh("echo $FLUX_TASK_RANK", num_tasks=4)
+        jobid, res = run(h4, js)
+        assert res.success
+        out = flux.job.job_output(h4, jobid, labelio=True).stdout
+        assert sorted(out.splitlines()) == ["0: 0", "1: 1", "2: 2", "3: 3"]
+
+
+def test_cpu_affinity_is_the_allocation(h):
+    js = sh("grep Cpus_allowed_list /proc/self/status")
+    jobid, res = run(h, js)
+    assert res.success
+    allowed = output_of(h, jobid)[0].split(":")[1].strip()
+    R = flux.job.job_kvs_lookup(h, jobid, keys=["R"])["R"]
+    cores = R["execution"]["R_lite"][0]["children"]["core"]
+    real = sorted(os.sched_getaffinity(0))
+    assert allowed == str(real[int(cores)])
+
+
+def test_gpus_from_attribute(start_instance):
+    with start_instance("resource.gpus=2") as inst:
+        h2 = inst.handle()
+        js = sh("echo $CUDA_VISIBLE_DEVICES", gpus_per_task=1)
+        jobid, res = run(h2, js)
+        assert res.success
+        assert output_of(h2, jobid)[0].strip() == "0"
+        R = flux.job.job_kvs_lookup(h2, jobid, keys=["R"])["R"]
+        assert R["execution"]["R_lite"][0]["children"]["gpu"] == "0"
+        # a job without gpus sees none
+        jobid, res = run(h2, sh("echo ${CUDA_VISIBLE_DEVICES-unset}"))
+        assert output_of(h2, jobid)[0].strip() == "-1"
+
+
+def test_unsatisfiable_request_fails_at_once(h):
+    ncores = len(os.sched_getaffinity(0))
+    js = sh("true", num_tasks=ncores + 1)
+    jobid, res = run(h, js)
+    assert not res.success
+    assert b"unsatisfiable request" in res.errstr
+    with pytest.raises(flux.job.JobException) as e:
+        flux.job.event_wait(h, jobid, "alloc")
+    assert e.value.type == "alloc"
+    js = sh("true", gpus_per_task=1)
+    jobid, res = run(h, js)
+    assert b"unsatisfiable request" in res.errstr
+
+
+def test_unsupported_shape_rejected_at_submit(h):
+    js = JobspecV1.from_command(["true"])
+    js.jobspec["resources"] = [{"type": "core", "count": 1}]
+    with pytest.raises(OSError) as e:
+        flux.job.submit(h, json.dumps(js.jobspec))
+    assert e.value.errno == errno.EINVAL
+
+
+def test_command_not_found_is_exec_exception(h):
+    js = JobspecV1.from_command(["/nonexistent/prog"])
+    jobid, res = run(h, js)
+    assert not res.success
+    assert b"type=exec" in res.errstr
+    info = flux.job.result(h, jobid)
+    assert info.exception.type == "exec"
+    assert "/nonexistent/prog" in info.exception.note
+    finish = flux.job.event_wait(h, jobid, "finish", raiseJobException=False)
+    assert finish.context["status"] == 127 << 8
+
+
+def test_time_limit_timeout(h):
+    js = sh("sleep 30", duration=0.2)
+    jobid, res = run(h, js)
+    assert not res.success
+    info = flux.job.result(h, jobid)
+    assert info.result == "TIMEOUT"
+    assert info.exception.type == "timeout"
+    assert info.exception.note == "resource allocation expired"
+
+
+def test_cancel_running_job_is_sigterm(h):
+    jobid = flux.job.submit(h, sh("sleep 30"), waitable=True)
+    flux.job.event_wait(h, jobid, "start")
+    flux.job.cancel(h, jobid)
+    res = flux.job.wait(h, jobid)
+    assert not res.success
+    info = flux.job.result(h, jobid)
+    assert info.result == "CANCELED"
+    assert info.returncode == -signal.SIGTERM
+    finish = flux.job.event_wait(h, jobid, "finish", raiseJobException=False)
+    assert os.WTERMSIG(finish.context["status"]) == signal.SIGTERM
+
+
+def test_cancel_escalates_to_sigkill(start_instance):
+    with start_instance("job-exec.kill-timeout=0.2") as inst:
+        hk = inst.handle()
+        jobid = flux.job.submit(hk, sh("trap '' TERM; echo ready; sleep 30 & wait"),
+                                waitable=True)
+        flux.job.event_wait(hk, jobid, "start")
+        for stream, _data in flux.job.output_watch(hk, jobid):
+            break  # the trap is installed once "ready" is printed
+        flux.job.cancel(hk, jobid)
+        flux.job.wait(hk, jobid)
+        finish = flux.job.event_wait(hk, jobid, "finish", raiseJobException=False)
+        assert os.WTERMSIG(finish.context["status"]) == signal.SIGKILL
+
+
+def test_kill_delivers_signal(h):
+    jobid = flux.job.submit(h, sh("trap 'echo got USR1; exit 0' USR1; echo ready; "
+                                  "while :; do sleep 0.01; done"), waitable=True)
+    for _stream, data in flux.job.output_watch(h, jobid):
+        if "ready" in data:
+            break
+    flux.job.kill(h, jobid, signal.SIGUSR1)
+    res = flux.job.wait(h, jobid)
+    assert res.success
+    assert "got USR1" in output_of(h, jobid)[0]
+
+
+def test_binary_output_is_base64(h):
+    jobid, res = run(h, sh(r"printf '\377\376'"))
+    assert res.success
+    lines = flux.kvs.get(h, flux.job.JobID(jobid).kvs + ".guest.output")
+    assert '"encoding":"base64"' in lines
+
+
+def test_output_limit(start_instance):
+    with start_instance("job-exec.output-limit=1000") as inst:
+        hl = inst.handle()
+        jobid, res = run(hl, sh("head -c 100000 /dev/zero | tr '\\0' x"))
+        assert res.success
+        out = flux.job.job_output(hl, jobid)
+        assert len(out.stdout) == 1000
+        assert "output limit" in out.stderr + out.log
+
+
+def test_stdin_and_output_files(h, tmp_path):
+    (tmp_path / "in.txt").write_text("from a file\n")
+    js = JobspecV1.from_command(["cat"], input=str(tmp_path / "in.txt"),
+                                output=str(tmp_path / "out-{{id}}.txt"))
+    js.cwd = str(tmp_path)
+    jobid, res = run(h, js)
+    assert res.success
+    path = tmp_path / f"out-{flux.job.JobID(jobid).f58}.txt"
+    assert path.read_text() == "from a file\n"
+
+
+def test_simulated_execution(h):
+    js = JobspecV1.from_command(["true"])
+    js.setattr("system.exec.test", {"run_duration": "0.01s", "wait_status": 256})
+    jobid, res = run(h, js)
+    assert not res.success
+    assert res.errstr == b"task(s) exited with exit code 1"
+
+
+def test_exclusive_node(start_instance):
+    with start_instance("resource.cores=4") as inst:
+        h4 = inst.handle()
+        js = JobspecV1.from_command(["true"], num_nodes=1, exclusive=True)
+        jobid, res = run(h4, js)
+        assert res.success
+        R = flux.job.job_kvs_lookup(h4, jobid, keys=["R"])["R"]
+        assert R["execution"]["R_lite"][0]["children"]["core"] == "0-3"
+
+
+def test_jobs_queue_when_cores_are_busy(start_instance):
+    with start_instance("resource.cores=1") as inst:
+        h1 = inst.handle()
+        blocker = flux.job.submit(h1, sh("sleep 30"), waitable=True)
+        flux.job.event_wait(h1, blocker, "start")
+        queued = flux.job.submit(h1, sh("true"), waitable=True)
+        # the second job cannot start while the only core is taken
+        state = flux.job.job_list_id(h1, queued).get_jobinfo().state \
+            if hasattr(flux.job, "job_list_id") else None
+        assert state in (None, "SCHED")
+        flux.job.cancel(h1, blocker)
+        assert flux.job.wait(h1, queued).success
+
+
+def test_priority_order_and_hold(start_instance):
+    with start_instance("resource.cores=1") as inst:
+        hp = inst.handle()
+        blocker = flux.job.submit(hp, sh("sleep 30"), waitable=True)
+        flux.job.event_wait(hp, blocker, "start")
+        low = flux.job.submit(hp, sh("true"), urgency=10, waitable=True)
+        high = flux.job.submit(hp, sh("true"), urgency=20, waitable=True)
+        held = flux.job.submit(hp, sh("true"), urgency=0, waitable=True)
+        flux.job.cancel(hp, blocker)
+        flux.job.wait(hp, blocker)
+        t_high = flux.job.event_wait(hp, high, "alloc").timestamp
+        t_low = flux.job.event_wait(hp, low, "alloc").timestamp
+        assert t_high <= t_low
+        for jobid in (low, high):
+            assert flux.job.wait(hp, jobid).success
+        # the held job has not run; releasing it lets it run
+        hp.rpc("job-manager.urgency", {"id": held, "urgency": 16}).get()
+        assert flux.job.wait(hp, held).success

@@ -1,0 +1,74 @@
+"""Jobs survive an instance restart on the same state directory."""
+
+import signal
+
+import pytest
+
+import flux
+import flux.job
+from flux.job import JobspecV1
+
+
+def sim(duration):
+    js = JobspecV1.from_command(["true"])
+    js.setattr("system.exec.test", {"run_duration": duration})
+    return js
+
+
+def names(h, jobid):
+    return [e.name for e in flux.job.event_watch(h, jobid)]
+
+
+def test_restart_keeps_queue_and_fails_running_jobs(start_instance, tmp_path):
+    statedir = tmp_path / "state"
+    with start_instance(f"statedir={statedir}", "resource.cores=1") as inst:
+        h = inst.handle()
+        done = flux.job.submit(h, sim("0s"), waitable=True)
+        assert flux.job.wait(h, done).success
+        running = flux.job.submit(h, sim("1h"), waitable=True)
+        flux.job.event_wait(h, running, "start")
+        queued = [flux.job.submit(h, sim("0s"), waitable=True) for _ in range(3)]
+        held = flux.job.submit(h, sim("0s"), urgency=0)
+        # the instance dies without any chance to clean up
+        inst.proc.send_signal(signal.SIGKILL)
+        inst.proc.wait()
+
+    with start_instance(f"statedir={statedir}", "resource.cores=1") as inst:
+        h = inst.handle()
+        # the finished job is still there; its wait result was consumed
+        assert names(h, done)[-1] == "clean"
+        with pytest.raises(ChildProcessError):
+            flux.job.wait(h, done)
+        # the running job got an exception and ended
+        res = flux.job.wait(h, running)
+        assert not res.success
+        assert b"type=exec" in res.errstr
+        evs = names(h, running)
+        assert "flux-restart" in evs and evs[-1] == "clean"
+        # the queued jobs ran after the restart, in order
+        for jobid in queued:
+            assert flux.job.wait(h, jobid).success
+        # the held job is still held: replayed, never allocated
+        log = h.rpc("job-info.lookup", {"id": held, "keys": ["eventlog"]}).get()
+        assert "flux-restart" in log["eventlog"]
+        assert '"alloc"' not in log["eventlog"]
+        # new ids keep increasing across the restart
+        newer = flux.job.submit(h, sim("0s"), waitable=True)
+        assert newer > max(queued + [held])
+        assert flux.job.wait(h, newer).success
+        flux.job.cancel(h, held)
+
+
+def test_graceful_restart(start_instance, tmp_path):
+    statedir = tmp_path / "state"
+    with start_instance(f"statedir={statedir}") as inst:
+        h = inst.handle()
+        ids = [flux.job.submit(h, sim("0s")) for _ in range(5)]
+        for jobid in ids:
+            flux.job.event_wait(h, jobid, "clean")
+    with start_instance(f"statedir={statedir}") as inst:
+        h = inst.handle()
+        for jobid in ids:
+            info = flux.job.result(h, jobid)
+            assert info.result == "COMPLETED"
+            assert names(h, jobid)[-1] == "clean"
