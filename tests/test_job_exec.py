@@ -265,3 +265,46 @@ def test_priority_order_and_hold(start_instance):
         # the held job has not run; releasing it lets it run
         hp.rpc("job-manager.urgency", {"id": held, "urgency": 16}).get()
         assert flux.job.wait(hp, held).success
+
+
+def test_killed_by_signal(h):
+    jobid, res = run(h, sh("kill -KILL $$"))
+    assert not res.success
+    assert res.errstr == b"task(s) Killed"
+    finish = flux.job.event_wait(h, jobid, "finish")
+    assert os.WTERMSIG(finish.context["status"]) == signal.SIGKILL
+
+
+def test_output_without_trailing_newline(h):
+    jobid, res = run(h, sh("printf 'no newline'; printf 'err' >&2"))
+    assert res.success
+    assert output_of(h, jobid) == ("no newline", "err")
+
+
+def test_utf8_split_across_reads_is_text(h):
+    # 3-byte characters written in pieces stay text, not base64
+    jobid, res = run(h, sh(r"printf '\342'; sleep 0.05; printf '\202\254 euro\n'"))
+    assert res.success
+    assert output_of(h, jobid)[0] == "€ euro\n"
+
+
+def test_many_jobs_through_wait_any(start_instance):
+    with start_instance() as inst:
+        _many_jobs_through_wait_any(inst.handle())
+
+
+def _many_jobs_through_wait_any(h):
+    js = JobspecV1.from_command(["true"])
+    js.setattr("system.exec.test", {"run_duration": "0s"})
+    ids = set()
+    futures = [flux.job.submit_async(h, js, waitable=True) for _ in range(1000)]
+    for f in futures:
+        ids.add(f.get_id())
+    seen = set()
+    for _ in range(1000):
+        res = flux.job.wait(h)
+        assert res.success
+        seen.add(res.jobid)
+    assert seen == ids
+    with pytest.raises(ChildProcessError, match="no more waitable jobs"):
+        flux.job.wait(h)
