@@ -298,17 +298,16 @@ class JobExec(Service):
         env.update({
             "FLUX_JOB_ID": f58,
             "FLUX_JOB_SIZE": str(ntasks),
-            "FLUX_JOB_NNODES": str(len(job.R["execution"]["R_lite"]) and
-                                   len(job.R["execution"]["nodelist"])),
+            "FLUX_JOB_NNODES": str(len(job.R["execution"]["nodelist"])),
             "FLUX_URI": self.uri,
-            "FLUX_KVS_NAMESPACE": f"job-{job.id}",
-            "FLUX_JOB_CC": "",
         })
-        env.pop("FLUX_JOB_CC")
-        env.pop("FLUX_KVS_NAMESPACE")
         shell_opts = system.get("shell", {}).get("options", {}) if isinstance(
             system.get("shell"), dict) else {}
-        stdin_fd, out_fd, err_fd = self.open_files(ej, shell_opts, cwd, ntasks)
+        try:
+            stdin_fd, out_fd, err_fd = self.open_files(ej, shell_opts, cwd, ntasks)
+        except OSError as exc:
+            self.start_error(ej, 0, command[0], f"{exc.filename}: {exc.strerror}")
+            return
         try:
             path = _resolve(command, env, cwd)
         except OSError as exc:
@@ -502,8 +501,6 @@ class JobExec(Service):
                     ctx["eof"] = True
                 if "data" in ctx or eof:
                     self.manager.append(ej.job, OUTPUT, _ev("data", ctx))
-            if ej.completed is None:
-                pass
             self.maybe_complete(ej)
 
     # -- reaping and completion ------------------------------------------------------------
