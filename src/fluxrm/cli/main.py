@@ -20,6 +20,7 @@ COMMANDS = {
     "python": ("python", "run the Python interpreter that has this flux package"),
     "env": ("env", "print or run with the Flux environment"),
     "version": ("version", "print version information"),
+    "run": ("run", "run a job interactively"),
 }
 
 

@@ -1,0 +1,350 @@
+"""Attach to a job: stream its output and exit with its exit code.
+
+`Attach(h, jobid, ...)` follows two ``job-info.eventlog-watch`` streams at
+once, the main eventlog and ``guest.output`` (a guest stream waits for the
+job to start, and ends at once for a job that never ran), plus the exec
+eventlog with ``show_exec`` or a ``exec.*`` wait event.  ``run()`` drives
+the handle's reactor until the job has finished (``finish`` seen and the
+output closed, or ``clean``), or until the ``wait_event``, and returns the
+exit code of spec 8.3: the tasks' exit code, 128+signal, or 1 for a fatal
+exception that would otherwise exit 0.
+
+Output goes to our stdout/stderr as it arrives (``label`` prefixes
+``"<rank>: "``); shell log entries and job exceptions go to stderr.
+Signals: TERM, HUP, ALRM, USR1 and USR2 are forwarded to the job; a first
+Ctrl-C forwards SIGINT and warns, a second within 2 s cancels the job;
+Ctrl-Z within 2 s of a Ctrl-C detaches.  Used by ``flux run`` and ``flux
+job attach``; it needs only the core handle (no ``flux.job`` import).
+"""
+
+import errno
+import json
+import os
+import signal
+import sys
+import time
+
+from flux.constants import FLUX_RPC_STREAMING
+from fluxrm.cli.lazy import f58
+
+FORWARDED_SIGNALS = ("SIGTERM", "SIGHUP", "SIGALRM", "SIGUSR1", "SIGUSR2")
+LEVELSTR = {0: "FATAL", 1: "FATAL", 2: "FATAL", 3: "ERROR", 4: " WARN",
+            5: "", 6: "DEBUG", 7: "TRACE"}
+
+
+def _ctx_text(ctx):
+    if not ctx:
+        return ""
+    return " " + json.dumps(ctx, separators=(",", ":"), ensure_ascii=False)
+
+
+def status_message(status):
+    """``task(s) exited with exit code N`` / ``task(s) <signal>``."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.strsignal(sig) or f"signal {sig}"
+        except ValueError:
+            name = f"signal {sig}"
+        return f"task(s) {name}"
+    return f"task(s) exited with exit code {os.WEXITSTATUS(status)}"
+
+
+def exit_code(status):
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+class Attach:
+    def __init__(self, h, jobid, prog="flux-job", label=False, show_events=False,
+                 show_exec=False, wait_event=None, read_only=False, verbose=0,
+                 quiet_status=False):
+        self.h = h
+        self.jobid = int(jobid)
+        self.prog = prog
+        self.label = label
+        self.show_events = show_events
+        self.show_exec = show_exec
+        self.wait_event = wait_event or "finish"
+        self.read_only = read_only
+        self.verbose = verbose
+        self.quiet_status = quiet_status
+        self.t0 = None
+        self.started = False
+        self.finished = False
+        self.status = None
+        self.fatal = None  # first fatal exception context
+        self.output_done = False
+        self.main_done = False
+        self.exec_done = True
+        self.wait_event_seen = False
+        self.error = None
+        self.last_int = 0.0
+        self.detached = False
+        self.watchers = []
+        self.streams = []
+        self.out = sys.stdout.buffer
+        self.err = sys.stderr.buffer
+
+    # -- streams -------------------------------------------------------------------------
+    def _watch(self, path, cb):
+        f = self.h.rpc("job-info.eventlog-watch",
+                       {"id": self.jobid, "path": path, "flags": 0},
+                       flags=FLUX_RPC_STREAMING)
+        f.then(cb)
+        self.streams.append(f)
+        return f
+
+    def _next(self, f):
+        """Return the next event dict, or None at the end of the stream."""
+        try:
+            rsp = f.get()
+        except OSError as exc:
+            f.stop()
+            if exc.errno == errno.ENODATA:
+                return None
+            raise
+        f.reset()
+        return json.loads(rsp["event"])
+
+    def _elapsed(self, ts):
+        if self.t0 is None:
+            self.t0 = ts
+        return ts - self.t0
+
+    # -- main eventlog ---------------------------------------------------------------------
+    def on_main(self, f):
+        try:
+            event = self._next(f)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                self.fail(f"Failed to attach to {self.orig}: No such job")
+            else:
+                self.fail(f"{self.orig}: {exc.strerror}")
+            return
+        if event is None:
+            self.main_done = True
+            self.check_done()
+            return
+        name = event["name"]
+        ctx = event.get("context") or {}
+        ts = event["timestamp"]
+        elapsed = self._elapsed(ts)
+        if self.show_events:
+            self.message(f"{elapsed:.3f}s: job.{name}" +
+                         _ctx_text(ctx))
+        if name == "exception":
+            sev = ctx.get("severity", 0)
+            note = ctx.get("note", "")
+            self.message(f"{elapsed:.3f}s: job.exception {self.orig} "
+                         f"type={ctx.get('type')} severity={sev} {note}".rstrip())
+            if sev == 0 and self.fatal is None:
+                self.fatal = ctx
+        elif name == "start":
+            self.started = True
+        elif name == "finish":
+            self.finished = True
+            self.status = ctx.get("status", 0)
+        elif name == "clean":
+            self.main_done = True
+        if name == self.wait_event:
+            self.wait_event_seen = True
+        self.check_done()
+
+    # -- exec eventlog ---------------------------------------------------------------------
+    def on_exec(self, f):
+        try:
+            event = self._next(f)
+        except OSError:
+            event = None
+        if event is None:
+            self.exec_done = True
+            self.check_done()
+            return
+        if self.show_exec:
+            ctx = event.get("context") or {}
+            self.message(f"{self._elapsed(event['timestamp']):.3f}s: "
+                         f"exec.{event['name']}" +
+                         _ctx_text(ctx))
+        if "exec." + event["name"] == self.wait_event:
+            self.wait_event_seen = True
+            self.check_done()
+
+    # -- output ----------------------------------------------------------------------------
+    def on_output(self, f):
+        try:
+            event = self._next(f)
+        except OSError:
+            event = None
+        if event is None:
+            self.output_done = True
+            self.check_done()
+            return
+        name = event["name"]
+        ctx = event.get("context") or {}
+        if name == "data":
+            data = ctx.get("data")
+            if data is None:
+                return
+            if ctx.get("encoding") == "base64":
+                import base64
+
+                raw = base64.b64decode(data)
+            else:
+                raw = data.encode("utf-8", "surrogateescape")
+            raw = raw * int(ctx.get("repeat", 1) or 1)
+            stream = self.err if ctx.get("stream") == "stderr" else self.out
+            if self.label:
+                raw = self._labeled(raw, ctx.get("rank", "0"))
+            stream.write(raw)
+            stream.flush()
+        elif name == "log":
+            self.message(self._render_log(ctx))
+        elif name == "redirect" and self.verbose:
+            self.message(f"{ctx.get('rank')}: {ctx.get('stream')} redirected to "
+                         f"{ctx.get('path')}")
+
+    @staticmethod
+    def _labeled(raw, rank):
+        ranks = [rank]
+        if any(c in str(rank) for c in ",-["):
+            from flux.idset import IDset
+
+            ranks = list(IDset(str(rank)))
+        lines = raw.splitlines(keepends=True)
+        out = []
+        for r in ranks:
+            for line in lines:
+                if not line.endswith(b"\n"):
+                    line += b"\n"
+                out.append(f"{r}: ".encode() + line)
+        return b"".join(out)
+
+    @staticmethod
+    def _render_log(ctx):
+        text = f"flux-shell[{ctx.get('rank', 0)}]: "
+        levelstr = LEVELSTR.get(ctx.get("level", 5), "")
+        if levelstr:
+            text += f"{levelstr}: "
+        if ctx.get("component"):
+            text += f"{ctx['component']}: "
+        return text + str(ctx.get("message", ""))
+
+    # -- signals -----------------------------------------------------------------------------
+    def _install_signals(self):
+        if self.read_only:
+            return
+        for name in FORWARDED_SIGNALS:
+            signum = getattr(signal, name)
+            w = self.h.signal_watcher_create(signum, self.on_forward)
+            w.start()
+            w.unref()
+            self.watchers.append(w)
+        w = self.h.signal_watcher_create(signal.SIGINT, self.on_sigint)
+        w.start()
+        w.unref()
+        self.watchers.append(w)
+
+    def _kill(self, signum):
+        f = self.h.rpc("job-manager.kill", {"id": self.jobid, "signum": signum})
+        f.then(self._ignore)
+
+    def _cancel(self, note):
+        f = self.h.rpc("job-manager.raise", {"id": self.jobid, "type": "cancel",
+                                             "severity": 0, "note": note})
+        f.then(self._ignore)
+
+    @staticmethod
+    def _ignore(f):
+        try:
+            f.get()
+        except OSError:
+            pass
+
+    def on_forward(self, h, watcher, signum, args):
+        if self.started and not self.finished:
+            self._kill(signum)
+
+    def on_sigint(self, h, watcher, signum, args):
+        now = time.monotonic()
+        if now - self.last_int <= 2.0:
+            self.message(f"{self.prog}: cancelling job")
+            self._cancel("interrupted by ctrl-C")
+            return
+        self.last_int = now
+        if self.started and not self.finished:
+            self._kill(signal.SIGINT)
+        self.message(f"{self.prog}: one more ctrl-C within 2s to cancel "
+                     "or ctrl-Z to detach")
+        tstp = self.h.signal_watcher_create(signal.SIGTSTP, self.on_sigtstp)
+        tstp.start()
+        tstp.unref()
+
+        def expire(h, w, revents, args):
+            tstp.stop()
+
+        timer = self.h.timer_watcher_create(2.0, expire)
+        timer.start()
+        timer.unref()
+
+    def on_sigtstp(self, h, watcher, signum, args):
+        if time.monotonic() - self.last_int <= 2.0:
+            self.message(f"{self.prog}: detaching... rerun 'flux job attach "
+                         f"{self.orig}' to reattach")
+            self.detached = True
+            self.h.reactor_stop()
+
+    # -- control -----------------------------------------------------------------------------
+    def message(self, text):
+        sys.stdout.flush()
+        self.err.write((text + "\n").encode("utf-8", "surrogateescape"))
+        self.err.flush()
+
+    def fail(self, text):
+        self.error = text
+        self.h.reactor_stop()
+
+    def check_done(self):
+        if self.wait_event != "finish" and self.wait_event_seen:
+            self.h.reactor_stop()
+            return
+        if self.main_done and self.output_done and self.exec_done:
+            self.h.reactor_stop()
+        elif self.finished and self.output_done and self.exec_done:
+            self.h.reactor_stop()
+
+    def run(self):
+        """Follow the job to its end; return the exit code."""
+        self.orig = f58(self.jobid)
+        self._watch("eventlog", self.on_main)
+        self._watch("guest.output", self.on_output)
+        if self.show_exec or self.wait_event.startswith("exec."):
+            self.exec_done = False
+            self._watch("guest.exec.eventlog", self.on_exec)
+        self._install_signals()
+        try:
+            self.h.reactor_run()
+        finally:
+            for w in self.watchers:
+                w.stop()
+            sys.stdout.flush()
+        if self.error:
+            self.message(f"{self.prog}: {self.error}")
+            return 1
+        if self.detached:
+            return 0
+        if self.wait_event != "finish":
+            if self.wait_event_seen:
+                return 0
+            self.message(f"{self.prog}: eventlog ended before event="
+                         f"'{self.wait_event}'")
+            return 1
+        code = 0
+        if self.status is not None:
+            code = exit_code(self.status)
+            if self.status != 0 and not self.quiet_status:
+                self.message(f"{self.prog}: {status_message(self.status)}")
+        if code == 0 and self.fatal is not None:
+            code = 1
+        return code
