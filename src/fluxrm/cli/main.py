@@ -21,6 +21,7 @@ COMMANDS = {
     "env": ("env", "print or run with the Flux environment"),
     "version": ("version", "print version information"),
     "run": ("run", "run a job interactively"),
+    "submit": ("submit", "submit jobs and print their ids"),
 }
 
 
