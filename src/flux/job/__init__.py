@@ -18,3 +18,4 @@ from flux.job.list import (  # noqa: F401
     JobList, JobListIdsFuture, get_job, job_list, job_list_id, job_list_inactive,
 )
 from flux.job.stats import JobStats  # noqa: F401
+from flux.job.executor import FluxExecutor, FluxExecutorFuture  # noqa: F401
