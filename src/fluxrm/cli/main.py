@@ -22,6 +22,7 @@ COMMANDS = {
     "version": ("version", "print version information"),
     "run": ("run", "run a job interactively"),
     "submit": ("submit", "submit jobs and print their ids"),
+    "bulksubmit": ("bulksubmit", "submit one job per input, as GNU parallel"),
 }
 
 
