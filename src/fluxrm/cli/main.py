@@ -23,6 +23,10 @@ COMMANDS = {
     "run": ("run", "run a job interactively"),
     "submit": ("submit", "submit jobs and print their ids"),
     "bulksubmit": ("bulksubmit", "submit one job per input, as GNU parallel"),
+    "job": ("job", "look at and control single jobs (attach, info, kill...)"),
+    "cancel": ("cancel", "cancel jobs"),
+    "pgrep": ("pgrep", "list jobs whose name matches a pattern"),
+    "pkill": ("pgrep", "cancel jobs whose name matches a pattern"),
 }
 
 
