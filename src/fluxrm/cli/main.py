@@ -25,6 +25,7 @@ COMMANDS = {
     "bulksubmit": ("bulksubmit", "submit one job per input, as GNU parallel"),
     "job": ("job", "look at and control single jobs (attach, info, kill...)"),
     "cancel": ("cancel", "cancel jobs"),
+    "jobs": ("jobs", "list jobs"),
     "pgrep": ("pgrep", "list jobs whose name matches a pattern"),
     "pkill": ("pgrep", "cancel jobs whose name matches a pattern"),
 }
