@@ -250,14 +250,16 @@ def watch(h, journal, fmt, jobs, args):
               if job.state_id != FLUX_JOB_STATE_INACTIVE}
     if not active:
         return 0
-    pending_fetch = {}
+    shown = {int(job.id): job.state_id for job in jobs}
 
     def print_job(f, jobid):
-        pending_fetch.pop(jobid, None)
         try:
             info = JobInfo(f.get()["job"])
         except OSError:
             return
+        if shown.get(jobid) == info.state_id:
+            return  # several events, one state change
+        shown[jobid] = info.state_id
         print(fmt.format(info), flush=True)
         if info.state_id == FLUX_JOB_STATE_INACTIVE:
             active.discard(jobid)
@@ -285,7 +287,6 @@ def watch(h, journal, fmt, jobs, args):
             if name in STATE_EVENTS or fatal:
                 # one fetch per event, answered in order
                 fut = h.rpc("job-list.list-id", {"id": jobid, "attrs": ["all"]})
-                pending_fetch[jobid] = fut
                 fut.then(print_job, jobid)
 
     journal.then(on_journal)
