@@ -147,6 +147,8 @@ class FluxExecutorFuture(concurrent.futures.Future):
         self._jobid_callbacks = []
         self._events = []
         self._event_callbacks = None  # name -> [callback]
+        self._claim_lock = threading.Lock()
+        self._claimed = False  # set_running_or_notify_cancel() was called
 
     def _in_executor_thread(self):
         cur = threading.current_thread()
@@ -238,8 +240,25 @@ class FluxExecutorFuture(concurrent.futures.Future):
             return False
         if not super().cancel():
             return False
+        # notify now, so that wait() and as_completed() count it as done
+        # even while the package is still in the executor's queue
+        if self._claim_cancelled():
+            super().set_running_or_notify_cancel()
         self._settle_jobid(None, concurrent.futures.CancelledError())
         return True
+
+    def _claim_cancelled(self):
+        with self._claim_lock:
+            if self._claimed:
+                return False
+            self._claimed = True
+            return True
+
+    def _claim(self):
+        """Executor thread: mark running; False if it was cancelled."""
+        if not self._claim_cancelled():
+            return False
+        return super().set_running_or_notify_cancel()
 
     def set_exception(self, exception):
         if not self._jobid_known:
@@ -423,7 +442,7 @@ class _ExecutorThread(threading.Thread):
     # -- submit ---------------------------------------------------------------------------------
     def _start_submit(self, pkg):
         fut = pkg.future
-        if not fut.set_running_or_notify_cancel():
+        if not fut._claim():
             return
         try:
             sf = submit_async(self._h, *pkg.args, **pkg.kwargs)
@@ -540,7 +559,7 @@ class _ExecutorThread(threading.Thread):
     # -- attach ----------------------------------------------------------------------------------
     def _start_attach(self, pkg):
         fut = pkg.future
-        if not fut.set_running_or_notify_cancel():
+        if not fut._claim():
             return
         try:
             jobid = JobID(pkg.jobid)
