@@ -134,8 +134,6 @@ def test_validation_errors(h):
     assert e.strerror == "Missing key (tasks)"
 
 
-@pytest.mark.xfail(strict=True, reason="validate_jobspec says 'Missing key (duration)' "
-                   "(spec 3.1: 'attributes.system.duration is a required key')")
 def test_validation_error_missing_duration(h):
     doc = json.loads(spec().dumps())
     del doc["attributes"]["system"]["duration"]

@@ -137,9 +137,10 @@ class Future:
         st = self._state
         if st.results:
             return True
-        if st.init is None and st.init_reactor is not None and st.init_reactor.running:
-            # composed in a context that is running now (a blocking call from a
-            # callback of that context): let that context make progress
+        if st.init is None and st.init_reactor is not None:
+            # a composite whose init_cb already ran: its sub-futures live in
+            # that context, so drive it (a private reactor from an earlier
+            # blocking get, or the main one if init ran under then())
             reactor = st.init_reactor
         else:
             reactor = Reactor()

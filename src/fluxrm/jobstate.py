@@ -75,7 +75,7 @@ class JobView:
         "t_cleanup", "t_inactive",
         "exception_occurred", "exception_type", "exception_severity",
         "exception_note", "fatal", "waitstatus", "alloc_seen", "annotations",
-        "expiration",
+        "expiration", "end_event",
     )
 
     def __init__(self):
@@ -100,6 +100,7 @@ class JobView:
         self.alloc_seen = False
         self.annotations = None
         self.expiration = 0.0
+        self.end_event = None  # "finish" or "exception": what began CLEANUP
 
     @property
     def active(self):
@@ -107,7 +108,7 @@ class JobView:
 
     def result(self):
         """The job result (§3.4 rules), meaningful once inactive."""
-        if self.alloc_seen and self.waitstatus == 0 and self.fatal is None:
+        if self.alloc_seen and self.waitstatus == 0:
             return FLUX_JOB_RESULT_COMPLETED
         if self.exception_occurred:
             if self.exception_type == "cancel":
@@ -117,7 +118,8 @@ class JobView:
         return FLUX_JOB_RESULT_FAILED
 
     def success(self):
-        return self.waitstatus == 0 and self.fatal is None and self.alloc_seen
+        """What ``wait`` reports: the job ended by ``finish`` with status 0."""
+        return self.end_event == "finish" and self.waitstatus == 0
 
 
 def _enter(view, state, timestamp):
@@ -165,8 +167,11 @@ def apply(view, event):
             if view.fatal is None:
                 view.fatal = (ctx.get("type"), ctx.get("note", ""))
             if view.state in (NEW, DEPEND, PRIORITY, SCHED, RUN):
+                view.end_event = "exception"
                 _enter(view, CLEANUP, ts)
     nxt = TRANSITIONS.get((view.state, name))
+    if nxt == CLEANUP:
+        view.end_event = name
     if nxt is not None:
         _enter(view, nxt, ts)
     elif name == "urgency" and view.state == SCHED:

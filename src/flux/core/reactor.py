@@ -175,7 +175,8 @@ class Reactor:
                     break
                 for conn in list(self.connections):
                     conn.flush()  # may find the broker gone and fail futures
-                self._run_ready()
+                if self.ready:
+                    continue  # run what that queued (and flush again) first
                 if until is not None and until():
                     break
                 if until is None and not self.has_work():

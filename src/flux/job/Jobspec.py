@@ -789,7 +789,8 @@ class JobspecV1(Jobspec):
     def _check_v1_attributes(attributes):
         _require_keys(attributes, ("system",))
         system = attributes["system"]
-        _require_keys(system, ("duration",))
+        if "duration" not in system:
+            raise ValueError("attributes.system.duration is a required key")
         duration = system["duration"]
         if not _is_number(duration):
             raise TypeError("duration must be a number")

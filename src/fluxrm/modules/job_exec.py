@@ -193,7 +193,7 @@ class JobExec(Service):
         if ej.sim_handle is not None:
             ej.sim_handle.cancel()
             ej.sim_handle = None
-            ej.status = signal.SIGTERM if not ej.status else ej.status
+            ej.status = ej.status or (128 + signal.SIGTERM) << 8
             self.complete(ej)
             return
         if ej.kill_signal_sent:
@@ -222,6 +222,13 @@ class JobExec(Service):
             ntasks = 0
         manager.append(job, EXEC, _ev("init"))
         manager.append(job, EXEC, _ev("starting"))
+        test = system.get("exec", {}).get("test") if isinstance(
+            system.get("exec"), dict) else None
+        if test is not None and test.get("mock_exception") == "init":
+            ej.start_failed = True
+            manager.raise_exception(job, "exec", 0, "mock initialization exception")
+            self.maybe_complete(ej)
+            return
         from flux.job.JobID import JobID
 
         f58 = JobID(job.id).f58
@@ -231,8 +238,6 @@ class JobExec(Service):
         if expiration > 0:
             ej.expire_handle = self.loop.call_later(
                 max(0.0, expiration - time.time()), self.expire, job)
-        test = system.get("exec", {}).get("test") if isinstance(
-            system.get("exec"), dict) else None
         if test is not None:
             self.start_simulated(ej, test, ntasks)
             return
@@ -259,11 +264,6 @@ class JobExec(Service):
         job = ej.job
         manager = self.manager
         mock = test.get("mock_exception")
-        if mock == "init":
-            ej.start_failed = True
-            manager.raise_exception(job, "exec", 0, "mock initialization exception")
-            self.maybe_complete(ej)
-            return
         manager.append(job, EXEC, _ev("shell.start", {
             "taskmap": {"version": 1, "map": [[0, 1, ntasks, 1]]}}))
         manager.post(job, "start")
@@ -516,6 +516,9 @@ class JobExec(Service):
             if entry is None:
                 continue
             ej, task = entry
+            # report like a job shell: a task killed by signal N exits 128+N
+            if os.WIFSIGNALED(status):
+                status = (128 + os.WTERMSIG(status)) << 8
             task.status = status
             ej.nlive -= 1
             if status > ej.status:

@@ -55,7 +55,7 @@ class JobInfo(Service):
         req = msg.get_object()
         jobid, path = req["id"], req.get("path", MAIN)
         if path not in LOG_PATHS:
-            raise OSError(errno.EINVAL, f"{path}: not an eventlog of a job")
+            raise OSError(errno.ENOENT, f"{path}: no such eventlog")
         job = self.manager.find(jobid)
         if job is None:
             text = self.manager.log_text(jobid, path) if self._stored(jobid) else False

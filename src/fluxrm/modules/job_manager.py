@@ -159,19 +159,34 @@ class Job:
 
 
 def wait_errstr(view):
-    """The upstream ``wait`` error text for a finished job ("" on success)."""
-    if view.fatal is not None:
+    """The upstream ``wait`` error text for a finished job ("" on success).
+
+    A job that ended with a fatal exception says so; otherwise the finish
+    status is read as a job shell's: signalled itself ("job shell
+    Terminated"), a task killed by signal N (exit code 128+N: "task(s)
+    Killed"), or a task's exit code.
+    """
+    if view.end_event != "finish" and view.fatal is not None:
         etype, note = view.fatal
         return f"Fatal exception type={etype} {note}".rstrip()
     status = view.waitstatus
     if status is None:
         return "job did not run"
     if os.WIFSIGNALED(status):
-        return f"task(s) {signal.strsignal(os.WTERMSIG(status)) or 'signaled'}"
+        return f"job shell {_signame(os.WTERMSIG(status))}"
     code = os.WEXITSTATUS(status)
+    if code > 128:
+        return f"task(s) {_signame(code - 128)}"
     if code:
         return f"task(s) exited with exit code {code}"
     return ""
+
+
+def _signame(signum):
+    try:
+        return signal.strsignal(signum) or f"signal {signum}"
+    except ValueError:
+        return f"signal {signum}"
 
 
 class JobManager(Service):
