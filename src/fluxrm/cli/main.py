@@ -26,6 +26,8 @@ COMMANDS = {
     "job": ("job", "look at and control single jobs (attach, info, kill...)"),
     "cancel": ("cancel", "cancel jobs"),
     "jobs": ("jobs", "list jobs"),
+    "resource": ("resource", "list resources and their state"),
+    "uptime": ("uptime", "show how long this instance has been running"),
     "pgrep": ("pgrep", "list jobs whose name matches a pattern"),
     "pkill": ("pgrep", "cancel jobs whose name matches a pattern"),
 }
