@@ -23,9 +23,9 @@ import string
 import time
 
 import flux.constants as C
-from flux._format import _SORT_PREFIX_RE
+# flux._format, not flux.util: importing flux.job must stay cheap
+from flux._format import _SORT_PREFIX_RE, OutputFormat, fsd
 from flux.job.JobID import JobID
-from flux.util import OutputFormat, fsd
 
 __all__ = [
     "JobInfo",

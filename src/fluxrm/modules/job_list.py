@@ -702,8 +702,11 @@ class JobList(Service):
     def on_event(self, job, event):
         ld = job.list_data
         if ld is None:
-            # first event seen: the eventlog (already holding it) is the source
-            ld = self.list_data(job)
+            if event["name"] == "submit":
+                ld = job.list_data = ListData(job.jobspec)
+            else:
+                # first seen mid-life: the eventlog (holding this event too)
+                ld = self.list_data(job)
         else:
             name = event["name"]
             if name in _DATA_EVENTS:
