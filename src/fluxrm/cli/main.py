@@ -23,6 +23,8 @@ COMMANDS = {
     "run": ("run", "run a job interactively"),
     "submit": ("submit", "submit jobs and print their ids"),
     "bulksubmit": ("bulksubmit", "submit one job per input, as GNU parallel"),
+    "batch": ("batch", "submit a batch script to run in a new instance"),
+    "alloc": ("batch", "run a new instance interactively on allocated resources"),
     "job": ("job", "look at and control single jobs (attach, info, kill...)"),
     "cancel": ("cancel", "cancel jobs"),
     "jobs": ("jobs", "list jobs"),

@@ -634,7 +634,9 @@ def _build_nested(JobspecV1, args, command, argv, cwd):
         raise CLIError("one of --nslots or --nodes is required")
     if command == "batch":
         if args.wrap:
-            content = "\n".join(argv) + "\n" if argv else sys.stdin.read()
+            import shlex
+
+            content = shlex.join(argv) + "\n" if argv else sys.stdin.read()
             jobspec = JobspecV1.from_batch(content=content, wrap=True,
                                            input=args.input, **common)
         elif argv:

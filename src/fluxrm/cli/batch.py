@@ -1,0 +1,72 @@
+"""``flux batch`` and ``flux alloc``: jobs that start a new Flux instance.
+
+``flux batch [OPTIONS] SCRIPT [ARGS...]`` (or the script on stdin, or
+``--wrap COMMAND...``) submits a job running a new instance whose initial
+program is the script, and prints its id; output goes to
+``flux-{{id}}.out`` by default.  ``flux alloc [OPTIONS] [COMMAND...]``
+submits a new instance running COMMAND (default: an interactive shell)
+and attaches to it like ``flux run``.  Resources are slots: ``-n N``
+slots of ``-c`` cores and ``-g`` GPUs, or ``-N`` whole nodes.
+
+The jobspecs are those of ``JobspecV1.from_batch``/``from_alloc`` (spec
+2.4) and ``--dry-run`` prints them.  Running them needs an exec system that
+provides the job's ``{{tmpdir}}`` files and a ``flux broker`` command.
+"""
+
+import sys
+
+from fluxrm.cli import submitopts
+
+DESCRIPTIONS = {
+    "batch": """\
+Submit a batch job: SCRIPT runs as the initial program of a new Flux
+instance on the allocated resources.  Prints the job id.
+
+Examples:
+  flux batch -N2 job.sh
+  flux batch -n4 --wrap ./app input
+""",
+    "alloc": """\
+Allocate resources and run COMMAND (default: an interactive shell) in a
+new Flux instance on them, attached to this terminal.
+
+Example:
+  flux alloc -N1 flux run -n2 hostname
+""",
+}
+
+
+def main(argv, prog="flux-batch", command="batch"):
+    args = submitopts.parse_command_line(command, prog, DESCRIPTIONS[command], argv)
+    try:
+        submitopts.check_urgency(args)
+        if command == "batch" and not args.command and not args.wrap \
+                and sys.stdin.isatty():
+            raise submitopts.CLIError("batch script required (a file, stdin "
+                                      "or --wrap COMMAND)")
+        jobspec = submitopts.build_jobspec(args, command)
+        text = jobspec.dumps()
+        if args.dry_run:
+            print(text)
+            return 0
+        from fluxrm.cli.run import submit_payload
+
+        payload = submit_payload(text, args)
+    except (submitopts.CLIError, ValueError, TypeError, OSError) as exc:
+        return submitopts.report(prog, exc)
+
+    import flux
+
+    from fluxrm.cli.lazy import f58
+
+    h = flux.Flux()
+    jobid = h.rpc("job-ingest.submit", payload).get()["id"]
+    if command == "batch" or args.bg:
+        print(f58(jobid))
+        return 0
+    from fluxrm.cli.attach import Attach
+
+    if args.verbose:
+        print(f"jobid: {f58(jobid)}", file=sys.stderr, flush=True)
+    return Attach(h, jobid, prog="flux-job", show_events=args.verbose >= 2,
+                  show_exec=args.verbose >= 3).run()
