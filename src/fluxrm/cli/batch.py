@@ -40,6 +40,7 @@ def main(argv, prog="flux-batch", command="batch"):
     args = submitopts.parse_command_line(command, prog, DESCRIPTIONS[command], argv)
     try:
         submitopts.check_urgency(args)
+        submitopts.submit_flags(args)
         if command == "batch" and not args.command and not args.wrap \
                 and sys.stdin.isatty():
             raise submitopts.CLIError("batch script required (a file, stdin "

@@ -51,6 +51,7 @@ def main(argv, prog="flux-run", command="run"):
     args = submitopts.parse_command_line("run", prog, DESCRIPTION, argv)
     try:
         submitopts.check_urgency(args)
+        submitopts.submit_flags(args)
         jobspec = submitopts.build_jobspec(args, "run")
         text = jobspec.dumps()
         if args.dry_run:

@@ -61,6 +61,14 @@ def _nonnegative_int(text):
     return value
 
 
+def _env_remove(pattern):
+    return "-" + pattern
+
+
+def _env_file(path):
+    return "^" + path
+
+
 def urgency_value(text):
     """``N`` (0-31), ``hold``, ``default`` or ``expedite``."""
     if text in URGENCY_NAMES:
@@ -151,9 +159,12 @@ def _add_common(parser, command):
     env.add_argument("--env", action="append", metavar="RULE",
                      help="environment rule: VAR, VAR=VAL, -PATTERN, ^FILE, "
                           "/REGEX/")
-    env.add_argument("--env-remove", action="append", metavar="PATTERN",
+    # one list, so that rules apply in command line order
+    env.add_argument("--env-remove", action="append", dest="env",
+                     type=_env_remove, metavar="PATTERN",
                      help="remove matching variables (same as --env=-PATTERN)")
-    env.add_argument("--env-file", action="append", metavar="FILE",
+    env.add_argument("--env-file", action="append", dest="env",
+                     type=_env_file, metavar="FILE",
                      help="read --env rules from FILE (same as --env=^FILE)")
     env.add_argument("--rlimit", action="append", metavar="RULE",
                      help="resource limit rule: NAME, NAME=VALUE, -NAME")
