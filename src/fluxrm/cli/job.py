@@ -695,8 +695,13 @@ def run_wait_event(args):
     seen = 0
     while True:
         remaining = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-        if deadline is not None and not f.wait_for(remaining):
-            raise Fail(f"wait-event timeout on event '{args.event}'")
+        if deadline is not None:
+            try:
+                ready = f.wait_for(remaining)
+            except TimeoutError:
+                ready = False
+            if not ready:
+                raise Fail(f"wait-event timeout on event '{args.event}'")
         try:
             rsp = f.get()
         except OSError as exc:
