@@ -15,7 +15,7 @@ test: $(STAMP)
 	$(PY) -m pytest tests
 
 demo: $(STAMP)
-	$(VENV)/bin/flux start $(PY) examples/demo.py
+	PYTHON=$(PY) FLUX=$(VENV)/bin/flux $(VENV)/bin/flux start sh examples/demo.sh
 
 bench: $(STAMP)
 	$(PY) bench/rpc.py

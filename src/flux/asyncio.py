@@ -296,6 +296,13 @@ class FluxEventLoop(asyncio.SelectorEventLoop):
         selector = _FluxSelector()
         super().__init__(selector=selector)
         selector._loop_ref = weakref.ref(self)
+        if flux_handle is not None:
+            _ = self.handle  # drive it from now on (timers, watchers, callbacks)
+
+    @property
+    def selector(self):
+        """The loop's selector; ``selector.handle`` is the Flux handle."""
+        return self._selector
 
     @property
     def handle(self):
