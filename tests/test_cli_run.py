@@ -10,14 +10,6 @@ import pytest
 from flux.job import JobspecV1
 
 
-def dry_run(flux_cli, *args, env=None, cwd=None):
-    if cwd is not None:
-        env = dict(env or os.environ)
-    proc = flux_cli("run", "--dry-run", *args, env=env) if cwd is None else None
-    assert proc.returncode == 0, proc.stderr
-    return proc
-
-
 def test_dry_run_layout_without_an_instance(flux_cli, tmp_path):
     env = dict(os.environ, FLUX_URI="local:///nonexistent/socket", FOO="bar")
     proc = flux_cli("run", "--dry-run", "hostname", env=env)

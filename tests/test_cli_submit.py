@@ -109,12 +109,15 @@ def test_submit_errors(instance, flux_cli):
 
 def test_submit_dry_run_cc(flux_cli):
     env = dict(os.environ, FLUX_URI="local:///nonexistent")
-    proc = flux_cli("submit", "--dry-run", "--cc=1-2", "echo", "{cc}", env=env)
+    proc = flux_cli("submit", "--dry-run", "--cc=1-2", "-S", "user.n={cc}",
+                    "--job-name=j{cc}", "echo", "{cc}", env=env)
     assert proc.returncode == 0, proc.stderr
     docs = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [d["tasks"][0]["command"] for d in docs] == [["echo", "1"], ["echo", "2"]]
     assert [d["attributes"]["system"]["environment"]["FLUX_JOB_CC"] for d in docs] \
         == ["1", "2"]
+    assert [d["attributes"]["user"]["n"] for d in docs] == [1, 2]
+    assert [d["attributes"]["system"]["job"]["name"] for d in docs] == ["j1", "j2"]
 
 
 def test_submit_log_file(instance, flux_cli, tmp_path):

@@ -2,7 +2,8 @@
 
 One jobspec is built from the options (see `fluxrm.cli.submitopts`);
 ``--cc IDSET``/``--bcc IDSET`` submit one copy per id (``{cc}`` in the
-command, ``--output``/``--error``/``--input`` and ``--job-name`` is the id;
+command, ``--output``/``--error``/``--input``/``--job-name``/``--cwd`` and
+``--setattr``/``--setopt``/``--env`` is the id;
 ``--cc`` also sets ``FLUX_JOB_CC``).  Job ids are printed in f58, one per
 line, in submission order (``--quiet``: not printed).
 
@@ -434,6 +435,7 @@ def cc_ids(args):
 
 
 CC_OPTIONS = ("output", "error", "input", "job_name", "cwd")
+CC_LIST_OPTIONS = ("setattr", "setopt", "env")
 
 
 def jobspec_copies(args, command, build):
@@ -447,7 +449,8 @@ def jobspec_copies(args, command, build):
         yield build(args).dumps()
         return
     templated = any("{cc}" in a for a in args.command) or any(
-        "{cc}" in (getattr(args, o, None) or "") for o in CC_OPTIONS)
+        "{cc}" in (getattr(args, o, None) or "") for o in CC_OPTIONS) or any(
+        "{cc}" in v for o in CC_LIST_OPTIONS for v in getattr(args, o, None) or ())
     base = None if templated else build(args)
     for cc in ids:
         if templated:
@@ -470,6 +473,9 @@ def _substitute_cc(args, cc):
     for opt in CC_OPTIONS:
         if isinstance(values.get(opt), str):
             values[opt] = values[opt].replace("{cc}", str(cc))
+    for opt in CC_LIST_OPTIONS:
+        if values.get(opt):
+            values[opt] = [v.replace("{cc}", str(cc)) for v in values[opt]]
     # apply_options consumes list options; give each copy its own lists
     for key, value in values.items():
         if isinstance(value, list) and key != "command":
