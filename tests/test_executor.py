@@ -203,11 +203,20 @@ def test_every_event_once_over_1000_jobs(instance, h):
 
     with FluxExecutor() as ex:
         futs = []
+        foreign = []
         for i in range(njobs):
             fut = ex.submit(jobspec)
             for name in FluxExecutor.EVENTS:
                 fut.add_event_callback(name, record)
             futs.append(fut)
+            if i % 100 == 0:  # other clients' jobs show up in the journal too
+                foreign.append(flux.job.submit_async(h, jobspec))
+        foreign = [f.get_id() for f in foreign]
+        cf.wait(futs, timeout=HANG)
+        for jobid in foreign:
+            flux.job.event_wait(h, jobid, "clean")
+    # events of jobs that were never ours were not kept
+    assert ex._threads[0]._buffer == {}
     assert all(f.done() and f.result() == 0 for f in futs)
     for fut in futs:
         events = sorted(seen[fut], key=lambda e: e.timestamp)
@@ -426,3 +435,65 @@ def test_jobid_timeout(start_instance):
                 fut.result(timeout=0)
             gate.set()
             assert fut.result(timeout=HANG) == 0
+
+
+# -- the journal buffer (sans I/O) ------------------------------------------------------------------------
+class _FakeJournal:
+    def __init__(self, rsp):
+        self.rsp = rsp
+
+    def get(self):
+        return self.rsp
+
+    def reset(self):
+        pass
+
+
+class _Recorder:
+    def __init__(self):
+        self.events = []
+
+    def _record_event(self, event):
+        self.events.append(event.name)
+
+    def done(self):
+        return True
+
+
+def test_journal_buffer_is_bounded():
+    """Events of unknown ids wait for submit responses, then are dropped."""
+    import collections
+    from flux.job.executor import _ExecutorThread
+
+    t = _ExecutorThread.__new__(_ExecutorThread)
+    t._broken_exc = None
+    t._jobs, t._buffer, t._tick = {}, {}, 0
+    t._pending = collections.OrderedDict()
+    t._stop_requested = False
+
+    def journal(*items):
+        t._on_journal(_FakeJournal({"events": [
+            {"id": jid, "entry": {"timestamp": 1.0, "name": name, "context": {}}}
+            for jid, name in items]}))
+
+    journal((1, "submit"))  # nothing outstanding: not ours, not kept
+    assert t._buffer == {}
+    t._pending[0] = [t._tick, None]  # a submission is sent at tick 1
+    journal((2, "submit"), (3, "submit"))  # tick 2: may be ours
+    t._pending[1] = [t._tick, None]  # another one at tick 2
+    journal((2, "depend"), (4, "submit"))  # tick 3
+    assert set(t._buffer) == {2, 3, 4}
+    # the first submission is answered: job 3 was ours
+    fut = _Recorder()
+    del t._pending[0]
+    t._jobs[3] = fut
+    for entry in t._buffer.pop(3)[1:]:
+        t._dispatch(3, fut, entry)
+    t._prune_buffer()
+    assert fut.events == ["submit"]
+    # job 2 was first seen at tick 2, when the oldest outstanding submission
+    # (sent at tick 2) could not have produced it yet: dropped; job 4 may be ours
+    assert set(t._buffer) == {4}
+    del t._pending[1]
+    t._prune_buffer()
+    assert t._buffer == {}
