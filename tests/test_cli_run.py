@@ -201,3 +201,48 @@ def test_no_instance_one_line(flux_cli):
     assert proc.returncode != 0
     assert proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
+
+
+def _start_attached(instance, *args):
+    """Start ``flux run -v ARGS`` and return (process, jobid) once it runs."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fluxrm.cli.main", "run", "-v", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=instance.env())
+    line = proc.stderr.readline()
+    assert line.startswith("jobid: "), line
+    jobid = line.split()[1]
+    wait = subprocess.run(
+        [sys.executable, "-m", "fluxrm.cli.main", "job", "wait-event", "-q",
+         jobid, "start"], env=instance.env(), timeout=60)
+    assert wait.returncode == 0
+    return proc, jobid
+
+
+def test_run_forwards_sigterm(instance):
+    import signal
+
+    proc, _jobid = _start_attached(instance, "sleep", "300")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in err
+
+
+def test_run_double_ctrl_c_cancels(instance, flux_cli):
+    import signal
+
+    proc, jobid = _start_attached(instance, "sh", "-c",
+                                  "trap '' INT; sleep 300")
+    proc.send_signal(signal.SIGINT)
+    # the warning tells us the first ctrl-C was handled
+    line = proc.stderr.readline()
+    assert "one more ctrl-C within 2s to cancel" in line
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    events = flux_cli("job", "eventlog", jobid).stdout
+    assert 'type="cancel"' in events
