@@ -141,6 +141,7 @@ class _Binding:
         self._finalizer = weakref.finalize(
             reactor, _Binding._detach, self._loop_ref, self._fds, reactor.selector,
             registry, key, self)
+        self._finalizer.atexit = False
 
     def alive(self, reactor):
         return self._ref() is reactor
