@@ -314,9 +314,12 @@ class Attach:
         elif self.finished and self.output_done and self.exec_done:
             self.h.reactor_stop()
 
+    @property
+    def orig(self):
+        return f58(self.jobid)
+
     def run(self):
         """Follow the job to its end; return the exit code."""
-        self.orig = f58(self.jobid)
         self._watch("eventlog", self.on_main)
         self._watch("guest.output", self.on_output)
         if self.show_exec or self.wait_event.startswith("exec."):
