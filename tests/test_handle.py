@@ -12,7 +12,6 @@ import flux.core.handle
 from flux.constants import (
     FLUX_MSGTYPE_EVENT,
     FLUX_MSGTYPE_REQUEST,
-    FLUX_NODEID_ANY,
     FLUX_NODEID_UPSTREAM,
     FLUX_POLLIN,
     FLUX_REACTOR_NOWAIT,

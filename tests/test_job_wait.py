@@ -109,7 +109,7 @@ def test_result_completed_wins_over_exception():
     assert data["result"] == FLUX_JOB_RESULT_COMPLETED
 
 
-def test_result_timeout():
+def test_result_from_events_timeout():
     events = RAN + [exc(3.5, "timeout", note="resource allocation expired"),
                     ev(4.0, "finish", status=142)] + END
     assert result_from_events(1, events)["result"] == FLUX_JOB_RESULT_TIMEOUT

@@ -19,7 +19,7 @@ import errno
 import itertools
 import os
 
-from flux.core.reactor import Reactor, running_stack
+from flux.core.reactor import Reactor
 
 _seq = itertools.count(1)
 

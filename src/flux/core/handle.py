@@ -8,16 +8,11 @@ future's private reactor).
 
 import errno
 import fnmatch
-import json
 import os
-import threading
 
 from flux.constants import (
     FLUX_MSGTYPE_ANY,
     FLUX_MSGTYPE_EVENT,
-    FLUX_MSGTYPE_REQUEST,
-    FLUX_MSGTYPE_RESPONSE,
-    FLUX_MSGTYPE_CONTROL,
     FLUX_NODEID_ANY,
     FLUX_MATCHTAG_NONE,
     FLUX_O_NONBLOCK,
@@ -26,7 +21,7 @@ from flux.constants import (
 from flux.core.connection import Connection
 from flux.core.reactor import Reactor, running_stack
 from flux.core import watchers as _w
-from flux.message import Message, check_topic, MSGFLAG_NORESPONSE
+from flux.message import Message, check_topic
 from flux.wrapper import MissingFunctionError
 
 DEFAULT_URI = "local:///run/flux/local"
@@ -181,8 +176,9 @@ class Flux:
         topic = check_topic(topic)
         subs = self._conn.subscriptions
         subs[topic] = subs.get(topic, 0) + 1
-        if subs[topic] == 1:
-            self._control("event.subscribe", {"topic": topic})
+        if subs[topic] == 1 and not self._conn.loopback:
+            # synchronous, so events sent after this call are delivered
+            self.rpc("event.subscribe", {"topic": topic}).get()
         return 0
 
     def event_unsubscribe(self, topic):
@@ -193,13 +189,9 @@ class Flux:
         subs[topic] -= 1
         if subs[topic] == 0:
             del subs[topic]
-            self._control("event.unsubscribe", {"topic": topic})
+            if not self._conn.loopback:
+                self.rpc("event.unsubscribe", {"topic": topic}).get()
         return 0
-
-    def _control(self, topic, payload):
-        if self._conn.loopback:
-            return
-        self._conn.send(Message.build(FLUX_MSGTYPE_CONTROL, topic, payload), flush=True)
 
     def event_create(self, topic, payload=None):
         return Message.build(FLUX_MSGTYPE_EVENT, check_topic(topic), payload)

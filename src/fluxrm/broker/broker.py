@@ -11,7 +11,6 @@ socket and (unless given with ``-Srundir``) the run directory, and exits 0.
 import argparse
 import asyncio
 import collections
-import errno
 import importlib
 import os
 import shutil

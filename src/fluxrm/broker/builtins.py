@@ -16,6 +16,9 @@ RPC topics:
 - ``service.add`` / ``service.remove`` {service} register a service provided
                                           by the requesting client
 - ``event.pub``  {topic, payload?}       publish an event, -> {seq}
+- ``event.subscribe`` / ``event.unsubscribe`` {topic}  -> {}: events whose
+                                          topic starts with ``topic`` reach the
+                                          requesting client from now on
 """
 
 import errno
@@ -205,7 +208,26 @@ class EventService(Service):
 
     def __init__(self, broker):
         super().__init__(broker)
-        self.handlers = {"event.pub": self.pub}
+        self.handlers = {
+            "event.pub": self.pub,
+            "event.subscribe": self.subscribe,
+            "event.unsubscribe": self.unsubscribe,
+        }
+
+    @staticmethod
+    def _topic(msg):
+        topic = (msg.get_object() or {}).get("topic")
+        if not isinstance(topic, str):
+            raise OSError(errno.EINVAL, "topic must be a string")
+        return topic
+
+    def subscribe(self, msg):
+        self.broker.router.subscribe(self._topic(msg), msg.sender)
+        self.respond(msg, {})
+
+    def unsubscribe(self, msg):
+        self.broker.router.unsubscribe(self._topic(msg), msg.sender)
+        self.respond(msg, {})
 
     def pub(self, msg):
         req = msg.get_object() or {}

@@ -111,14 +111,8 @@ class ClientConnection(asyncio.Protocol):
         if self.rolemask:  # only accepted connections were ever routed
             self.router.drop_connection(self)
 
-    # control messages: subscriptions -----------------------------------------
     def control(self, msg):
-        topic = msg._topic
-        arg = msg.get_object() or {}
-        if topic == "event.subscribe":
-            self.router.subscribe(arg["topic"], self)
-        elif topic == "event.unsubscribe":
-            self.router.unsubscribe(arg["topic"], self)
+        """Control messages from clients carry nothing we act on yet."""
 
     # sending -------------------------------------------------------------------
     def deliver_event(self, msg):

@@ -166,15 +166,19 @@ class JobExec(Service):
                                                    DEFAULT_KILL_TIMEOUT))
 
     async def stop(self):
-        # no stray processes: kill whatever still runs
-        for ej in list(self.jobs.values()):
-            for task in ej.tasks:
-                if task.pid is not None and task.status is None:
-                    _killpg(task.pid, signal.SIGKILL)
+        # no stray processes: kill whatever still runs, and reap it
         try:
             self.loop.remove_signal_handler(signal.SIGCHLD)
         except (ValueError, RuntimeError):
             pass
+        for ej in list(self.jobs.values()):
+            for task in ej.tasks:
+                if task.pid is not None and task.status is None:
+                    _killpg(task.pid, signal.SIGKILL)
+                    try:
+                        os.waitpid(task.pid, 0)
+                    except ChildProcessError:
+                        pass
 
     # -- interface for the job-manager ---------------------------------------------------
     def running(self, job):

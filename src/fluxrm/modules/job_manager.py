@@ -218,6 +218,7 @@ class JobManager(Service):
         self._dirty_jobs = {}
         self._flush_scheduled = False
         self.store = None
+        self.stopped = False
         self.sched = None
         self.exec = None
 
@@ -234,6 +235,9 @@ class JobManager(Service):
 
     async def stop(self):
         self.flush()
+        # the store closes after us; whatever happens to jobs from now on
+        # (tasks killed at shutdown) is recovered from the store at restart
+        self.stopped = True
 
     def meta_get(self, key):
         row = self.store.query_one("SELECT value FROM job_meta WHERE key = ?", (key,))
@@ -272,6 +276,8 @@ class JobManager(Service):
 
     # -- persistence ------------------------------------------------------------------
     def mark(self, job, column):
+        if self.stopped:
+            return
         job.dirty.add(column)
         self._dirty_jobs[job.id] = job
         if not self._flush_scheduled:
