@@ -309,3 +309,21 @@ def _many_jobs_through_wait_any(h):
     assert seen == ids
     with pytest.raises(ChildProcessError, match="no more waitable jobs"):
         flux.job.wait(h)
+
+
+def test_simulated_job_can_be_killed(h):
+    js = JobspecV1.from_command(["true"])
+    js.setattr("system.exec.test", {"run_duration": "1h"})
+    jobid = flux.job.submit(h, js, waitable=True)
+    flux.job.event_wait(h, jobid, "start")
+    flux.job.kill(h, jobid, signal.SIGUSR1)
+    res = flux.job.wait(h, jobid)
+    assert res.errstr == b"task(s) User defined signal 1"
+
+
+def test_bad_simulation_attribute_fails_the_job(h):
+    js = JobspecV1.from_command(["true"])
+    js.setattr("system.exec.test", {"run_duration": "0s", "wait_status": "x"})
+    jobid, res = run(h, js)
+    assert not res.success
+    assert b"invalid system.exec.test" in res.errstr

@@ -90,6 +90,7 @@ class Broker:
             "instance-level": user.get("instance-level", "0"),
             "hostlist": user.get("hostlist", socket.gethostname()),
             "broker.pid": str(os.getpid()),
+            "broker.starttime": f"{time.time():.6f}",
             "version": _version(),
         }
         for name, value in fixed.items():

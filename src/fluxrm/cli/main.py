@@ -50,14 +50,17 @@ def run_command(name, argv):
     module = importlib.import_module(f"fluxrm.cli.{modname}")
     try:
         return module.main(argv, prog=f"flux-{name}", command=name)
+    except BrokenPipeError:
+        # the reader went away (`flux jobs | head -1`): quietly stop writing
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except OSError as exc:
         text = exc.strerror or str(exc)
         print(f"flux-{name}: {text}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 1
 
 
 def main(argv=None):

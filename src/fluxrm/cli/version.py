@@ -5,7 +5,11 @@ import sys
 
 
 def main(argv, prog="flux-version", command="version"):
+    import argparse
+
     from fluxrm import __version__
+
+    argparse.ArgumentParser(prog=prog, description="Print version information.").parse_args(argv)
 
     print(f"commands:    \t\t{__version__}")
     print(f"libflux-core:\t\t{__version__} (fluxrm, pure Python)")

@@ -187,6 +187,13 @@ class JobExec(Service):
 
     def kill(self, job, signum):
         ej = job.exec_data
+        if ej.sim_handle is not None:
+            # a simulated job "dies" of the signal, as a real task would
+            ej.sim_handle.cancel()
+            ej.sim_handle = None
+            ej.status = (128 + signum) << 8
+            self.complete(ej)
+            return
         for task in ej.tasks:
             if task.pid is not None and task.status is None:
                 _killpg(task.pid, signum)
@@ -268,18 +275,24 @@ class JobExec(Service):
         job = ej.job
         manager = self.manager
         mock = test.get("mock_exception")
+        duration = test.get("run_duration", 0)
+        try:
+            seconds = parse_fsd(duration) if isinstance(duration, str) \
+                else float(duration)
+            status = int(test.get("wait_status", 0))
+        except (TypeError, ValueError) as exc:
+            ej.start_failed = True
+            manager.raise_exception(job, "exec", 0,
+                                    f"invalid system.exec.test attribute: {exc}")
+            self.maybe_complete(ej)
+            return
         manager.append(job, EXEC, _ev("shell.start", {
             "taskmap": {"version": 1, "map": [[0, 1, ntasks, 1]]}}))
         manager.post(job, "start")
         if mock == "run":
             manager.raise_exception(job, "exec", 0, "mock run exception")
             return
-        duration = test.get("run_duration", 0)
-        try:
-            seconds = parse_fsd(duration) if isinstance(duration, str) else float(duration)
-        except ValueError:
-            seconds = 0.0
-        ej.status = int(test.get("wait_status", 0))
+        ej.status = status
 
         def done():
             ej.sim_handle = None
