@@ -327,3 +327,21 @@ def test_bad_simulation_attribute_fails_the_job(h):
     jobid, res = run(h, js)
     assert not res.success
     assert b"invalid system.exec.test" in res.errstr
+
+
+def test_per_resource_tasks(start_instance):
+    with start_instance("resource.cores=3") as inst:
+        h3 = inst.handle()
+        js = JobspecV1.per_resource(["sh", "-c", "echo $FLUX_TASK_RANK"], nnodes=1,
+                                    per_resource_type="node", per_resource_count=2,
+                                    exclusive=True)
+        js.cwd = os.getcwd()
+        jobid, res = run(h3, js)
+        assert res.success
+        assert sorted(output_of(h3, jobid)[0].split()) == ["0", "1"]
+        js = JobspecV1.per_resource(["true"], ncores=3, per_resource_type="core",
+                                    per_resource_count=1)
+        jobid, res = run(h3, js)
+        assert res.success
+        header = next(e for e in flux.job.event_watch(h3, jobid, "guest.output"))
+        assert header.context["count"]["stdout"] == 3

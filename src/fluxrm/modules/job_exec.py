@@ -88,12 +88,25 @@ class ExecJob:
         self.kill_signal_sent = False
 
 
-def _task_count(jobspec, nslots):
+def _task_count(jobspec, R):
+    """Tasks to start: the ``per-resource`` shell option, or the task count."""
+    execution = R["execution"]
+    system = (jobspec.get("attributes") or {}).get("system") or {}
+    options = (system.get("shell") or {}).get("options") or {}
+    per_resource = options.get("per-resource")
+    if isinstance(per_resource, dict):
+        count = int(per_resource.get("count", 1))
+        if per_resource.get("type") == "node":
+            return count * len(execution["nodelist"])
+        if per_resource.get("type") == "core":
+            ncores = sum(len(IDset(e["children"].get("core", ""))) * len(IDset(e["rank"]))
+                         for e in execution["R_lite"])
+            return count * ncores
     task = jobspec["tasks"][0]
     count = task.get("count") or {}
     if "total" in count:
         return int(count["total"])
-    return int(count.get("per_slot", 1)) * nslots
+    return int(count.get("per_slot", 1)) * execution.get("nslots", 1)
 
 
 def _cores_of(R, rank):
@@ -226,9 +239,8 @@ class JobExec(Service):
         jobspec = job.jobspec
         system = (jobspec.get("attributes") or {}).get("system") or {}
         R = job.R
-        nslots = R["execution"].get("nslots", 1)
         try:
-            ntasks = _task_count(jobspec, nslots)
+            ntasks = _task_count(jobspec, R)
         except (KeyError, ValueError, TypeError, IndexError):
             ntasks = 0
         manager.append(job, EXEC, _ev("init"))
