@@ -17,7 +17,7 @@ import errno
 import json
 
 from flux.constants import FLUX_RPC_NORESPONSE, FLUX_RPC_STREAMING
-from flux.future import FutureExt, _Deadline
+from flux.future import FutureExt
 from flux.watch import WatchImplementation
 
 __all__ = [
@@ -201,35 +201,5 @@ class _ComposedFuture(FutureExt):
     The watches are created on ``self.get_flux()`` inside ``init_cb``, so
     they run in the context the future was first waited in: the handle's
     reactor after ``then()``, or the private reactor of a first blocking
-    ``get()``.  In the latter case a later blocking call (a streaming
-    composite is waited on once per result) must run that same private
-    reactor again, since the watches' continuations are queued there.
+    ``get()``, which ``Future`` drives again on later blocking calls.
     """
-
-    def _wait(self, timeout=-1.0):
-        st = self._state
-        reactor = st.init_reactor
-        if (st.results or st.init is not None or reactor is None or reactor.running
-                or st.handle is None or reactor is st.handle._reactor):
-            return super()._wait(timeout)
-        conn = st.conn
-        if conn is not None and conn.dead is None and not conn.loopback:
-            reactor.add_connection(conn)
-        deadline = None
-        if timeout is not None and timeout >= 0:
-            deadline = _Deadline()
-            entry = reactor.add_timer(reactor.now() + timeout, deadline)
-        try:
-            reactor.run(until=lambda: bool(st.results) or
-                        (deadline is not None and deadline.expired))
-        finally:
-            if deadline is not None:
-                entry[2] = None
-        exc = reactor.take_exception()
-        if exc is not None:
-            raise exc
-        if not st.results:
-            if deadline is not None and deadline.expired:
-                return False
-            raise OSError(errno.EDEADLK, "future can never be fulfilled in this context")
-        return True
