@@ -10,7 +10,10 @@ Group commit
     Writes never commit one by one.  The first write of a loop turn opens a
     transaction (``BEGIN``) and schedules a flush with ``loop.call_soon``;
     every write issued during the same turn joins that transaction; the flush
-    then ``COMMIT``s them all at once.  Reads on the connection see the
+    then ``COMMIT``s them all at once.  Under load commits are paced: a
+    batch opened less than ``MIN_COMMIT_INTERVAL`` after the last commit
+    waits out the rest of that interval, gathering more writes (an idle
+    store still commits at the end of the turn, so latency stays low).  Reads on the connection see the
     uncommitted writes of the batch, so callers never need to flush before
     reading.  Without a running loop (scripts, unit tests) the batch stays
     open until ``flush()`` or ``close()``.
@@ -67,6 +70,7 @@ import sqlite3
 __all__ = ["Store", "shared_store", "STORE_FILENAME"]
 
 STORE_FILENAME = "content.sqlite"
+MIN_COMMIT_INTERVAL = 0.003  # seconds
 
 
 def shared_store(broker):
@@ -95,6 +99,7 @@ class Store:
         self._waiters = []  # callbacks(exc) for the open batch
         self._sp_counter = itertools.count(1)
         self._closed = False
+        self._last_commit = 0.0
 
     # -- writes ------------------------------------------------------------------
     @property
@@ -117,7 +122,11 @@ class Store:
         except RuntimeError:
             loop = None
         if loop is not None:
-            self._flush_handle = loop.call_soon(self._scheduled_flush)
+            delay = self._last_commit + MIN_COMMIT_INTERVAL - loop.time()
+            if delay > 0:
+                self._flush_handle = loop.call_later(delay, self._scheduled_flush)
+            else:
+                self._flush_handle = loop.call_soon(self._scheduled_flush)
 
     def execute(self, sql, params=()):
         self._begin()
@@ -158,6 +167,7 @@ class Store:
             self.flush()
         except sqlite3.Error:
             pass  # already reported to the waiters
+        self._last_commit = asyncio.get_running_loop().time()
 
     def flush(self, sync=False):
         """Commit the open batch (if any); notify waiters.

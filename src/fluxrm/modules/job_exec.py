@@ -30,6 +30,7 @@ simulates a job without starting any process.
 import asyncio
 import base64
 import errno
+import functools
 import os
 import shutil
 import signal
@@ -109,18 +110,45 @@ def _task_count(jobspec, R):
     return int(count.get("per_slot", 1)) * execution.get("nslots", 1)
 
 
+@functools.lru_cache(maxsize=1024)
+def _ids(idset_text):
+    """An idset string as a tuple of ints (R repeats the same few strings)."""
+    return tuple(IDset(idset_text))
+
+
 def _cores_of(R, rank):
     for entry in R["execution"]["R_lite"]:
-        if rank in IDset(entry["rank"]):
+        if rank in _ids(entry["rank"]):
             children = entry["children"]
-            return (list(IDset(children.get("core", ""))),
-                    list(IDset(children.get("gpu", ""))))
+            return (list(_ids(children.get("core", ""))),
+                    list(_ids(children.get("gpu", ""))))
     return [], []
 
 
+_which_cache = {}  # (PATH, program, cwd) -> absolute path
+
+
 def _resolve(command, env, cwd):
-    """Find the program the way a shell would, with the job's PATH."""
+    """Find the program the way a shell would, with the job's PATH.
+
+    A PATH search costs a stat per directory; the answer is cached and
+    re-checked with one ``access()`` (a program that moved is searched again).
+    """
     prog = command[0]
+    if "/" not in prog:
+        key = (env.get("PATH", os.defpath), prog, cwd)
+        found = _which_cache.get(key)
+        if found is not None and os.access(found, os.X_OK):
+            return found
+        found = _search_path(prog, key[0], cwd)
+        if len(_which_cache) > 4096:
+            _which_cache.clear()
+        _which_cache[key] = found
+        return found
+    return _search_path(prog, None, cwd)
+
+
+def _search_path(prog, path, cwd):
     if "/" in prog:
         path = prog if os.path.isabs(prog) else os.path.join(cwd, prog)
         if not os.path.exists(path):
@@ -128,7 +156,7 @@ def _resolve(command, env, cwd):
         if not os.access(path, os.X_OK) or os.path.isdir(path):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
         return path
-    found = shutil.which(prog, path=env.get("PATH", os.defpath))
+    found = shutil.which(prog, path=path)
     if found is None:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
     if not os.path.isabs(found):

@@ -43,6 +43,7 @@ jobs return to the queue; running ones get an exception and are cleaned up.
 
 import errno
 import json
+import re
 import os
 import signal
 import time
@@ -102,9 +103,22 @@ CREATE TABLE IF NOT EXISTS job_meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
 
+_dumps_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def event_line(event):
     """One RFC 18 eventlog line (compact JSON, timestamp/name/context order)."""
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n"
+    name = event["name"]
+    if len(event) > 3 or not _PLAIN_NAME(name):
+        return _dumps_compact(event) + "\n"  # unusual event: the general path
+    head = f'{{"timestamp":{event["timestamp"]!r},"name":"{name}"'
+    context = event.get("context")
+    if context is None:
+        return head + "}\n"
+    return f'{head},"context":{_dumps_compact(context)}}}\n'
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z").match
 
 
 def make_event(name, context=None, timestamp=None):
