@@ -20,6 +20,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/rpc.py
 	$(PY) bench/codec.py
+	$(PY) bench/floor.py
+	$(PY) bench/bulksubmit.py
+	$(PY) bench/bulksubmit.py --test-size=3
+	$(PY) bench/executor.py
+	$(PY) bench/pipeline.py
+	$(PY) bench/latency.py
+	$(PY) bench/memory.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

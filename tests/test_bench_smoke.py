@@ -1,5 +1,6 @@
 """The benchmarks still run (tiny sizes; no timing is asserted)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -24,3 +25,42 @@ def test_rpc_bench_smoke():
 def test_codec_bench_runs():
     out = run("codec.py", "--smoke")
     assert "codec ratio" in out
+
+
+def test_floor_bench_smoke():
+    out = run("floor.py", "--smoke")
+    assert "floor /bin/true" in out and "median" in out
+
+
+def test_bulksubmit_bench_smoke():
+    out = run("bulksubmit.py", "--smoke")
+    assert "bulksubmit run/floor" in out and "upstream" in out
+
+
+def test_bulksubmit_test_size_bench_smoke():
+    out = run("bulksubmit.py", "--smoke", "--test-size=3")
+    # skipped while flux start refuses more than one broker
+    assert "skipped" in out or "run/floor" in out
+
+
+def test_executor_bench_smoke():
+    out = run("executor.py", "--smoke")
+    assert "/bin/sleep 0 run/floor" in out
+
+
+def test_pipeline_bench_smoke():
+    out = run("pipeline.py", "--smoke")
+    assert "end to end" in out and "200 / at 50" in out
+
+
+def test_latency_bench_smoke():
+    out = run("latency.py", "--smoke")
+    assert "flux run true (shell)" in out and "ms" in out
+
+
+def test_memory_bench_smoke(tmp_path):
+    path = tmp_path / "memory.json"
+    out = run("memory.py", "--smoke", "--json", str(path))
+    assert "RSS after 200 inactive jobs" in out and "MiB" in out
+    data = json.loads(path.read_text())
+    assert data["bench"] == "memory" and data["smoke"] is True
