@@ -82,13 +82,13 @@ def flux_command():
     return found
 
 
-def rss_kib(pid):
-    """VmRSS of process ``pid`` in KiB (from /proc/PID/status)."""
+def rss_kib(pid, field="VmRSS"):
+    """VmRSS (or another Vm* field, e.g. VmHWM) of ``pid`` in KiB, from /proc."""
     with open(f"/proc/{int(pid)}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 def progress(text):

@@ -13,6 +13,7 @@ Run on its own it prints the median and spread of RUNS samples for
 """
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -56,14 +57,23 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("-n", type=int, default=1000, help="spawns per sample")
     parser.add_argument("--smoke", action="store_true", help="tiny run for CI")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
     args = parser.parse_args()
     if args.smoke:
         args.runs, args.n = 2, 50
+    results = {}
     for argv in (["/bin/true"], ["sleep", "0"]):
         rates = [floor_rate(argv, args.n) for _ in range(args.runs)]
         label = f"floor {' '.join(argv)}:".ljust(22)
         print(f"{label} {summary(rates, 'spawn/s', '{:,.0f}')}"
               f"  | ANCHORS ~{ANCHOR_FLOOR:,.0f} spawn/s (/bin/true)", flush=True)
+        results[" ".join(argv)] = {"unit": "spawn/s", "values": rates,
+                                   "median": statistics.median(rates)}
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"bench": "floor", "smoke": args.smoke, "results": results}, out,
+                      indent=1)
+            out.write("\n")
 
 
 if __name__ == "__main__":

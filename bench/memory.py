@@ -13,7 +13,8 @@ VmRSS again.
 Prints, in MiB, the median and spread of the RSS at start and at each
 checkpoint, the growth from the first to the last checkpoint (per job in
 bytes: the goal is "bounded", i.e. inactive jobs live in SQLite, not in
-RAM), and the end-to-end job rate of each segment.
+RAM), the peak RSS (VmHWM, which also counts the window of active
+jobs: see --window), and the end-to-end job rate of each segment.
 """
 
 import argparse
@@ -28,7 +29,7 @@ from pipeline import WINDOW, parse_sizes, simulated_jobspec, submit_window, wait
 
 
 def one_run(h, checkpoints, window):
-    """{checkpoint or 0: RSS KiB}, {checkpoint: segment job/s}."""
+    """{checkpoint or 0: RSS KiB}, {checkpoint: segment job/s}, peak RSS KiB."""
     pid = int(h.attr_get("broker.pid"))
     jobspec = simulated_jobspec()
     rss = {0: rss_kib(pid)}
@@ -46,7 +47,7 @@ def one_run(h, checkpoints, window):
             done += k
         rates[cp] = (done - start) / (time.perf_counter() - t0)
         rss[cp] = rss_kib(pid)
-    return rss, rates
+    return rss, rates, rss_kib(pid, "VmHWM")
 
 
 def main():
@@ -63,9 +64,11 @@ def main():
     report = Report("memory", args, width=44)
     samples = {cp: [] for cp in [0] + checkpoints}
     rates = {cp: [] for cp in checkpoints}
+    peaks = []
     for i in range(args.runs):
         with Instance(args) as inst:
-            rss, rate = one_run(inst.handle, checkpoints, args.window)
+            rss, rate, peak = one_run(inst.handle, checkpoints, args.window)
+        peaks.append(peak / 1024)
         for cp, kib in rss.items():
             samples[cp].append(kib / 1024)
         for cp, r in rate.items():
@@ -77,6 +80,7 @@ def main():
     for cp in [0] + checkpoints:
         label = "RSS at start" if cp == 0 else f"RSS after {cp:,} inactive jobs"
         report.add(label, samples[cp], "MiB", None, "{:,.1f}", higher_is_better=False)
+    report.add("peak RSS (VmHWM)", peaks, "MiB", None, "{:,.1f}", higher_is_better=False)
     prev = 0
     for cp in checkpoints:
         report.add(f"job/s, jobs {prev:,}-{cp:,}", rates[cp], "job/s", None, "{:,.0f}")

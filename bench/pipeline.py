@@ -138,7 +138,7 @@ def main():
                      f"end to end {t:,.1f} job/s")
         up_submit, up_e2e = UPSTREAM.get(n, (None, None))
         report.add(f"{n:,} submit", submit, "job/s", up_submit, "{:,.0f}")
-        report.add(f"{n:,} end to end", total, "job/s", up_e2e, "{:,.0f}")
+        report.add(f"{n:,} end to end", total, "job/s", up_e2e, "{:,.1f}")
         e2e[n] = statistics.median(total)
     base = min(e2e)
     for n in sorted(e2e):
