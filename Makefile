@@ -17,16 +17,22 @@ test: $(STAMP)
 demo: $(STAMP)
 	PYTHON=$(PY) FLUX=$(VENV)/bin/flux $(VENV)/bin/flux start sh examples/demo.sh
 
+# make bench BENCH_OUT=DIR also writes each job bench's figures to DIR/*.json;
+# bench/compare.py DIR1 DIR2 compares two such runs (before/after a change).
+BENCH_OUT ?=
+bench_json = $(if $(BENCH_OUT),--json $(BENCH_OUT)/$(1).json)
+
 bench: $(STAMP)
+	$(if $(BENCH_OUT),mkdir -p $(BENCH_OUT))
 	$(PY) bench/rpc.py
 	$(PY) bench/codec.py
-	$(PY) bench/floor.py
-	$(PY) bench/bulksubmit.py
-	$(PY) bench/bulksubmit.py --test-size=3
-	$(PY) bench/executor.py
-	$(PY) bench/pipeline.py
-	$(PY) bench/latency.py
-	$(PY) bench/memory.py
+	$(PY) bench/floor.py $(call bench_json,floor)
+	$(PY) bench/bulksubmit.py $(call bench_json,bulksubmit)
+	$(PY) bench/bulksubmit.py --test-size=3 $(call bench_json,bulksubmit-size3)
+	$(PY) bench/executor.py $(call bench_json,executor)
+	$(PY) bench/pipeline.py $(call bench_json,pipeline)
+	$(PY) bench/latency.py $(call bench_json,latency)
+	$(PY) bench/memory.py $(call bench_json,memory)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -64,3 +64,5 @@ def test_memory_bench_smoke(tmp_path):
     assert "RSS after 200 inactive jobs" in out and "MiB" in out
     data = json.loads(path.read_text())
     assert data["bench"] == "memory" and data["smoke"] is True
+    out = run("compare.py", str(path), str(tmp_path))
+    assert "memory peak RSS (VmHWM)" in out and "1.000" in out
