@@ -9,6 +9,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m compileall -q src  # bytecode for every command's start-up, even under PYTHONDONTWRITEBYTECODE
 	touch $(STAMP)
 
 test: $(STAMP)
