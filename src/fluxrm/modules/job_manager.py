@@ -134,7 +134,7 @@ class Job:
 
     __slots__ = (
         "id", "view", "jobspec", "J", "jobspec_text", "R", "logs", "closed",
-        "dirty", "new", "waitable", "waiter", "ingest_order", "releasing",
+        "dirty", "new", "waitable", "releasing",
         "sched_data", "exec_data", "list_data", "__weakref__",
     )
 
@@ -150,7 +150,6 @@ class Job:
         self.dirty = set()
         self.new = True
         self.waitable = False
-        self.waiter = None
         self.releasing = False
         self.sched_data = None
         self.exec_data = None
@@ -227,6 +226,7 @@ class JobManager(Service):
         self.watchers = {}  # (id, path) -> list of callbacks
         self.zombies = OrderedDict()  # waitable inactive jobs: id -> response
         self.any_waiters = deque()
+        self.id_waiters = {}  # job id -> wait request for that job
         self.nwaitable_active = 0
         self.max_jobid = 0
         self._dirty_jobs = {}
@@ -489,8 +489,8 @@ class JobManager(Service):
 
     def reap(self, job):
         result = self.wait_result(job)
-        if job.waiter is not None:
-            msg, job.waiter = job.waiter, None
+        msg = self.id_waiters.pop(job.id, None)
+        if msg is not None:
             self.respond(msg, result)
             return
         if self.any_waiters:
@@ -508,8 +508,7 @@ class JobManager(Service):
                 jobid, result = self.zombies.popitem(last=False)
                 self._waited(jobid)
                 self.respond(msg, result)
-            elif self.nwaitable_active > len(self.any_waiters) + sum(
-                    1 for j in self.active.values() if j.waiter is not None):
+            elif self.nwaitable_active > len(self.any_waiters) + len(self.id_waiters):
                 self.any_waiters.append(msg)
             else:
                 raise OSError(errno.ECHILD, "there are no more waitable jobs")
@@ -525,9 +524,9 @@ class JobManager(Service):
                           "invalid job id, or job may be inactive and not waitable")
         if not job.waitable:
             raise OSError(errno.ECHILD, "job was not submitted with FLUX_JOB_WAITABLE")
-        if job.waiter is not None:
+        if job.id in self.id_waiters:
             raise OSError(errno.ECHILD, "job id already has a waiter")
-        job.waiter = msg
+        self.id_waiters[job.id] = msg
 
     def _waited(self, jobid):
         self.store.execute("UPDATE jobs SET wait_pending = 0 WHERE id = ?", (jobid,))
@@ -662,9 +661,8 @@ class JobManager(Service):
             del self.journal[key]
         for msg in [m for m in self.any_waiters if m.sender is sender]:
             self.any_waiters.remove(msg)
-        for job in self.active.values():
-            if job.waiter is not None and job.waiter.sender is sender:
-                job.waiter = None
+        for jobid in [i for i, m in self.id_waiters.items() if m.sender is sender]:
+            del self.id_waiters[jobid]
 
     # -- restart ------------------------------------------------------------------------------
     def recover(self):
