@@ -69,18 +69,11 @@ def cancel_ids(args, ids):
         if not args.quiet:
             print(f"{PROG}: Would cancel {len(ids)} jobs", file=sys.stderr)
         return 0
-    h = _handle()
-    futures = [(j, h.rpc("job-manager.raise",
-                         {"id": int(j), "type": "cancel", "severity": 0,
-                          "note": args.message})) for j in ids]
-    code = 0
-    for jobid, f in futures:
-        try:
-            f.get()
-        except OSError as exc:
-            print(f"{PROG}: {jobid.orig}: {exc.strerror}", file=sys.stderr)
-            code = 1
-    return code
+    from fluxrm.cli.jobrpc import rpc_each
+
+    return rpc_each(_handle(), PROG, ids, "job-manager.raise",
+                    lambda j: {"id": int(j), "type": "cancel", "severity": 0,
+                               "note": args.message})
 
 
 def cancel_all(args, userid, state_mask):

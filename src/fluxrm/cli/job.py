@@ -406,18 +406,11 @@ def setup_kill(p):
 
 
 def run_kill(args):
+    from fluxrm.cli.jobrpc import rpc_each
+
     signum = _signum(args.signal)
-    h = _handle()
-    futures = [(j, h.rpc("job-manager.kill", {"id": int(j), "signum": signum}))
-               for j in args.jobids]
-    code = 0
-    for jobid, f in futures:
-        try:
-            f.get()
-        except OSError as exc:
-            print(f"{PROG}: {jobid.orig}: {exc.strerror}", file=sys.stderr)
-            code = 1
-    return code
+    return rpc_each(_handle(), PROG, args.jobids, "job-manager.kill",
+                    lambda j: {"id": int(j), "signum": signum})
 
 
 def _list_ids(h, userid, states):
@@ -470,18 +463,11 @@ def setup_raise(p):
 def _raise_each(ids, etype, severity, note):
     if not ids:
         raise Fail("at least one job id is required", 2)
-    h = _handle()
-    futures = [(j, h.rpc("job-manager.raise",
-                         {"id": int(j), "type": etype, "severity": severity,
-                          "note": note})) for j in ids]
-    code = 0
-    for jobid, f in futures:
-        try:
-            f.get()
-        except OSError as exc:
-            print(f"{PROG}: {jobid.orig}: {exc.strerror}", file=sys.stderr)
-            code = 1
-    return code
+    from fluxrm.cli.jobrpc import rpc_each
+
+    return rpc_each(_handle(), PROG, ids, "job-manager.raise",
+                    lambda j: {"id": int(j), "type": etype, "severity": severity,
+                               "note": note})
 
 
 def run_raise(args):
@@ -924,7 +910,7 @@ SUBCOMMANDS = {
 
 
 def usage(stream):
-    print(f"Usage: flux job [--help] SUBCOMMAND [OPTIONS...]\n\nSubcommands:",
+    print("Usage: flux job [--help] SUBCOMMAND [OPTIONS...]\n\nSubcommands:",
           file=stream)
     for name, (_s, _r, text) in SUBCOMMANDS.items():
         print(f"  {name:<11} {text}", file=stream)
