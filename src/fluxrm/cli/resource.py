@@ -254,7 +254,9 @@ def setup_info(p):
                    help="only these ranks or hosts")
 
 
-def run_info(args):
+def selected_set(args):
+    """The resources of the states named by ``--states`` (all by default),
+    limited to ``--include``, as one RankSet."""
     sets = sched_sets(_handle(), _targets(args.include))
     if not args.states or args.states == "all":
         rs = sets["all"]
@@ -267,6 +269,11 @@ def run_info(args):
                 mc |= c
                 mg |= g
         rs = RankSet(merged, sets["all"].hosts)
+    return rs
+
+
+def run_info(args):
+    rs = selected_set(args)
     row = rs.summary("")
     print(f"{row.nnodes} Nodes, {row.ncores} Cores, {row.ngpus} GPUs")
     return 0
@@ -334,18 +341,7 @@ def setup_R(p):
 
 
 def run_R(args):
-    sets = sched_sets(_handle(), _targets(args.include))
-    if not args.states or args.states == "all":
-        rs = sets["all"]
-    else:
-        states, _ = _states(args.states, LIST_STATES, LIST_STATES)
-        merged = {}
-        for s in states:
-            for rank, (c, g) in sets[s].per_rank.items():
-                mc, mg = merged.setdefault(rank, (set(), set()))
-                mc |= c
-                mg |= g
-        rs = RankSet(merged, sets["all"].hosts)
+    rs = selected_set(args)
     print(json.dumps(rs.to_R()))
     return 0
 
