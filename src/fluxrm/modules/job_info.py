@@ -22,17 +22,7 @@ import json
 
 from flux.constants import FLUX_JOB_LOOKUP_JSON_DECODE
 from fluxrm.broker.service import Service
-from fluxrm.modules.job_manager import LOG_PATHS, MAIN
-
-LOOKUP_COLUMNS = {
-    "jobspec": "jobspec",
-    "R": "R",
-    "J": "J",
-    "eventlog": "eventlog",
-    "guest.exec.eventlog": "exec_eventlog",
-    "guest.output": "output",
-    "guest.input": "input",
-}
+from fluxrm.modules.job_manager import DATA_COLUMNS, LOG_PATHS, MAIN
 
 
 class JobInfo(Service):
@@ -58,10 +48,10 @@ class JobInfo(Service):
             raise OSError(errno.ENOENT, f"{path}: no such eventlog")
         job = self.manager.find(jobid)
         if job is None:
-            text = self.manager.log_text(jobid, path) if self._stored(jobid) else False
-            if text is False:
+            data = self.manager.job_data(jobid, [path])
+            if data is None:
                 raise OSError(errno.ENOENT, f"job {jobid} not found")
-            for line in (text or "").splitlines():
+            for line in (data[path] or "").splitlines():
                 self.respond(msg, {"event": line})
             self.respond_error(msg, errno.ENODATA)
             return
@@ -83,9 +73,6 @@ class JobInfo(Service):
 
         self.streams[key] = (jobid, path, follow, msg)
         self.manager.watch(jobid, path, follow)
-
-    def _stored(self, jobid):
-        return self.manager.load_inactive(jobid, "id") is not None
 
     def _drop(self, key):
         entry = self.streams.pop(key, None)
@@ -111,26 +98,11 @@ class JobInfo(Service):
         keys = req.get("keys") or []
         decode = req.get("flags", 0) & FLUX_JOB_LOOKUP_JSON_DECODE
         for key in keys:
-            if key not in LOOKUP_COLUMNS:
+            if key not in DATA_COLUMNS:
                 raise OSError(errno.EINVAL, f"invalid lookup key {key}")
-        job = self.manager.find(jobid)
-        values = {}
-        if job is not None:
-            for key in keys:
-                if key == "jobspec":
-                    values[key] = job.jobspec_text
-                elif key == "R":
-                    values[key] = None if job.R is None else json.dumps(job.R)
-                elif key == "J":
-                    values[key] = job.J
-                else:
-                    values[key] = job.log_text(key)
-        else:
-            cols = ", ".join(LOOKUP_COLUMNS[k] for k in keys) or "id"
-            row = self.manager.load_inactive(jobid, cols)
-            if row is None:
-                raise OSError(errno.ENOENT, f"job {jobid} not found")
-            values = {k: row[LOOKUP_COLUMNS[k]] for k in keys}
+        values = self.manager.job_data(jobid, keys)
+        if values is None:
+            raise OSError(errno.ENOENT, f"job {jobid} not found")
         out = {"id": jobid}
         for key in keys:
             value = values[key]

@@ -14,7 +14,6 @@ raises ENOENT, a path through a value ENOTDIR.
 """
 
 import errno
-import json
 import os
 
 from fluxrm.kvstree import DIR, VAL
@@ -69,25 +68,10 @@ class JobKVSView:
         return names
 
     def _value(self, jobid, key):
-        manager = self.manager
-        job = manager.find(jobid)
-        if job is not None:
-            if key == "jobspec":
-                text = job.jobspec_text
-            elif key == "R":
-                text = None if job.R is None else json.dumps(job.R)
-            elif key == "J":
-                text = job.J
-            else:
-                text = job.log_text(key)
-        else:
-            from fluxrm.modules.job_info import LOOKUP_COLUMNS
-
-            row = manager.load_inactive(jobid, LOOKUP_COLUMNS[key])
-            text = None if row is None else row[LOOKUP_COLUMNS[key]]
-        if text is None:
+        data = self.manager.job_data(jobid, [key])
+        if data is None or data[key] is None:
             raise _enoent()
-        return text.encode("utf-8")
+        return data[key].encode("utf-8")
 
     def lookup(self, key):
         """``key`` is normalised and starts with ``job``."""

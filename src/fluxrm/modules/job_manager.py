@@ -77,6 +77,8 @@ INPUT = "guest.input"
 LOG_PATHS = (MAIN, EXEC, OUTPUT, INPUT)
 LOG_COLUMNS = {MAIN: "eventlog", EXEC: "exec_eventlog", OUTPUT: "output",
                INPUT: "input"}
+# every job datum by key (as job-info and the KVS name it) -> jobs column
+DATA_COLUMNS = {"jobspec": "jobspec", "R": "R", "J": "J", **LOG_COLUMNS}
 
 RECENT_INACTIVE = 1000  # inactive jobs kept in memory for fast lookups
 
@@ -166,6 +168,16 @@ class Job:
     def log_text(self, path):
         lines = self.logs.get(path)
         return None if lines is None else "".join(lines)
+
+    def data_text(self, key):
+        """A datum as stored: jobspec, R, J or an eventlog (None if absent)."""
+        if key == "jobspec":
+            return self.jobspec_text
+        if key == "R":
+            return None if self.R is None else json.dumps(self.R)
+        if key == "J":
+            return self.J
+        return self.log_text(key)
 
     def __repr__(self):
         return f"<Job {self.id} {jobstate.STATE_NAMES.get(self.state)}>"
@@ -278,15 +290,17 @@ class JobManager(Service):
         names = [d[0] for d in cur.description]
         return dict(zip(names, row))
 
-    def log_text(self, jobid, path):
-        """An eventlog's text, from memory or the store; None if unknown."""
+    def job_data(self, jobid, keys):
+        """``{key: text or None}`` for keys of ``DATA_COLUMNS``, from memory
+        or the store (one query); None if the job is unknown."""
         job = self.find(jobid)
         if job is not None:
-            return job.log_text(path)
-        row = self.load_inactive(jobid, LOG_COLUMNS[path])
+            return {key: job.data_text(key) for key in keys}
+        cols = ", ".join(DATA_COLUMNS[k] for k in keys) or "id"
+        row = self.load_inactive(jobid, cols)
         if row is None:
             return None
-        return row[LOG_COLUMNS[path]]
+        return {key: row[DATA_COLUMNS[key]] for key in keys}
 
     # -- persistence ------------------------------------------------------------------
     def mark(self, job, column):
