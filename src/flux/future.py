@@ -158,8 +158,8 @@ class Future:
         finally:
             if deadline is not None:
                 entry[2] = None
-            if reactor is not st.init_reactor:
-                reactor.remove_connection(st.conn) if st.conn else None
+            if reactor is not st.init_reactor and st.conn is not None:
+                reactor.remove_connection(st.conn)
         exc = reactor.take_exception()
         if exc is not None:
             raise exc

@@ -541,14 +541,15 @@ class JobExec(Service):
                 key = (rank, stream)
                 data = ej.partial.pop(key, b"") + data
                 if data:
-                    text, tail = _split_utf8(data) if not eof else (None, b"")
-                    if eof:
+                    if eof:  # nothing more will come: all of it, or base64
                         try:
                             text = data.decode("utf-8")
                         except UnicodeDecodeError:
                             text = None
-                    if tail:
-                        ej.partial[key] = tail
+                    else:  # an incomplete last character waits for the next read
+                        text, tail = _split_utf8(data)
+                        if tail:
+                            ej.partial[key] = tail
                     if text is None:
                         ctx["encoding"] = "base64"
                         ctx["data"] = base64.b64encode(data).decode()

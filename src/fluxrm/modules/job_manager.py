@@ -465,9 +465,7 @@ class JobManager(Service):
         self.post(job, "clean")
 
     def inactive(self, job):
-        for path in list(job.logs):
-            self.close_log(job, path)
-        for path in LOG_PATHS:
+        for path in LOG_PATHS:  # every log a job can have
             self.close_log(job, path)
         self.active.pop(job.id, None)
         self.recent[job.id] = job
