@@ -72,3 +72,34 @@ def test_graceful_restart(start_instance, tmp_path):
             info = flux.job.result(h, jobid)
             assert info.result == "COMPLETED"
             assert names(h, jobid)[-1] == "clean"
+
+
+def test_J_returned_as_submitted_before_and_after_restart(start_instance, tmp_path):
+    """job-ingest keeps J only when it is not the plain "none" signature of
+    the jobspec; either way lookups return the submitted text exactly."""
+    import base64
+    import os
+
+    from flux.job.submit import sign_none
+
+    text = sim("0s").dumps()
+    plain = sign_none(text)
+    # a valid "none" signature with its header keys in another order
+    header = f"userid\0i{os.getuid()}\0version\0i1\0mechanism\0snone\0".encode()
+    odd = "{}.{}.none".format(base64.b64encode(header).decode(),
+                              base64.b64encode(text.encode()).decode())
+    statedir = tmp_path / "state"
+    with start_instance(f"statedir={statedir}") as inst:
+        h = inst.handle()
+        ids = {flux.job.submit(h, J, pre_signed=True, waitable=True): J
+               for J in (plain, odd)}
+        for jobid, J in ids.items():
+            assert flux.job.wait(h, jobid).success
+            assert h.rpc("job-info.lookup", {"id": jobid, "keys": ["J"]}).get()["J"] == J
+
+    with start_instance(f"statedir={statedir}") as inst:
+        h = inst.handle()
+        for jobid, J in ids.items():  # now read from the store
+            got = h.rpc("job-info.lookup", {"id": jobid, "keys": ["J", "jobspec"]}).get()
+            assert got["J"] == J
+            assert got["jobspec"] == text

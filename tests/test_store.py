@@ -167,3 +167,59 @@ def test_killed_writer_keeps_committed_batches(tmp_path):
 def test_bad_synchronous_mode(tmp_path):
     with pytest.raises(ValueError):
         Store(tmp_path / "y.sqlite", synchronous="bogus")
+
+
+def test_before_commit_writes_join_the_batch_once(store):
+    calls = []
+
+    def write_dirty():
+        calls.append("write")
+        store.execute("INSERT INTO t VALUES ('late', 7)")
+
+    async def main():
+        store.before_commit(write_dirty)  # opens a batch
+        assert store.in_batch
+        store.execute("INSERT INTO t VALUES ('a', 1)")
+        assert calls == []  # not before the commit
+        await store.durable()
+        return list(calls)
+
+    assert asyncio.run(main()) == ["write"]
+    assert committed(store) == [("a", 1), ("late", 7)]
+    store.flush()
+    assert calls == ["write"]  # once per batch, not again
+
+
+def test_before_commit_callback_may_register_another(store):
+    order = []
+
+    def second():
+        order.append(2)
+        store.execute("INSERT INTO t VALUES ('b', 2)")
+
+    def first():
+        order.append(1)
+        store.before_commit(second)
+
+    store.before_commit(first)
+    store.flush()
+    assert order == [1, 2]
+    assert committed(store) == [("b", 2)]
+
+
+def test_before_commit_failure_rolls_back_the_batch(store):
+    def bad_write():
+        store.execute("INSERT INTO t VALUES ('a', 2)")  # duplicate key
+
+    store.execute("INSERT INTO t VALUES ('a', 1)")
+    store.before_commit(bad_write)
+    calls = []
+    store.on_durable(calls.append)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.flush()
+    assert len(calls) == 1 and isinstance(calls[0], sqlite3.IntegrityError)
+    assert committed(store) == []
+    assert not store.in_batch
+    store.execute("INSERT INTO t VALUES ('c', 3)")  # usable again
+    store.flush()
+    assert committed(store) == [("c", 3)]

@@ -40,6 +40,11 @@ API
         call ``callback(exc)`` once the writes issued so far are committed
         (``exc`` is ``None``) or failed (``exc`` is the error).  Runs at once,
         synchronously, when nothing is pending.
+    ``before_commit(callback)``
+        call ``callback()`` just before the open batch commits, opening a
+        batch if none is open.  A service that keeps dirty state in memory
+        (the job manager) writes it here, once per commit, instead of once
+        per loop turn; its writes join the batch being committed.
     ``flush(sync=False)``
         commit the current batch now.  ``sync=True`` additionally checkpoints
         the WAL into the main database file with ``fsync`` (a "hard" flush).
@@ -97,6 +102,7 @@ class Store:
         self._in_batch = False
         self._flush_handle = None
         self._waiters = []  # callbacks(exc) for the open batch
+        self._precommit = []  # callbacks() to run before the batch commits
         self._sp_counter = itertools.count(1)
         self._closed = False
         self._last_commit = 0.0
@@ -135,6 +141,10 @@ class Store:
     def executemany(self, sql, seq):
         self._begin()
         return self.conn.executemany(sql, seq)
+
+    def before_commit(self, callback):
+        self._begin()
+        self._precommit.append(callback)
 
     @contextlib.contextmanager
     def savepoint(self):
@@ -178,24 +188,34 @@ class Store:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
+        exc = self._commit() if self._in_batch else None
         waiters, self._waiters = self._waiters, []
-        exc = None
-        if self._in_batch:
-            self._in_batch = False
-            try:
-                self.conn.execute("COMMIT")
-            except sqlite3.Error as e:
-                exc = e
-                try:
-                    self.conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
         if exc is None and sync and not self._closed:
             self.conn.execute("PRAGMA wal_checkpoint(FULL)")
         for cb in waiters:
             cb(exc)
         if exc is not None:
             raise exc
+
+    def _commit(self):
+        """Run the before-commit callbacks, then COMMIT (ROLLBACK if
+        anything fails); return the ``sqlite3.Error`` or None."""
+        try:
+            while self._precommit:  # a callback may register another
+                callbacks, self._precommit = self._precommit, []
+                for callback in callbacks:
+                    callback()
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._precommit = []
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            return exc
+        finally:
+            self._in_batch = False
+        return None
 
     def on_durable(self, callback):
         if not self._in_batch:

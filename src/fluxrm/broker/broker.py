@@ -209,6 +209,21 @@ def parse_setattr(values):
     return attrs
 
 
+def run_profiled(broker, ready_fd, path):
+    """Run the broker under cProfile and dump the stats to ``path``.
+
+    For developers: FLUXRM_BROKER_PROFILE=/tmp/broker.prof flux start ...,
+    then ``python -m pstats /tmp/broker.prof`` (see bench/README.md).
+    """
+    import cProfile
+
+    profiler = cProfile.Profile()
+    try:
+        return profiler.runcall(asyncio.run, broker.run(ready_fd))
+    finally:
+        profiler.dump_stats(path)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="flux-broker")
     parser.add_argument("-S", "--setattr", action="append", metavar="ATTR=VAL")
@@ -220,8 +235,12 @@ def main(argv=None):
         print(f"flux-broker: {exc.strerror or exc}: {exc.filename or ''}",
               file=sys.stderr)
         return 1
+    profile_path = os.environ.get("FLUXRM_BROKER_PROFILE")
     try:
-        code = asyncio.run(broker.run(args.ready_fd))
+        if profile_path:
+            code = run_profiled(broker, args.ready_fd, profile_path)
+        else:
+            code = asyncio.run(broker.run(args.ready_fd))
     except Exception:
         broker.log(LOG_ERR, "broker failed: " + traceback.format_exc())
         code = 1

@@ -36,6 +36,7 @@ from flux.constants import (
     FLUX_ROLE_OWNER,
 )
 from flux.job.fluid import FluidGenerator
+from flux.job.submit import sign_none
 from fluxrm.broker.service import Service
 from fluxrm.modules.job_manager import Job
 from fluxrm.modules.sched import request_error
@@ -166,6 +167,8 @@ class JobIngest(Service):
                 raise OSError(errno.EINVAL, "jobspec: not a JSON object")
         else:
             jobspec = self.check(text)
+        if J is not text and J == sign_none(text, msg.userid):
+            J = None  # rebuilt from the jobspec when asked for (signed_J)
         job = Job(0, jobspec, J=J, jobspec_text=text)
         job.waitable = bool(flags & FLUX_JOB_WAITABLE)
         ctx = {"userid": msg.userid, "urgency": urgency, "flags": flags, "version": 1}
@@ -183,7 +186,7 @@ class JobIngest(Service):
         for _msg, job, _ctx in batch:
             job.id = self.fluid.next()
         self.manager.submit([(job, ctx) for _msg, job, ctx in batch])
-        self.manager.flush()
+        # the job manager writes the new jobs in the commit answer() waits for
 
         def answer(exc):
             for msg, job, _ctx in batch:

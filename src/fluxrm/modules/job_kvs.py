@@ -37,7 +37,9 @@ class JobKVSView:
 
     def any_jobs(self):
         manager = self.manager
-        return manager is not None and manager.store.query_one(
+        if manager is None:
+            return False
+        return bool(manager.active or manager.recent) or manager.store.query_one(
             "SELECT 1 FROM jobs LIMIT 1") is not None
 
     def readdir_treeobjs(self, key, nodata, treeobj):

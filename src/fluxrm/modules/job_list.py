@@ -223,13 +223,30 @@ def derive_jobspec(jobspec):
     return out
 
 
+def _r_shape(R):
+    """A hashable key of what ``_RInfo`` reads from R, or None if R is odd.
+
+    Jobs of a bulk submission get R objects that differ only in their
+    start time, so their ``_RInfo`` is shared through this key.
+    """
+    try:
+        execution = R["execution"]
+        entries = tuple((e["rank"], tuple(e["children"].items()))
+                        for e in execution["R_lite"])
+        shape = (entries, tuple(execution.get("nodelist") or ()),
+                 execution.get("expiration"))
+        hash(shape)  # odd R: lists where strings belong
+        return shape
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
 class _RInfo:
     """What listing needs from one R object."""
 
-    __slots__ = ("R", "ranks", "nodelist", "nnodes", "ncores", "expiration")
+    __slots__ = ("ranks", "nodelist", "nnodes", "ncores", "expiration")
 
     def __init__(self, R):
-        self.R = R
         ranks = IDset()
         ncores = 0
         execution = R.get("execution") if isinstance(R, dict) else None
@@ -258,7 +275,7 @@ class _RInfo:
 class ListData:
     """Per-job data of job-list (``job.list_data``)."""
 
-    __slots__ = ("state", "queue", "spec", "rinfo", "annotations",
+    __slots__ = ("state", "queue", "spec", "rinfo", "rinfo_of", "annotations",
                  "dependencies", "updates")
 
     def __init__(self, jobspec):
@@ -266,6 +283,7 @@ class ListData:
         self.queue = _queue_of(jobspec)
         self.spec = None  # derive_jobspec() result, on first use
         self.rinfo = None  # _RInfo of the current R, on first use
+        self.rinfo_of = None  # the R it was made from
         self.annotations = None
         self.dependencies = None
         self.updates = None  # jobspec-update contexts, in order
@@ -557,6 +575,16 @@ class _Stats:
         return out
 
 
+SHARED_CACHE_SIZE = 256
+
+
+def _bounded_put(cache, key, value):
+    """Put into a small cache of derived values (emptied when full)."""
+    if len(cache) >= SHARED_CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+
+
 class JobList(Service):
     name = "job-list"
 
@@ -568,6 +596,8 @@ class JobList(Service):
             "job-list.job-stats": self.h_stats,
         }
         self.manager = None
+        self._spec_cache = {}  # id(jobspec) -> (jobspec, derive_jobspec())
+        self._rinfo_cache = {}  # _r_shape(R) -> _RInfo
         self.stats = _Stats()
         self.queue_stats = {}
         self.getters = {
@@ -637,18 +667,31 @@ class JobList(Service):
         if spec is None:
             jobspec = job.jobspec
             if ld.updates:
-                jobspec = _updated_jobspec(jobspec, ld.updates)
-            spec = ld.spec = derive_jobspec(jobspec)
+                spec = derive_jobspec(_updated_jobspec(jobspec, ld.updates))
+            else:
+                # job-ingest hands identical submissions one jobspec object
+                cached = self._spec_cache.get(id(jobspec))
+                if cached is not None and cached[0] is jobspec:
+                    spec = cached[1]
+                else:
+                    spec = derive_jobspec(jobspec)
+                    _bounded_put(self._spec_cache, id(jobspec), (jobspec, spec))
+            ld.spec = spec
         return spec
 
     def rinfo(self, job, ld):
         R = job.R
         if R is None:
             return None
-        info = ld.rinfo
-        if info is None or info.R is not R:
-            info = ld.rinfo = _RInfo(R)
-        return info
+        if ld.rinfo_of is not R:
+            shape = _r_shape(R)
+            info = self._rinfo_cache.get(shape) if shape is not None else None
+            if info is None:
+                info = _RInfo(R)
+                if shape is not None:
+                    _bounded_put(self._rinfo_cache, shape, info)
+            ld.rinfo, ld.rinfo_of = info, R
+        return ld.rinfo
 
     def _r(self, job, ld, attr):
         info = self.rinfo(job, ld)

@@ -35,8 +35,10 @@ In-process API (used by job-ingest, sched, job-exec, job-info, job-list):
 - ``listeners``: callables ``(job, event)`` told of every main-log event.
 
 Jobs, eventlogs, R and output live in the ``jobs`` table of the shared
-SQLite store.  Writes are coalesced: a job touched during a loop turn is
-written once at the end of the turn.  Inactive jobs leave memory once stored.
+SQLite store.  Writes are coalesced: a job touched while a store batch is
+open is written once, just before that batch commits (``Store.before_commit``),
+so a short job is often stored once, already finished.  Inactive jobs leave
+memory once stored.
 On restart, active jobs are replayed from their stored eventlogs: pending
 jobs return to the queue; running ones get an exception and are cleaned up.
 """
@@ -54,6 +56,7 @@ from flux.constants import (
     FLUX_JOBID_ANY,
     FLUX_ROLE_OWNER,
 )
+from flux.job.submit import sign_none
 from fluxrm import jobstate
 from fluxrm.broker.service import Service
 from fluxrm.jobstate import (
@@ -176,11 +179,20 @@ class Job:
         if key == "R":
             return None if self.R is None else json.dumps(self.R)
         if key == "J":
-            return self.J
+            return signed_J(self.J, self.jobspec_text, self.view.userid)
         return self.log_text(key)
 
     def __repr__(self):
         return f"<Job {self.id} {jobstate.STATE_NAMES.get(self.state)}>"
+
+
+def signed_J(J, jobspec_text, userid):
+    """A job's J as submitted.  job-ingest keeps J only when it is not
+    just ``sign_none(jobspec, userid)`` (the usual case); else it is None
+    here, and is rebuilt (the same text, byte for byte)."""
+    if J is not None or jobspec_text is None:
+        return J
+    return sign_none(jobspec_text, userid)
 
 
 def wait_errstr(view):
@@ -282,6 +294,8 @@ class JobManager(Service):
 
     def load_inactive(self, jobid, columns="*"):
         """The stored row (sqlite3.Row-like tuple as dict) of a job, or None."""
+        if self._dirty_jobs:
+            self.flush()  # rows are written just before the store commits
         cur = self.store.conn.execute(f"SELECT {columns} FROM jobs WHERE id = ?",
                                       (jobid,))
         row = cur.fetchone()
@@ -296,11 +310,16 @@ class JobManager(Service):
         job = self.find(jobid)
         if job is not None:
             return {key: job.data_text(key) for key in keys}
-        cols = ", ".join(DATA_COLUMNS[k] for k in keys) or "id"
-        row = self.load_inactive(jobid, cols)
+        cols = [DATA_COLUMNS[k] for k in keys]
+        if "J" in keys:
+            cols += ["userid", "jobspec"]  # to rebuild a J stored as NULL
+        row = self.load_inactive(jobid, ", ".join(cols) or "id")
         if row is None:
             return None
-        return {key: row[DATA_COLUMNS[key]] for key in keys}
+        data = {key: row[DATA_COLUMNS[key]] for key in keys}
+        if "J" in keys:
+            data["J"] = signed_J(data["J"], row["jobspec"], row["userid"])
+        return data
 
     # -- persistence ------------------------------------------------------------------
     def mark(self, job, column):
@@ -309,10 +328,9 @@ class JobManager(Service):
         job.dirty.add(column)
         self._dirty_jobs[job.id] = job
         if not self._flush_scheduled:
+            # written once per store commit, however many times it changes
             self._flush_scheduled = True
-            import asyncio
-
-            asyncio.get_running_loop().call_soon(self.flush)
+            self.store.before_commit(self.flush)
 
     def flush(self):
         self._flush_scheduled = False
