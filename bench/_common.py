@@ -4,7 +4,8 @@
   (broker attributes for every instance started) and ``--json FILE``
   (write the raw per-run figures, to compare before/after a change).
 - ``Instance(args)``: a fresh private broker as a context manager; its
-  ``handle`` is a ``flux.Flux`` connected to it, ``uri`` its address.
+  ``handle`` is a ``flux.Flux`` connected to it, ``uri`` its address,
+  ``broker_cpu()`` the CPU seconds the broker has used.
 - ``Report``: prints one line per figure (median and spread over the runs,
   and upstream Flux's figure from ../shared/ANCHORS.md next to ours where
   there is one) and collects the raw values for ``--json``.
@@ -63,6 +64,17 @@ class Instance:
             stop_broker(self.proc)
             raise
         return self
+
+    def broker_cpu(self):
+        """CPU seconds (user + system) the broker has used so far; None
+        where /proc is not there.  Less noisy than wall time on a shared
+        machine: what the broker costs, not what it waited for."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def __exit__(self, *exc):
         self.handle = None  # handles close when garbage collected

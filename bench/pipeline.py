@@ -14,7 +14,8 @@ else a job goes through.  For each size N (default 1,024, 2,048 and
    windows (-> end-to-end job/s = N / time from the first submit to the
    last wait response).
 
-Prints the median and spread of both per size, upstream's figures from
+Prints the median and spread of both per size (and of the broker's CPU
+time per job, which a busy machine disturbs less), upstream's figures from
 ANCHORS.md, and the end-to-end rate of every size relative to the
 smallest (the goal: at 100K within 10% of 1K).
 """
@@ -128,17 +129,24 @@ def main():
     e2e = {}
     for n in args.sizes:
         runs = big_runs if n > 20000 else args.runs
-        submit, total = [], []
+        submit, total, cpu = [], [], []
         for i in range(runs):
             with Instance(args) as inst:
+                cpu0 = inst.broker_cpu()
                 s, t = one_run(inst.handle, n, args.window, jobspec)
+                cpu1 = inst.broker_cpu()
             submit.append(s)
             total.append(t)
+            if cpu0 is not None and cpu1 is not None:
+                cpu.append((cpu1 - cpu0) / n * 1e6)
             progress(f"pipeline {n:,} run {i + 1}/{runs}: submit {s:,.0f} job/s, "
                      f"end to end {t:,.1f} job/s")
         up_submit, up_e2e = UPSTREAM.get(n, (None, None))
         report.add(f"{n:,} submit", submit, "job/s", up_submit, "{:,.0f}")
         report.add(f"{n:,} end to end", total, "job/s", up_e2e, "{:,.1f}")
+        if cpu:
+            report.add(f"{n:,} broker CPU per job", cpu, "us", None, "{:,.0f}",
+                       higher_is_better=False)
         e2e[n] = statistics.median(total)
     base = min(e2e)
     for n in sorted(e2e):
