@@ -59,6 +59,7 @@ from flux.constants import (
 from flux.job.submit import sign_none
 from fluxrm import jobstate
 from fluxrm.broker.service import Service
+from fluxrm.compact_json import dumps
 from fluxrm.jobstate import (
     CLEANUP,
     DEPEND,
@@ -108,19 +109,16 @@ CREATE TABLE IF NOT EXISTS job_meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
 
-_dumps_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
 def event_line(event):
     """One RFC 18 eventlog line (compact JSON, timestamp/name/context order)."""
     name = event["name"]
     if len(event) > 3 or not _PLAIN_NAME(name):
-        return _dumps_compact(event) + "\n"  # unusual event: the general path
+        return dumps(event) + "\n"  # unusual event: the general path
     head = f'{{"timestamp":{event["timestamp"]!r},"name":"{name}"'
     context = event.get("context")
     if context is None:
         return head + "}\n"
-    return f'{head},"context":{_dumps_compact(context)}}}\n'
+    return f'{head},"context":{dumps(context)}}}\n'
 
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z").match
@@ -177,7 +175,7 @@ class Job:
         if key == "jobspec":
             return self.jobspec_text
         if key == "R":
-            return None if self.R is None else json.dumps(self.R)
+            return _dumps_or_none(self.R)
         if key == "J":
             return signed_J(self.J, self.jobspec_text, self.view.userid)
         return self.log_text(key)
@@ -380,7 +378,7 @@ class JobManager(Service):
         joblist = self.broker.router.services.get("job-list")
         if joblist is None or not hasattr(joblist, "inactive_info"):
             return None
-        return json.dumps(joblist.inactive_info(job), separators=(",", ":"))
+        return dumps(joblist.inactive_info(job))
 
     # -- submission -------------------------------------------------------------------
     def submit(self, batch):
@@ -751,4 +749,4 @@ class JobManager(Service):
 
 
 def _dumps_or_none(obj):
-    return None if obj is None else json.dumps(obj, separators=(",", ":"))
+    return None if obj is None else dumps(obj)
