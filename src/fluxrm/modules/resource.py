@@ -65,8 +65,37 @@ def rlite_entry(rank, cores, gpus):
     return {"rank": str(rank), "children": children}
 
 
+_SHAPES = {}  # allocation key -> (R_lite, nodelist), shared by R objects
+_SHAPES_MAX = 256
+
+
 def make_R(per_rank, hostnames, starttime=0.0, expiration=0.0, nslots=None):
-    """Build R version 1 from {rank: (cores, gpus)}; merge identical ranks."""
+    """Build R version 1 from {rank: (cores, gpus)}; merge identical ranks.
+
+    R objects are never modified once made: jobs allocated the same
+    resources share one ``R_lite`` and ``nodelist`` (a bulk submission
+    allocates the same few shapes over and over).
+    """
+    key = tuple((rank, tuple(sorted(cores)), tuple(sorted(gpus)), hostnames[rank])
+                for rank, (cores, gpus) in sorted(per_rank.items()))
+    shape = _SHAPES.get(key)
+    if shape is None:
+        if len(_SHAPES) >= _SHAPES_MAX:
+            _SHAPES.clear()
+        shape = _SHAPES[key] = _rlite_and_nodelist(per_rank, hostnames)
+    rlite, nodelist = shape
+    execution = {
+        "R_lite": rlite,
+        "starttime": float(starttime),
+        "expiration": float(expiration),
+    }
+    if nslots is not None:
+        execution["nslots"] = nslots
+    execution["nodelist"] = nodelist
+    return {"version": 1, "execution": execution}
+
+
+def _rlite_and_nodelist(per_rank, hostnames):
     merged = []  # (children, [ranks])
     for rank in sorted(per_rank):
         cores, gpus = per_rank[rank]
@@ -79,15 +108,7 @@ def make_R(per_rank, hostnames, starttime=0.0, expiration=0.0, nslots=None):
             merged.append((entry["children"], [rank]))
     rlite = [{"rank": str(IDset(ranks)), "children": children}
              for children, ranks in merged]
-    execution = {
-        "R_lite": rlite,
-        "starttime": float(starttime),
-        "expiration": float(expiration),
-    }
-    if nslots is not None:
-        execution["nslots"] = nslots
-    execution["nodelist"] = [hostnames[r] for r in sorted(per_rank)]
-    return {"version": 1, "execution": execution}
+    return rlite, [hostnames[r] for r in sorted(per_rank)]
 
 
 class ResourceService(Service):
