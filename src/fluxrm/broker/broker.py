@@ -249,6 +249,11 @@ def main(argv=None):
     parser.add_argument("-S", "--setattr", action="append", metavar="ATTR=VAL")
     parser.add_argument("--ready-fd", type=int)
     args = parser.parse_args(argv)
+    if args.ready_fd is not None:
+        try:  # processes the broker starts must not keep `flux start` waiting
+            os.set_inheritable(args.ready_fd, False)
+        except OSError:
+            args.ready_fd = None
     try:
         broker = Broker(parse_setattr(args.setattr))
     except OSError as exc:

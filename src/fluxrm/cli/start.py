@@ -67,12 +67,16 @@ def start_broker(cmd, prog):
     finally:
         os.close(wfd)
     data = b""
-    with os.fdopen(rfd, "rb") as ready:
+    try:
+        # os.read returns what is there: the line, not 4096 bytes or EOF
+        # (a process the broker starts may hold the pipe open)
         while not data.endswith(b"\n"):
-            chunk = ready.read(4096)
+            chunk = os.read(rfd, 4096)
             if not chunk:
                 break
             data += chunk
+    finally:
+        os.close(rfd)
     uri = data.decode().strip() or None
     return proc, uri
 
