@@ -103,3 +103,62 @@ def test_J_returned_as_submitted_before_and_after_restart(start_instance, tmp_pa
             got = h.rpc("job-info.lookup", {"id": jobid, "keys": ["J", "jobspec"]}).get()
             assert got["J"] == J
             assert got["jobspec"] == text
+
+
+def test_identical_jobspecs_stored_once(start_instance, tmp_path):
+    import sqlite3
+
+    statedir = tmp_path / "state"
+    text = sim("0s").dumps()
+    other = sim("1s").dumps()
+    with start_instance(f"statedir={statedir}") as inst:
+        h = inst.handle()
+        ids = [flux.job.submit(h, t, waitable=True) for t in (text, text, text, other)]
+        for jobid in ids:
+            assert flux.job.wait(h, jobid).success
+    with sqlite3.connect(statedir / "content.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM jobspecs").fetchone()[0] == 2
+    with start_instance(f"statedir={statedir}") as inst:
+        h = inst.handle()
+        for jobid, t in zip(ids, (text, text, text, other)):
+            got = h.rpc("job-info.lookup", {"id": jobid, "keys": ["jobspec"]}).get()
+            assert got["jobspec"] == t
+
+
+def test_store_from_before_jobspec_table_still_reads(start_instance, tmp_path):
+    """A job row with its jobspec inline (no jobspecs table, no jobspec_id
+    column: an older store) is read back, and new jobs are added beside it."""
+    import json
+    import os
+    import sqlite3
+
+    statedir = tmp_path / "state"
+    os.makedirs(statedir)
+    text = sim("0s").dumps()
+    events = [{"timestamp": 1.0, "name": "submit",
+               "context": {"userid": os.getuid(), "urgency": 16, "flags": 0,
+                           "version": 1}},
+              {"timestamp": 1.1, "name": "exception",
+               "context": {"type": "cancel", "severity": 0, "note": ""}},
+              {"timestamp": 1.2, "name": "clean"}]
+    eventlog = "".join(json.dumps(e) + "\n" for e in events)
+    old_id = 1 << 40
+    with sqlite3.connect(statedir / "content.sqlite") as db:
+        db.executescript("""
+            CREATE TABLE jobs (id INTEGER PRIMARY KEY, userid INTEGER NOT NULL,
+                state INTEGER NOT NULL, flags INTEGER NOT NULL DEFAULT 0,
+                t_submit REAL NOT NULL, t_inactive REAL NOT NULL DEFAULT 0,
+                J TEXT, jobspec TEXT, R TEXT, eventlog TEXT NOT NULL DEFAULT '',
+                exec_eventlog TEXT, output TEXT, input TEXT, info TEXT,
+                wait_pending INTEGER NOT NULL DEFAULT 0);""")
+        db.execute("INSERT INTO jobs (id, userid, state, t_submit, t_inactive, J,"
+                   " jobspec, eventlog) VALUES (?, ?, 64, 1.0, 1.2, ?, ?, ?)",
+                   (old_id, os.getuid(), text, text, eventlog))
+    with start_instance(f"statedir={statedir}") as inst:
+        h = inst.handle()
+        got = h.rpc("job-info.lookup", {"id": old_id, "keys": ["jobspec", "J"]}).get()
+        assert got["jobspec"] == text and got["J"] == text
+        new = flux.job.submit(h, text, waitable=True)
+        assert flux.job.wait(h, new).success
+        got = h.rpc("job-info.lookup", {"id": new, "keys": ["jobspec"]}).get()
+        assert got["jobspec"] == text

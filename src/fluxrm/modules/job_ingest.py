@@ -116,27 +116,28 @@ class JobIngest(Service):
                                     after=self.manager.max_jobid or None)
 
     def check(self, text):
-        """Validate with a small cache keyed by the exact text.
+        """Validate with a small cache keyed by the exact text; return
+        ``(jobspec, text)``.
 
         Identical submissions share one decoded jobspec, which no service
-        modifies.
+        modifies, and one text object (the first one seen).
         """
         cached = self.cache.get(text)
         if cached is not None:
             self.cache.move_to_end(text)
-            err, jobspec = cached
+            err, jobspec, first = cached
             if err is not None:
                 raise OSError(errno.EINVAL, err)
-            return jobspec
+            return jobspec, first
         try:
             jobspec = validate_text(text)
         except OSError as exc:
-            self.cache[text] = (exc.strerror, None)
+            self.cache[text] = (exc.strerror, None, text)
             self._trim()
             raise
-        self.cache[text] = (None, jobspec)
+        self.cache[text] = (None, jobspec, text)
         self._trim()
-        return jobspec
+        return jobspec, text
 
     def _trim(self):
         while len(self.cache) > CACHE_SIZE:
@@ -158,6 +159,8 @@ class JobIngest(Service):
                           " or an urgency above 16")
         J = req.get("J")
         text = unwrap_J(J, msg.userid)
+        if text is not J and J == sign_none(text, msg.userid):
+            J = None  # rebuilt from the jobspec when asked for (signed_J)
         if flags & FLUX_JOB_NOVALIDATE:
             try:
                 jobspec = json.loads(text)
@@ -166,9 +169,7 @@ class JobIngest(Service):
             if not isinstance(jobspec, dict):
                 raise OSError(errno.EINVAL, "jobspec: not a JSON object")
         else:
-            jobspec = self.check(text)
-        if J is not text and J == sign_none(text, msg.userid):
-            J = None  # rebuilt from the jobspec when asked for (signed_J)
+            jobspec, text = self.check(text)
         job = Job(0, jobspec, J=J, jobspec_text=text)
         job.waitable = bool(flags & FLUX_JOB_WAITABLE)
         ctx = {"userid": msg.userid, "urgency": urgency, "flags": flags, "version": 1}

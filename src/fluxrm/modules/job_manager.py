@@ -60,6 +60,7 @@ from flux.job.submit import sign_none
 from fluxrm import jobstate
 from fluxrm.broker.service import Service
 from fluxrm.compact_json import dumps
+from fluxrm.modules.jobspec_texts import JOBSPEC_SQL, JobspecTexts
 from fluxrm.jobstate import (
     CLEANUP,
     DEPEND,
@@ -254,6 +255,7 @@ class JobManager(Service):
         self._dirty_jobs = {}
         self._flush_scheduled = False
         self.store = None
+        self.jobspecs = None  # JobspecTexts: each distinct jobspec stored once
         self.stopped = False
         self.sched = None
         self.exec = None
@@ -262,6 +264,7 @@ class JobManager(Service):
     async def start(self):
         self.store = shared_store(self.broker)
         self.store.script(SCHEMA)
+        self.jobspecs = JobspecTexts(self.store)
         services = self.broker.router.services
         self.sched = services.get("sched")
         self.exec = services.get("job-exec")
@@ -291,10 +294,15 @@ class JobManager(Service):
         return job
 
     def load_inactive(self, jobid, columns="*"):
-        """The stored row (sqlite3.Row-like tuple as dict) of a job, or None."""
+        """The stored row (sqlite3.Row-like tuple as dict) of a job, or None.
+
+        ``columns``: the ``jobs`` columns to read, comma-separated; the
+        ``jobspec`` column reads the text wherever it is stored.
+        """
         if self._dirty_jobs:
             self.flush()  # rows are written just before the store commits
-        cur = self.store.conn.execute(f"SELECT {columns} FROM jobs WHERE id = ?",
+        select = ", ".join(_select_expr(c.strip()) for c in columns.split(","))
+        cur = self.store.conn.execute(f"SELECT {select} FROM jobs WHERE id = ?",
                                       (jobid,))
         row = cur.fetchone()
         if row is None:
@@ -345,7 +353,7 @@ class JobManager(Service):
                 inserts.append((
                     job.id, job.view.userid, job.state, job.view.flags,
                     job.view.t_submit, job.view.t_inactive, job.J,
-                    job.jobspec_text, _dumps_or_none(job.R), job.log_text(MAIN),
+                    self._jobspec_id(job), _dumps_or_none(job.R), job.log_text(MAIN),
                     job.log_text(EXEC), job.log_text(OUTPUT), job.log_text(INPUT),
                     self._info_text(job), 1 if job.id in self.zombies else 0,
                 ))
@@ -369,8 +377,12 @@ class JobManager(Service):
         if inserts:
             store.executemany(
                 "INSERT OR REPLACE INTO jobs (id, userid, state, flags, t_submit,"
-                " t_inactive, J, jobspec, R, eventlog, exec_eventlog, output, input,"
+                " t_inactive, J, jobspec_id, R, eventlog, exec_eventlog, output, input,"
                 " info, wait_pending) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inserts)
+
+    def _jobspec_id(self, job):
+        text = job.jobspec_text
+        return None if text is None else self.jobspecs.id_of(text)
 
     def _info_text(self, job):
         if job.state != INACTIVE:
@@ -696,7 +708,7 @@ class JobManager(Service):
     def recover(self):
         """Replay active jobs from the store after a restart."""
         rows = self.store.query(
-            "SELECT id, J, jobspec, R, eventlog, exec_eventlog, output, input"
+            f"SELECT id, J, {JOBSPEC_SQL}, R, eventlog, exec_eventlog, output, input"
             " FROM jobs WHERE state != ? ORDER BY id", (INACTIVE,))
         for (jobid, J, jobspec_text, R, eventlog, exec_log, output, input_) in rows:
             try:
@@ -746,6 +758,15 @@ class JobManager(Service):
                         "job was running when the instance stopped")
                 else:
                     self.release(job)
+
+
+def _select_expr(column):
+    """A column of ``jobs`` as a SELECT list item (see ``load_inactive``)."""
+    if column == "jobspec":
+        return f"{JOBSPEC_SQL} AS jobspec"
+    if column == "*":
+        return f"*, {JOBSPEC_SQL} AS jobspec"  # the later "jobspec" wins
+    return column
 
 
 def _dumps_or_none(obj):
