@@ -13,6 +13,7 @@ separated key/typed-value pairs ``version i1 userid i<uid> mechanism snone``.
 
 import base64
 import errno
+import functools
 import os
 
 from flux.constants import (
@@ -47,11 +48,17 @@ def sign_none(payload, userid=None):
         payload = payload.encode("utf-8")
     if userid is None:
         userid = os.getuid()
-    header = _kv_encode([("version", 1), ("userid", int(userid)), ("mechanism", "none")])
     return "{}.{}.none".format(
-        base64.b64encode(header).decode("ascii"),
+        _none_header(int(userid)),
         base64.b64encode(payload).decode("ascii"),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _none_header(userid):
+    """The base64 header of a "none" signature by ``userid``."""
+    header = _kv_encode([("version", 1), ("userid", userid), ("mechanism", "none")])
+    return base64.b64encode(header).decode("ascii")
 
 
 def unwrap_none(signed):

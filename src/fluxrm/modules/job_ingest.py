@@ -44,6 +44,7 @@ from fluxrm.modules.sched import request_error
 VALID_FLAGS = FLUX_JOB_PRE_SIGNED | FLUX_JOB_DEBUG | FLUX_JOB_WAITABLE | FLUX_JOB_NOVALIDATE
 OWNER_FLAGS = FLUX_JOB_WAITABLE | FLUX_JOB_NOVALIDATE
 CACHE_SIZE = 256
+UNWRAPPED_MAX_SIZE = 1 << 16  # longer J texts are unwrapped every time
 
 
 def unwrap_J(J, userid):
@@ -102,7 +103,8 @@ class JobIngest(Service):
         self.handlers = {"job-ingest.submit": self.h_submit}
         self.pending = []  # (msg, job, submit context)
         self._flush_scheduled = False
-        self.cache = OrderedDict()  # jobspec text -> (error or None)
+        self.cache = OrderedDict()  # jobspec text -> (error, jobspec, text)
+        self.unwrapped = {}  # (J, userid) -> (jobspec text, J to keep)
         self.fluid = None
 
     async def start(self):
@@ -114,6 +116,23 @@ class JobIngest(Service):
             self.manager.meta_set("fluid-epoch", epoch)
         self.fluid = FluidGenerator(self.broker.rank, int(epoch),
                                     after=self.manager.max_jobid or None)
+
+    def unwrap(self, J, userid):
+        """``(jobspec text, J to keep)`` of a submitted J, remembered for
+        repeats.  The J kept is None when it is just ``sign_none(text,
+        userid)``, which ``signed_J`` rebuilds when asked."""
+        key = (J, userid)
+        try:
+            return self.unwrapped[key]
+        except (KeyError, TypeError):  # TypeError: J is not hashable
+            pass
+        text = unwrap_J(J, userid)
+        keep = None if text is not J and J == sign_none(text, userid) else J
+        if len(J) <= UNWRAPPED_MAX_SIZE:
+            if len(self.unwrapped) >= CACHE_SIZE:
+                self.unwrapped.clear()
+            self.unwrapped[key] = (text, keep)
+        return text, keep
 
     def check(self, text):
         """Validate with a small cache keyed by the exact text; return
@@ -157,10 +176,7 @@ class JobIngest(Service):
         if not owner and (flags & OWNER_FLAGS or urgency > 16):
             raise OSError(errno.EPERM, "only the instance owner may use these flags"
                           " or an urgency above 16")
-        J = req.get("J")
-        text = unwrap_J(J, msg.userid)
-        if text is not J and J == sign_none(text, msg.userid):
-            J = None  # rebuilt from the jobspec when asked for (signed_J)
+        text, J = self.unwrap(req.get("J"), msg.userid)
         if flags & FLUX_JOB_NOVALIDATE:
             try:
                 jobspec = json.loads(text)
