@@ -215,6 +215,27 @@ def test_stdin_and_output_files(h, tmp_path):
     assert path.read_text() == "from a file\n"
 
 
+def test_missing_input_file_is_exec_exception(h, tmp_path):
+    js = JobspecV1.from_command(["cat"], input=str(tmp_path / "nope.txt"))
+    jobid, res = run(h, js)
+    assert not res.success
+    info = flux.job.result(h, jobid)
+    assert info.exception.type == "exec"
+    assert "nope.txt: No such file or directory" in info.exception.note
+    finish = flux.job.event_wait(h, jobid, "finish", raiseJobException=False)
+    assert finish.context["status"] == 127 << 8
+
+
+def test_missing_cwd_is_exec_exception(h, tmp_path):
+    js = JobspecV1.from_command(["true"])
+    js.cwd = str(tmp_path / "missing")
+    jobid, res = run(h, js)
+    assert not res.success
+    info = flux.job.result(h, jobid)
+    assert info.exception.type == "exec"
+    assert f"chdir {tmp_path / 'missing'}: No such file or directory" in info.exception.note
+
+
 def test_simulated_execution(h):
     js = JobspecV1.from_command(["true"])
     js.setattr("system.exec.test", {"run_duration": "0.01s", "wait_status": 256})
