@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Latency of one job: API round trip and ``flux run true`` from the shell.
+"""Latency of one job (API round trip, ``flux run true``) and ``flux submit --cc``.
 
 RUNS times, in a fresh instance each (after a few warm-up jobs):
 
@@ -9,10 +9,12 @@ RUNS times, in a fresh instance each (after a few warm-up jobs):
 - cli: M (default 20) sequential ``<venv>/bin/flux run true`` as a
   subprocess with FLUX_URI set to the instance; the sample is the median
   milliseconds per command (interpreter start-up included, as a user sees
-  it).
+  it);
+- cc: one ``<venv>/bin/flux submit --cc=1-K --wait true`` (K default
+  1000) as a subprocess; the sample is K / its wall time in job/s.
 
 Prints the median over the runs and its spread (min/max of the per-run
-medians), with upstream's figures from ANCHORS.md (46.8 ms and 138 ms),
+medians), with upstream's figures from ANCHORS.md (46.8 ms 138 ms and 46 job/s),
 and for reference the time of one spawn-and-reap of ``true`` (the floor).
 """
 
@@ -31,6 +33,7 @@ import flux.job  # noqa: E402
 
 UPSTREAM_API_MS = 46.8
 UPSTREAM_CLI_MS = 138.0
+UPSTREAM_CC_RATE = 1000 / 21.9  # flux submit --cc=1-1000 --wait true: 21.9 s
 WARMUP = 3
 
 
@@ -68,31 +71,53 @@ def cli_latency(uri, m):
     return statistics.median(times)
 
 
+def cc_rate(uri, k):
+    """job/s of one ``flux submit --cc=1-K --wait true`` (start-up included)."""
+    env = dict(os.environ)
+    env["FLUX_URI"] = uri
+    cmd = [flux_command(), "submit", f"--cc=1-{k}", "--wait", "true"]
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True)
+    elapsed = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise RuntimeError(f"flux submit --cc: exit {res.returncode}: {res.stderr!r}")
+    if len(res.stdout.split()) != k:
+        raise RuntimeError(f"flux submit --cc=1-{k} printed {len(res.stdout.split())} ids")
+    return k / elapsed
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_args(parser, runs=3)
     parser.add_argument("-n", type=int, default=50, help="API jobs per run (default 50)")
     parser.add_argument("-m", type=int, default=20,
                         help="'flux run true' per run (default 20)")
+    parser.add_argument("-k", type=int, default=1000,
+                        help="jobs of 'flux submit --cc=1-K --wait' (default 1000)")
     args = parser.parse_args()
     if args.smoke:
-        args.runs, args.n, args.m = 1, 5, 2
+        args.runs, args.n, args.m, args.k = 1, 5, 2, 10
     report = Report("latency", args, width=40)
-    api, cli, spawn = [], [], []
+    api, cli, cc, spawn = [], [], [], []
     for i in range(args.runs):
         spawn.append(1e3 / floor_rate(["true"], 200 if not args.smoke else 20))
         with Instance(args) as inst:
             a = api_latency(inst.handle, args.n)
             c = cli_latency(inst.uri, args.m)
+            r = cc_rate(inst.uri, args.k)
         api.append(a)
         cli.append(c)
-        progress(f"latency run {i + 1}/{args.runs}: api {a:.2f} ms, flux run {c:.1f} ms")
+        cc.append(r)
+        progress(f"latency run {i + 1}/{args.runs}: api {a:.2f} ms, flux run {c:.1f} ms, "
+                 f"submit --cc {r:,.0f} job/s")
     print(f"latency: sequential, {args.n} API jobs and {args.m} 'flux run true' "
           f"per run, {args.runs} fresh instances")
     report.add("submit+wait true (API)", api, "ms", UPSTREAM_API_MS, "{:,.2f}",
                higher_is_better=False)
     report.add("flux run true (shell)", cli, "ms", UPSTREAM_CLI_MS, "{:,.1f}",
                higher_is_better=False)
+    report.add(f"flux submit --cc=1-{args.k} --wait", cc, "job/s", UPSTREAM_CC_RATE,
+               "{:,.0f}")
     report.add("floor: spawn+reap true", spawn, "ms", None, "{:,.2f}",
                higher_is_better=False)
     report.close()
