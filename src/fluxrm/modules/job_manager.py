@@ -87,7 +87,7 @@ DATA_COLUMNS = {"jobspec": "jobspec", "R": "R", "J": "J", **LOG_COLUMNS}
 
 RECENT_INACTIVE = 1000  # inactive jobs kept in memory for fast lookups
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY,
     userid INTEGER NOT NULL,
@@ -105,7 +105,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     info TEXT,
     wait_pending INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS jobs_inactive ON jobs (state, t_inactive);
+DROP INDEX IF EXISTS jobs_inactive;
+CREATE INDEX IF NOT EXISTS jobs_inactive_by_time ON jobs (t_inactive, id)
+    WHERE state = {INACTIVE:d};
 CREATE TABLE IF NOT EXISTS job_meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
