@@ -191,10 +191,12 @@ class Broker:
 # default gen0 threshold of 700 runs a young collection every 700 container
 # allocations; a busy broker allocates several hundred per job, and each
 # collection also walks the objects of the jobs in flight.  Measured with
-# bench/pipeline.py at 16K jobs: broker CPU 207 -> 184 us per job.
-# Almost nothing the broker allocates is cyclic garbage; rarer collections
-# keep the same bound on memory held by cycles in proportion to the rate.
-GC_THRESHOLDS = (100_000, 20, 10)
+# bench/pipeline.py at 16K jobs: broker CPU 207 -> 184 us per job.  Jobs
+# leave no reference cycles behind (JobManager.inactive breaks the one
+# between a job and its sched/exec state; bench/memory.py shows a flat RSS),
+# so what rarer collections let pile up is the occasional cycle of an
+# exception or a closed connection.
+GC_THRESHOLDS = (50_000, 10, 10)
 
 
 def tune_gc():

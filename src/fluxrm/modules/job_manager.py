@@ -497,6 +497,9 @@ class JobManager(Service):
     def inactive(self, job):
         for path in LOG_PATHS:  # every log a job can have
             self.close_log(job, path)
+        # sched and job-exec are done with it; their per-job state refers
+        # back to the job (a cycle only the garbage collector would free)
+        job.sched_data = job.exec_data = None
         self.active.pop(job.id, None)
         self.recent[job.id] = job
         while len(self.recent) > RECENT_INACTIVE:
