@@ -4,6 +4,9 @@ import errno
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -366,3 +369,97 @@ def test_per_resource_tasks(start_instance):
         assert res.success
         header = next(e for e in flux.job.event_watch(h3, jobid, "guest.output"))
         assert header.context["count"]["stdout"] == 3
+
+
+# -- the watchdog: no task outlives its broker -------------------------------------------
+
+DEADLINE = 30.0
+
+
+def _task_pids(h, jobid, n):
+    """The pids the job's tasks print first (``echo $$``)."""
+    pids = set()
+    for _stream, data in flux.job.output_watch(h, jobid):
+        pids.update(int(word) for word in data.split() if word.isdigit())
+        if len(pids) >= n:
+            return pids
+    raise AssertionError(f"job {jobid} ended before printing {n} pids")
+
+
+def _alive(pid):
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rpartition(")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _poll(predicate, what):
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _watchdogs(broker_pid):
+    """Pids of the broker's live watchdog children (from /proc)."""
+    found = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if int(fields[1]) == broker_pid and fields[0] != "Z" \
+                and b"fluxrm.watchdog" in cmdline:
+            found.add(int(name))
+    return found
+
+
+def test_broker_sigkill_leaves_no_task(start_instance):
+    with start_instance("resource.cores=2") as inst:
+        h = inst.handle()
+        jobid = flux.job.submit(h, sh("echo $$; exec sleep 1000", num_tasks=2),
+                                waitable=True)
+        pids = _task_pids(h, jobid, 2)
+        assert all(_alive(p) for p in pids)
+        os.kill(inst.proc.pid, signal.SIGKILL)
+        inst.proc.wait()
+        _poll(lambda: not any(_alive(p) for p in pids), f"tasks {pids} to die")
+
+
+def test_watchdog_replaced_when_it_dies(start_instance, flux_cli):
+    with start_instance() as inst:
+        h = inst.handle()
+        jobid = flux.job.submit(h, sh("echo $$; exec sleep 1000"), waitable=True)
+        (pid,) = _task_pids(h, jobid, 1)
+        (old,) = _poll(lambda: _watchdogs(inst.proc.pid), "the watchdog")
+        os.kill(old, signal.SIGKILL)
+        _poll(lambda: f"watchdog (pid {old}) was killed by signal 9" in
+              flux_cli("dmesg", env=inst.env()).stdout, "the log entry")
+        # a new watchdog takes over the running task
+        _poll(lambda: _watchdogs(inst.proc.pid) - {old}, "a new watchdog")
+        os.kill(inst.proc.pid, signal.SIGKILL)
+        inst.proc.wait()
+        _poll(lambda: not _alive(pid), f"task {pid} to die")
+
+
+def test_watchdog_command_line_errors():
+    for args in ([], ["x"], ["1", "2"]):
+        res = subprocess.run([sys.executable, "-m", "fluxrm.watchdog", *args],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 2
+        assert "usage: python -m fluxrm.watchdog FD" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "fluxrm.watchdog", "987"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert "file descriptor 987" in res.stderr

@@ -23,6 +23,12 @@ it (status 127<<8).  A time limit raises a ``timeout`` exception and sends
 SIGALRM; cancel sends SIGTERM; either is followed by SIGKILL after
 ``job-exec.kill-timeout`` seconds (default 5).
 
+If the broker dies, even by SIGKILL, its tasks die too: job-exec starts a
+watchdog process (``fluxrm.watchdog``) and hands it a pidfd of each task it
+starts (batched, a few messages a second at most); at the broker's end the
+watchdog SIGKILLs the process group of each task still running.  A watchdog
+that dies is logged and replaced, and the new one gets the running tasks.
+
 ``attributes.system.exec.test = {run_duration, wait_status, mock_exception}``
 simulates a job without starting any process.
 
@@ -42,6 +48,7 @@ import base64
 import errno
 import functools
 import os
+import select
 import shutil
 import signal
 import time
@@ -49,12 +56,15 @@ import time
 from flux.idset import IDset
 from fluxrm.broker.service import Service
 from fluxrm.modules.job_manager import EXEC, OUTPUT
+from fluxrm.watchdog import Watchdog
 from flux.util import parse_fsd
 
 LOG_ERR = 3
 DEFAULT_OUTPUT_LIMIT = 10 * 1024 * 1024
 DEFAULT_KILL_TIMEOUT = 5.0
 READ_SIZE = 65536
+WATCHDOG_STOP_TIMEOUT = 10.0
+WATCHDOG_RESTART_INTERVAL = 1.0
 
 # signals Python ignores or handles, reset to default in tasks
 _SIGDEF = [s for s in (signal.SIGPIPE, getattr(signal, "SIGXFSZ", None),
@@ -215,6 +225,13 @@ class JobExec(Service):
                                                  DEFAULT_OUTPUT_LIMIT))
         self.kill_timeout = float(self.broker.attr("job-exec.kill-timeout",
                                                    DEFAULT_KILL_TIMEOUT))
+        self.watchdog = None
+        self.watchdog_pids = set()  # not reaped yet
+        self.watchdog_restart = None
+        self.watchdog_started = 0.0
+        self.watchdog_ok = hasattr(os, "pidfd_open")
+        if self.watchdog_ok:
+            self.start_watchdog()
 
     async def stop(self):
         # no stray processes: kill whatever still runs, and reap it
@@ -230,6 +247,78 @@ class JobExec(Service):
                         os.waitpid(task.pid, 0)
                     except ChildProcessError:
                         pass
+        if self.watchdog_restart is not None:
+            self.watchdog_restart.cancel()
+        if self.watchdog is not None:
+            self.watchdog.close()  # nothing of ours runs: it exits at once
+        for pid in list(self.watchdog_pids):
+            _wait_exit(pid, WATCHDOG_STOP_TIMEOUT)
+
+    # -- the watchdog (kills the tasks if the broker dies) -------------------------------
+    def start_watchdog(self):
+        """Start a watchdog and hand it every task running now."""
+        try:
+            wd = Watchdog(self.loop, self.watchdog_error)
+        except OSError as exc:
+            self.watchdog_ok = False
+            self.log(LOG_ERR, f"cannot start the watchdog ({exc}): tasks will not "
+                     "be killed if the broker dies")
+            return
+        self.watchdog = wd
+        self.watchdog_pids.add(wd.pid)
+        self.watchdog_started = self.loop.time()
+        for pid in self.by_pid:
+            self.protect(pid)
+
+    def protect(self, pid):
+        """Hand a task just started (or running) to the watchdog."""
+        wd = self.watchdog
+        if wd is None:
+            if self.watchdog_ok:
+                self.start_watchdog()  # which hands it every task, this one too
+            return
+        try:
+            wd.add(pid)
+        except OSError as exc:  # no pidfds here: do without
+            self.log(LOG_ERR, f"watchdog: pidfd_open: {exc.strerror}; tasks will not "
+                     "be killed if the broker dies")
+            self.watchdog_ok = False
+            self.watchdog = None
+            wd.close()
+
+    def watchdog_error(self, wd, text):
+        """The watchdog's socket failed: it died."""
+        self.log(LOG_ERR, f"watchdog (pid {wd.pid}): {text}")
+        self.replace_watchdog(wd)
+
+    def watchdog_exited(self, pid, status):
+        self.watchdog_pids.discard(pid)
+        wd = self.watchdog
+        if wd is None or wd.pid != pid:
+            return
+        how = (f"was killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+               else f"exited with status {os.WEXITSTATUS(status)}")
+        self.log(LOG_ERR, f"watchdog (pid {pid}) {how}; starting another")
+        self.replace_watchdog(wd)
+
+    def replace_watchdog(self, wd):
+        """A new watchdog for the running tasks now (at most one a second:
+        one that cannot run must not take the broker with it), or for the
+        next task."""
+        wd.close()
+        if self.watchdog is not wd:
+            return
+        self.watchdog = None
+        if not self.by_pid or self.watchdog_restart is not None:
+            return
+        delay = self.watchdog_started + WATCHDOG_RESTART_INTERVAL - self.loop.time()
+
+        def restart():
+            self.watchdog_restart = None
+            if self.watchdog is None and self.by_pid and self.watchdog_ok:
+                self.start_watchdog()
+
+        self.watchdog_restart = self.loop.call_later(max(delay, 0.0), restart)
 
     # -- interface for the job-manager ---------------------------------------------------
     def running(self, job):
@@ -485,6 +574,7 @@ class JobExec(Service):
         task.pid = pid
         ej.nlive += 1
         self.by_pid[pid] = (ej, task)
+        self.protect(pid)
 
     def start_error(self, ej, rank, prog, text):
         ej.start_failed = True
@@ -582,6 +672,8 @@ class JobExec(Service):
                 return
             entry = self.by_pid.pop(pid, None)
             if entry is None:
+                if pid in self.watchdog_pids:
+                    self.watchdog_exited(pid, status)
                 continue
             ej, task = entry
             # report like a job shell: a task killed by signal N exits 128+N
@@ -635,4 +727,30 @@ def _killpg(pid, signum):
     try:
         os.killpg(pid, signum)
     except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_exit(pid, timeout):
+    """Wait up to ``timeout`` seconds for child ``pid`` to exit (then SIGKILL it)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is not None:
+        try:
+            ready, _w, _x = select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+        if not ready:
+            _kill(pid, signal.SIGKILL)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _kill(pid, signum):
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
         pass
