@@ -145,7 +145,10 @@ class Watchdog:
             env["PYTHONPATH"] = top + (os.pathsep + pypath if pypath else "")
             self.pid = os.posix_spawn(
                 sys.executable, [sys.executable, "-m", "fluxrm.watchdog", str(fd)],
-                env, file_actions=_close_inherited(fd), setsigmask=(),
+                env, setsigmask=(), file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                    *_close_inherited(fd)],
                 setsigdef=[signal.SIGINT, signal.SIGTERM, signal.SIGPIPE])
         except BaseException:
             self.sock.close()

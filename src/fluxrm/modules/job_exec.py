@@ -279,9 +279,13 @@ class JobExec(Service):
             return
         try:
             wd.add(pid)
-        except OSError as exc:  # no pidfds here: do without
-            self.log(LOG_ERR, f"watchdog: pidfd_open: {exc.strerror}; tasks will not "
-                     "be killed if the broker dies")
+        except OSError as exc:
+            if exc.errno != errno.ENOSYS:  # out of file descriptors, say
+                self.log(LOG_ERR, f"watchdog: pidfd_open: {exc.strerror}; task {pid} "
+                         "will not be killed if the broker dies")
+                return
+            self.log(LOG_ERR, "watchdog: no pidfds on this system; tasks will not be "
+                     "killed if the broker dies")
             self.watchdog_ok = False
             self.watchdog = None
             wd.close()
