@@ -17,7 +17,10 @@ Submissions arriving in one loop turn form one batch: ids are assigned in
 arrival order, the jobs go to the job-manager together, and every request
 is answered once the batch is committed to the store.  Validation results
 are cached by jobspec text, so a thousand copies of one jobspec are
-validated once.
+validated once (and unwrapping a J is remembered the same way).  A batch
+of ``BULK_BATCH`` or more marks a bulk submission in progress for
+``BULK_WINDOW`` (``bulk_in_progress(now)``), which the scheduler uses to
+take submissions in before starting jobs.
 """
 
 import asyncio
@@ -44,6 +47,8 @@ from fluxrm.modules.sched import request_error
 VALID_FLAGS = FLUX_JOB_PRE_SIGNED | FLUX_JOB_DEBUG | FLUX_JOB_WAITABLE | FLUX_JOB_NOVALIDATE
 OWNER_FLAGS = FLUX_JOB_WAITABLE | FLUX_JOB_NOVALIDATE
 CACHE_SIZE = 256
+BULK_BATCH = 32  # submissions in one loop turn that make a bulk submission
+BULK_WINDOW = 0.002  # s after such a batch that the bulk is still coming
 UNWRAPPED_MAX_SIZE = 1 << 16  # longer J texts are unwrapped every time
 
 
@@ -106,6 +111,7 @@ class JobIngest(Service):
         self.cache = OrderedDict()  # jobspec text -> (error, jobspec, text)
         self.unwrapped = {}  # (J, userid) -> (jobspec text, J to keep)
         self.fluid = None
+        self.last_bulk = float("-inf")  # loop time of the last large batch
 
     async def start(self):
         self.manager = self.broker.router.services["job-manager"]
@@ -116,6 +122,10 @@ class JobIngest(Service):
             self.manager.meta_set("fluid-epoch", epoch)
         self.fluid = FluidGenerator(self.broker.rank, int(epoch),
                                     after=self.manager.max_jobid or None)
+
+    def bulk_in_progress(self, now):
+        """Did a large batch of submissions arrive just now?"""
+        return now - self.last_bulk < BULK_WINDOW
 
     def unwrap(self, J, userid):
         """``(jobspec text, J to keep)`` of a submitted J, remembered for
@@ -200,6 +210,8 @@ class JobIngest(Service):
         batch, self.pending = self.pending, []
         if not batch:
             return
+        if len(batch) >= BULK_BATCH:
+            self.last_bulk = asyncio.get_running_loop().time()
         for _msg, job, _ctx in batch:
             job.id = self.fluid.next()
         self.manager.submit([(job, ctx) for _msg, job, ctx in batch])
