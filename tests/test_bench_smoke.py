@@ -51,11 +51,13 @@ def test_executor_bench_smoke():
 def test_pipeline_bench_smoke():
     out = run("pipeline.py", "--smoke")
     assert "end to end" in out and "200 / at 50" in out
+    assert "broker CPU per job" in out
 
 
 def test_latency_bench_smoke():
     out = run("latency.py", "--smoke")
     assert "flux run true (shell)" in out and "ms" in out
+    assert "flux submit --cc=1-10 --wait" in out
 
 
 def test_memory_bench_smoke(tmp_path):
