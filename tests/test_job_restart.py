@@ -162,3 +162,37 @@ def test_store_from_before_jobspec_table_still_reads(start_instance, tmp_path):
         assert flux.job.wait(h, new).success
         got = h.rpc("job-info.lookup", {"id": new, "keys": ["jobspec"]}).get()
         assert got["jobspec"] == text
+
+
+def test_rows_written_again_after_a_failed_commit(start_instance, tmp_path):
+    """A batch that cannot be committed (here: another process holds the
+    database's write lock) fails the submissions it carried with EIO; the
+    job rows it held are written again with the next batch, not lost."""
+    import errno
+    import sqlite3
+
+    statedir = tmp_path / "state"
+    with start_instance(f"statedir={statedir}") as inst:
+        h = inst.handle()
+        first = flux.job.submit(h, sim("0s"), waitable=True)
+        assert flux.job.wait(h, first).success
+        blocker = sqlite3.connect(statedir / "content.sqlite", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # hold the write lock
+        try:
+            with pytest.raises(OSError) as info:
+                flux.job.submit(h, sim("0s"), urgency=0)
+            assert info.value.errno == errno.EIO
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        # the job whose submission failed was ended, not left to run
+        failed = [j for j in flux.job.job_list(h, attrs=["exception_type"]).get_jobs()
+                  if j.get("exception_type") == "ingest"]
+        assert len(failed) == 1
+        # the next batch commits, and carries the rows of the failed one
+        later = flux.job.submit(h, sim("0s"), waitable=True)
+        assert flux.job.wait(h, later).success
+        ids = {row["id"] for row in flux.job.job_list(h, attrs=["state"]).get_jobs()}
+    with sqlite3.connect(statedir / "content.sqlite") as db:
+        stored = {row[0] for row in db.execute("SELECT id FROM jobs")}
+    assert ids <= stored and len(stored) == 3

@@ -15,7 +15,9 @@ resource shape the scheduler can serve (EINVAL).
 
 Submissions arriving in one loop turn form one batch: ids are assigned in
 arrival order, the jobs go to the job-manager together, and every request
-is answered once the batch is committed to the store.  Validation results
+is answered once the batch is committed to the store (if that fails: EIO,
+and the jobs, already in the job-manager, get a fatal ``ingest`` exception
+so none runs).  Validation results
 are cached by jobspec text, so a thousand copies of one jobspec are
 validated once (and unwrapping a J is remembered the same way).  A batch
 of ``BULK_BATCH`` or more marks a bulk submission in progress for
@@ -223,5 +225,9 @@ class JobIngest(Service):
                     self.respond(msg, {"id": job.id})
                 else:
                     self.respond_error(msg, errno.EIO, f"job store: {exc}")
+                    # the submitter was told it failed: the job must not run
+                    if self.manager.active.get(job.id) is job:
+                        self.manager.raise_exception(
+                            job, "ingest", 0, f"job store: {exc}")
 
         self.store.on_durable(answer)

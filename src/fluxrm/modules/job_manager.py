@@ -256,6 +256,7 @@ class JobManager(Service):
         self.max_jobid = 0
         self._dirty_jobs = {}
         self._flush_scheduled = False
+        self._unconfirmed = []  # jobs written in the batch not yet committed
         self.store = None
         self.jobspecs = None  # JobspecTexts: each distinct jobspec stored once
         self.stopped = False
@@ -346,8 +347,17 @@ class JobManager(Service):
             return
         jobs = list(self._dirty_jobs.values())
         self._dirty_jobs.clear()
-        inserts = []
+        first = not self._unconfirmed
+        self._unconfirmed.extend(jobs)
+        try:
+            self._write_rows(jobs)
+        finally:
+            if first:  # once per batch (at once if nothing was written)
+                self.store.on_durable(self._confirm)
+
+    def _write_rows(self, jobs):
         store = self.store
+        inserts = []
         for job in jobs:
             if job.new:
                 job.new = False
@@ -381,6 +391,18 @@ class JobManager(Service):
                 "INSERT OR REPLACE INTO jobs (id, userid, state, flags, t_submit,"
                 " t_inactive, J, jobspec_id, R, eventlog, exec_eventlog, output, input,"
                 " info, wait_pending) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inserts)
+
+    def _confirm(self, exc):
+        """The batch holding the rows written by ``flush`` is over.  If it
+        failed (a full disk...), those rows were rolled back: write the
+        whole of each of those jobs again with the next batch."""
+        jobs, self._unconfirmed = self._unconfirmed, []
+        if exc is None or self.stopped:
+            return
+        self._flush_scheduled = False
+        for job in jobs:
+            job.new = True  # INSERT OR REPLACE of every column
+            self.mark(job, MAIN)
 
     def _jobspec_id(self, job):
         text = job.jobspec_text

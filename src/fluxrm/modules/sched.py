@@ -7,12 +7,12 @@ Jobs are served in priority order, then submission (id) order; priority 0
 (urgency 0, held) is never scheduled.  One pass runs per loop turn however
 many jobs arrived; while a bulk submission is coming in (job-ingest's
 ``bulk_in_progress``), a pass waits ``BULK_DEFER`` (5 ms) so the broker
-takes the submissions in first: starting jobs between them roughly halves
-the rate a submitting script gets, while the run rate, bounded by the
-cores, is the same or better (bench/bulksubmit.py, interleaved A/B:
-submit ~15,000 -> ~17,000 job/s, run ~845 -> ~877 job/s).  The pass allocates from the head of the queue and stops
-at the first job that does not fit now (no backfill), so a pass costs only
-what it allocates.  A request that could never fit, even on an idle
+takes the submissions in first: starting jobs between them slows down the
+script that submits, while the run rate, bounded by the cores, is the same
+or better (bench/bulksubmit.py, interleaved A/B: submit ~15,000 -> ~17,000
+job/s, run ~845 -> ~877 job/s).  The pass allocates from the head of the
+queue and stops at the first job that does not fit now (no backfill), so a
+pass costs only what it allocates.  A request that could never fit, even on an idle
 instance, gets a fatal ``alloc`` exception at once.
 
 Supported shapes (RFC 25 subset, checked by ``parse_request``, which
