@@ -235,7 +235,7 @@ def run_profiled(broker, ready_fd, path):
     """Run the broker under cProfile and dump the stats to ``path``.
 
     For developers: FLUXRM_BROKER_PROFILE=/tmp/broker.prof flux start ...,
-    then ``python -m pstats /tmp/broker.prof`` (see bench/README.md).
+    then ``python -m pstats /tmp/broker.prof`` (README.md, "Performance").
     """
     import cProfile
 
