@@ -4,6 +4,7 @@ import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -463,3 +464,32 @@ def test_watchdog_command_line_errors():
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2
     assert "file descriptor 987" in res.stderr
+
+
+def test_watchdog_lifts_its_open_files_limit():
+    """It holds a pidfd per running task: a soft limit of 64 open files
+    would lose tasks past the 60th, so it raises the limit to the hard one."""
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 64:
+        pytest.skip("hard limit on open files too low to show anything")
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fluxrm.watchdog", str(theirs.fileno())],
+        pass_fds=[theirs.fileno()],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard)))
+    theirs.close()
+    try:
+        def soft_limit():
+            with open(f"/proc/{proc.pid}/limits") as f:
+                for line in f:
+                    if line.startswith("Max open files"):
+                        return line.split()[3]
+            return None
+
+        expected = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+        _poll(lambda: soft_limit() == expected, "the watchdog's soft limit to rise")
+    finally:
+        ours.close()  # end of file: the watchdog exits
+        assert proc.wait(DEADLINE) == 0

@@ -94,9 +94,22 @@ def main(argv=None):
         return 2
     os.set_inheritable(fd, False)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # it ends with the broker
+    _raise_fd_limit()  # one pidfd per running task: thousands on a big node
     sock.setblocking(True)
     run(sock)
     return 0
+
+
+def _raise_fd_limit():
+    """Lift the soft limit on open files to the hard one, if allowed."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 def _close_inherited(keep):
