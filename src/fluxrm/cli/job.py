@@ -870,6 +870,68 @@ def run_list_ids(args):
     return code
 
 
+def setup_purge(p):
+    p.add_argument("--age-limit", metavar="FSD",
+                   help="purge inactive jobs that ended more than FSD ago")
+    p.add_argument("--num-limit", type=int, metavar="COUNT",
+                   help="purge the oldest inactive jobs until COUNT remain")
+    p.add_argument("--batch", type=int, default=50, metavar="COUNT",
+                   help="jobs purged per request (default 50, at most 1000)")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="purge (without it: say how many would be purged)")
+    p.add_argument("jobids", nargs="*", type=jobid_arg, metavar="ID",
+                   help="purge these inactive jobs")
+
+
+def run_purge(args):
+    from flux.util import parse_fsd
+
+    limits = args.age_limit is not None or args.num_limit is not None
+    if args.jobids and limits:
+        raise Fail("job ids cannot be given with --age-limit or --num-limit", 2)
+    if not args.jobids and not limits:
+        raise Fail("give --age-limit, --num-limit or job ids", 2)
+    h = _handle()
+    if args.jobids:
+        try:
+            rsp = h.rpc("job-manager.purge-id", {"jobs": [int(j) for j in args.jobids],
+                                                 "force": args.force}).get()
+        except OSError as exc:
+            raise Fail(f"purge: {exc.strerror}") from None
+        orig = {int(j): j.orig for j in args.jobids}
+        for jobid, text in rsp["errors"]:
+            print(f"{PROG}: {orig.get(jobid, jobid)}: {text}", file=sys.stderr)
+        if args.force:
+            print(f"purged {rsp['count']} inactive jobs")
+        else:
+            print(f"use --force to purge {rsp['count']} inactive jobs")
+        return 1 if rsp["errors"] else 0
+    req = {"batch": args.batch, "force": args.force}
+    if args.age_limit is not None:
+        try:
+            req["age_limit"] = parse_fsd(args.age_limit)
+        except ValueError:
+            raise Fail(f"invalid --age-limit '{args.age_limit}'", 2) from None
+    if args.num_limit is not None:
+        if args.num_limit < 0:
+            raise Fail("--num-limit must be 0 or more", 2)
+        req["num_limit"] = args.num_limit
+    total = 0
+    while True:
+        try:
+            rsp = h.rpc("job-manager.purge", req).get()
+        except OSError as exc:
+            raise Fail(f"purge: {exc.strerror}") from None
+        total += rsp["count"]
+        if not args.force:
+            print(f"use --force to purge {total} inactive jobs")
+            return 0
+        if rsp["count"] < args.batch:
+            break
+    print(f"purged {total} inactive jobs, {rsp['remaining']} remaining")
+    return 0
+
+
 def setup_stats(p):
     pass
 
@@ -906,6 +968,7 @@ SUBCOMMANDS = {
     "list": (setup_list, run_list, "list jobs as JSON"),
     "list-ids": (setup_list_ids, run_list_ids, "list the given jobs as JSON"),
     "stats": (setup_stats, run_stats, "print job statistics as JSON"),
+    "purge": (setup_purge, run_purge, "remove inactive jobs from the instance"),
 }
 
 

@@ -51,7 +51,9 @@ How the data is kept:
   jobs are listed from there with an indexed, ordered query read
   incrementally, so a small ``max_entries`` never scans the table.
 - The counters of ``job-stats`` are kept incrementally; the inactive ones are
-  counted from the store at start, so they survive a restart.
+  counted from the store at start, so they survive a restart.  Purged jobs
+  (``job_purge``) leave the inactive counts and add to ``inactive_purged``
+  (in the totals only; a queue's own ``inactive_purged`` stays 0).
 """
 
 import copy
@@ -558,12 +560,13 @@ def _userid_pushdown(c):
 
 
 class _Stats:
-    __slots__ = ("states", "results")
+    __slots__ = ("states", "results", "purged")
 
     def __init__(self):
         self.states = dict.fromkeys((DEPEND, PRIORITY, SCHED, RUN, CLEANUP,
                                      INACTIVE), 0)
         self.results = dict.fromkeys(RESULT_STAT, 0)
+        self.purged = 0
 
     def to_dict(self):
         states = {name: self.states[s] for name, s in STAT_STATES}
@@ -571,7 +574,7 @@ class _Stats:
         out = {"job_states": states}
         for result, name in RESULT_STAT.items():
             out[name] = self.results[result]
-        out["inactive_purged"] = 0
+        out["inactive_purged"] = self.purged
         return out
 
 
@@ -646,6 +649,18 @@ class JobList(Service):
             ld = self.list_data(job)
             self._count_state(ld, job.view.state)
         self.manager.listeners.append(self.on_event)
+        self.stats.purged = self.manager.purger.purged_total
+        self.manager.purger.listeners.append(self.on_purge)
+
+    def on_purge(self, purged):
+        """Inactive jobs were purged: ``[(id, stored info text)]``."""
+        for _jobid, info in purged:
+            try:
+                d = json.loads(info) if info else {}
+            except ValueError:
+                d = {}
+            self._count_inactive_rows([(d.get("queue"), d.get("result"), -1)])
+            self.stats.purged += 1
 
     # -- per-job data -------------------------------------------------------------
     def list_data(self, job):
@@ -817,6 +832,10 @@ class JobList(Service):
             if job is not None:
                 rows.append((self.spec(job, self.list_data(job))["queue"],
                              job.view.result(), 1))
+        self._count_inactive_rows(rows)
+
+    def _count_inactive_rows(self, rows):
+        """Add ``n`` inactive jobs per ``(queue, result, n)`` to the counts."""
         for queue, result, n in rows:
             targets = [self.stats]
             if queue is not None:

@@ -9,6 +9,8 @@ RPC topics:
 - ``job-manager.raiseall`` {dry_run, userid?, states?, severity, type, note?}
                                                         -> {count, errors}
 - ``job-manager.getinfo``                               -> {max_jobid, active}
+- ``job-manager.purge``, ``job-manager.purge-id``: remove inactive jobs
+  (see ``fluxrm.modules.job_purge``)
 - ``job-manager.events-journal`` {full?}  streaming {events: [{id, entry}]}:
   every main-eventlog event of every job, batched per loop turn, in order.
   With ``full`` the events of active jobs are replayed first.  The first
@@ -60,6 +62,7 @@ from flux.job.submit import sign_none
 from fluxrm import jobstate
 from fluxrm.broker.service import Service
 from fluxrm.compact_json import dumps
+from fluxrm.modules.job_purge import Purger
 from fluxrm.modules.jobspec_texts import JOBSPEC_SQL, JobspecTexts
 from fluxrm.jobstate import (
     CLEANUP,
@@ -232,6 +235,7 @@ class JobManager(Service):
 
     def __init__(self, broker):
         super().__init__(broker)
+        self.purger = Purger(self)
         self.handlers = {
             "job-manager.raise": self.h_raise,
             "job-manager.kill": self.h_kill,
@@ -239,6 +243,8 @@ class JobManager(Service):
             "job-manager.wait": self.h_wait,
             "job-manager.raiseall": self.h_raiseall,
             "job-manager.getinfo": self.h_getinfo,
+            "job-manager.purge": self.purger.h_purge,
+            "job-manager.purge-id": self.purger.h_purge_id,
             "job-manager.events-journal": self.h_journal,
             "job-manager.events-journal-cancel": self.h_journal_cancel,
         }

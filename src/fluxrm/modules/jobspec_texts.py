@@ -14,6 +14,8 @@ half of every row).
   store's open batch).  Recent texts are remembered in memory, so a repeat
   costs one dict lookup; if a batch that inserted texts fails to commit,
   the memory is forgotten, since those rows were rolled back.
+- ``forget_unused(ids)``: delete those texts no job refers to (after a
+  purge); ``jobs.jobspec_id`` is indexed for it.
 - ``JOBSPEC_SQL``: the SQL expression of a job row's jobspec text, for
   ``SELECT`` lists (``... AS jobspec``).
 """
@@ -43,6 +45,7 @@ class JobspecTexts:
         columns = [row[1] for row in store.query("PRAGMA table_info(jobs)")]
         if "jobspec_id" not in columns:
             store.script("ALTER TABLE jobs ADD COLUMN jobspec_id INTEGER")
+        store.script("CREATE INDEX IF NOT EXISTS jobs_by_jobspec ON jobs (jobspec_id)")
         self._ids = {}  # text -> jobspecs.id
         self._watching_batch = False
 
@@ -62,6 +65,18 @@ class JobspecTexts:
             self._watching_batch = True
             store.on_durable(self._batch_done)
         return sid
+
+    def forget_unused(self, ids):
+        """Delete the texts of ``ids`` that no job refers to any more."""
+        store = self.store
+        gone = False
+        for sid in ids:
+            if store.query_one("SELECT 1 FROM jobs WHERE jobspec_id = ? LIMIT 1",
+                               (sid,)) is None:
+                store.execute("DELETE FROM jobspecs WHERE id = ?", (sid,))
+                gone = True
+        if gone:
+            self._ids.clear()  # a text seen again gets a new row
 
     def _batch_done(self, exc):
         self._watching_batch = False

@@ -1,0 +1,165 @@
+"""Purging inactive jobs: the job-manager's ``purge`` and ``purge-id`` topics.
+
+Inactive jobs stay in the store until purged.  Both topics are for the
+instance owner only (EPERM otherwise):
+
+- ``job-manager.purge`` {age_limit?, num_limit?, batch?, force?}
+  -> {count, remaining}.  The candidates are the inactive jobs that became
+  inactive more than ``age_limit`` seconds ago, and the oldest ones past the
+  newest ``num_limit`` (a limit < 0 or absent is no limit; no limit at all
+  means no candidates).  A job still waitable (``wait`` not yet called)
+  is never a candidate.  With ``force`` the ``batch`` (default 50, at most
+  1000) oldest candidates are purged and ``count`` is how many were;
+  without, nothing is purged and ``count`` is how many would be.
+  ``remaining`` is the number of inactive jobs left.  EINVAL for a bad
+  value.
+- ``job-manager.purge-id`` {jobs: [id...], force?} -> {count, errors:
+  [[id, text]...]}: the same for the given jobs; an active, still waitable
+  or unknown job is an error, not a purge.
+
+A purged job is gone: its row is deleted, and its jobspec text too unless
+another job shares it.  ``Purger.listeners``, callables ``(purged)`` given
+``[(id, info text)]``, learn of each purge (job-list updates its counts).
+The number purged so far is kept in the store (``purged_total``).
+"""
+
+import errno
+import time
+
+from fluxrm.jobstate import INACTIVE
+
+__all__ = ["Purger"]
+
+DEFAULT_BATCH = 50
+MAX_BATCH = 1000
+META_KEY = "inactive-purged"
+
+
+def _number(req, key, default, kind):
+    value = req.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise OSError(errno.EINVAL, f"purge: {key} must be a number")
+    return value
+
+
+class Purger:
+    def __init__(self, manager):
+        self.manager = manager
+        self.listeners = []
+
+    @property
+    def purged_total(self):
+        value = self.manager.meta_get(META_KEY)
+        return int(value) if value else 0
+
+    # -- requests ----------------------------------------------------------------------
+    def h_purge(self, msg):
+        manager = self.manager
+        manager.require_owner(msg)
+        req = msg.get_object()
+        if not isinstance(req, dict):
+            raise OSError(errno.EPROTO, "job-manager.purge: malformed request")
+        age_limit = _number(req, "age_limit", -1, (int, float))
+        num_limit = _number(req, "num_limit", -1, int)
+        batch = _number(req, "batch", DEFAULT_BATCH, int)
+        if not 0 < batch <= MAX_BATCH:
+            raise OSError(errno.EINVAL, f"purge: batch must be in [1:{MAX_BATCH}]")
+        manager.flush()  # every inactive job has its row
+        selected, total = self._selected(age_limit, num_limit)
+        if req.get("force"):
+            count = self._purge(self._purgeable(selected, batch))
+            total -= count
+        else:
+            count = len(self._purgeable(selected))
+        manager.respond(msg, {"count": count, "remaining": total})
+
+    def h_purge_id(self, msg):
+        manager = self.manager
+        manager.require_owner(msg)
+        req = msg.get_object()
+        jobs = req.get("jobs") if isinstance(req, dict) else None
+        if not isinstance(jobs, list) or not all(
+                isinstance(j, int) and not isinstance(j, bool) for j in jobs):
+            raise OSError(errno.EPROTO, "job-manager.purge-id: jobs must be a list of ids")
+        manager.flush()  # every inactive job has its row
+        ok, errors = [], []
+        for jobid in dict.fromkeys(jobs):
+            why = self._why_not(jobid)
+            if why:
+                errors.append([jobid, why])
+            else:
+                ok.append(jobid)
+        count = self._purge(ok) if req.get("force") else len(ok)
+        manager.respond(msg, {"count": count, "errors": errors})
+
+    # -- choosing ----------------------------------------------------------------------
+    def _selected(self, age_limit, num_limit):
+        """(how many of the oldest inactive jobs the limits select, how many
+        inactive jobs there are).  Either limit selects a prefix of the
+        inactive jobs in the order they ended, so both together select the
+        longer prefix."""
+        store = self.manager.store
+        inactive = f"FROM jobs WHERE state = {INACTIVE:d}"
+        total = store.query_one(f"SELECT count(*) {inactive}")[0]
+        n = 0
+        if num_limit >= 0:
+            n = max(n, total - num_limit)
+        if age_limit >= 0:
+            old = store.query_one(f"SELECT count(*) {inactive} AND t_inactive < ?",
+                                  (time.time() - age_limit,))[0]
+            n = max(n, old)
+        return n, total
+
+    def _purgeable(self, n, most=None):
+        """Ids among the ``n`` oldest inactive jobs that may be purged (not
+        still waitable), oldest first, ``most`` of them at most."""
+        manager = self.manager
+        out = []
+        if n <= 0:
+            return out
+        cur = manager.store.conn.execute(
+            f"SELECT id, wait_pending FROM jobs WHERE state = {INACTIVE:d}"
+            " ORDER BY t_inactive, id LIMIT ?", (n,))
+        for jobid, wait_pending in cur:
+            if not wait_pending and jobid not in manager.zombies:
+                out.append(jobid)
+                if most is not None and len(out) >= most:
+                    break
+        return out
+
+    def _why_not(self, jobid):
+        manager = self.manager
+        if jobid in manager.active:
+            return "cannot purge an active job"
+        if jobid in manager.zombies:
+            return "cannot purge a job not yet waited for"
+        row = manager.store.query_one("SELECT state FROM jobs WHERE id = ?", (jobid,))
+        if row is None:
+            return "unknown job id"
+        if row[0] != INACTIVE:
+            return "cannot purge an active job"
+        return None
+
+    # -- purging -----------------------------------------------------------------------
+    def _purge(self, ids):
+        if not ids:
+            return 0
+        manager = self.manager
+        store = manager.store
+        purged = []
+        spec_ids = set()
+        for jobid in ids:
+            row = store.query_one("SELECT info, jobspec_id FROM jobs WHERE id = ?",
+                                  (jobid,))
+            if row is None:
+                continue
+            purged.append((jobid, row[0]))
+            if row[1] is not None:
+                spec_ids.add(row[1])
+            store.execute("DELETE FROM jobs WHERE id = ?", (jobid,))
+            manager.recent.pop(jobid, None)
+        manager.jobspecs.forget_unused(spec_ids)
+        manager.meta_set(META_KEY, str(self.purged_total + len(purged)))
+        for listener in self.listeners:
+            listener(purged)
+        return len(purged)
