@@ -38,7 +38,8 @@ META_KEY = "inactive-purged"
 def _number(req, key, default, kind):
     value = req.get(key, default)
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise OSError(errno.EINVAL, f"purge: {key} must be a number")
+        what = "an integer" if kind is int else "a number"
+        raise OSError(errno.EINVAL, f"purge: {key} must be {what}")
     return value
 
 
