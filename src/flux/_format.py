@@ -20,6 +20,7 @@ import math
 import re
 import shutil
 import string
+import time
 from datetime import datetime, timedelta, timezone
 from functools import total_ordering
 
@@ -90,8 +91,17 @@ def fsd(secs):
 # Datetimes and the Flux string.Formatter
 
 
+_EPOCH_ISO = {}  # the local time zone (as time.tzset() leaves it) -> text
+
+
 def _local_epoch_iso():
-    return datetime.fromtimestamp(0.0).strftime("%FT%T")
+    """The epoch in local time, ``%FT%T`` (computed once per time zone:
+    it is compared with every value of an ``h`` column)."""
+    zone = (time.timezone, time.altzone, time.daylight, time.tzname)
+    text = _EPOCH_ISO.get(zone)
+    if text is None:
+        text = _EPOCH_ISO[zone] = datetime.fromtimestamp(0.0).strftime("%FT%T")
+    return text
 
 
 def _empty_strings():

@@ -14,6 +14,7 @@ info...).  Every key is an attribute; an unknown one raises
 need.
 """
 
+import functools
 import json
 import os
 import pwd
@@ -321,6 +322,17 @@ class InstanceInfo:
 # JobInfo
 
 
+
+@functools.lru_cache(maxsize=256)
+def _username(userid):
+    """The user name of ``userid`` (its number as text if unknown); looked
+    up once per id, since a listing shows the same few users many times."""
+    try:
+        return pwd.getpwuid(userid).pw_name
+    except (KeyError, TypeError, OverflowError):
+        return str(userid)
+
+
 class JobInfo:
     """One job as listed by job-list, with defaults and computed properties."""
 
@@ -441,8 +453,8 @@ class JobInfo:
         if userid is None or userid == "":
             return ""
         try:
-            return pwd.getpwuid(userid).pw_name
-        except (KeyError, TypeError, OverflowError):
+            return _username(userid)
+        except TypeError:  # not hashable, so no user id either
             return str(userid)
 
     @property
