@@ -4,7 +4,8 @@
 Jobs are ``true`` with ``attributes.system.exec.test = {"run_duration":
 "0s"}``, so job-exec starts no process: what is measured is everything
 else a job goes through.  For each size N (default 1,024, 2,048 and
-100,000) and RUNS times, in a fresh instance:
+100,000) and RUNS times (default 5; 3 for sizes over 20,000, see
+--big-runs), in a fresh instance:
 
 1. submit: ``flux.job.submit_async(h, J, waitable=True).then(cb)`` for all N
    jobs, in windows of at most WINDOW (default 10,000) with one
@@ -107,12 +108,12 @@ def parse_sizes(text):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_args(parser, runs=3)
+    add_args(parser, runs=5)  # the 1K run lasts ~0.15 s: more samples
     parser.add_argument("-n", type=int, help="one size only (N jobs)")
     parser.add_argument("--sizes", type=parse_sizes, default=[1024, 2048, 100000],
                         help="comma-separated sizes (default 1024,2048,100000)")
-    parser.add_argument("--big-runs", type=int, default=None,
-                        help="runs for sizes over 20,000 (default: --runs)")
+    parser.add_argument("--big-runs", type=int, default=3,
+                        help="runs for sizes over 20,000 (default 3)")
     parser.add_argument("--window", type=int, default=WINDOW,
                         help=f"max futures the client holds (default {WINDOW})")
     args = parser.parse_args()
