@@ -40,7 +40,8 @@ def parse_args(argv, prog):
 
 
 def main(argv, prog="flux-cancel", command="cancel"):
-    from fluxrm.cli.job import Fail, _userid, parse_jobid, state_mask
+    from fluxrm.cli.job import _userid, parse_jobid, state_mask
+    from fluxrm.cli.subcommands import Fail
 
     args = parse_args(argv, prog)
     try:

@@ -30,17 +30,9 @@ import signal
 import sys
 import time
 
-from fluxrm.cli.argparser import Parser
+from fluxrm.cli.subcommands import Fail, run_subcommand
 
 PROG = "flux-job"
-
-
-class Fail(Exception):
-    """An error to print as one line, with an exit code."""
-
-    def __init__(self, message, code=1):
-        super().__init__(message)
-        self.code = code
 
 
 def jobid_arg(text):
@@ -972,33 +964,6 @@ SUBCOMMANDS = {
 }
 
 
-def usage(stream):
-    print("Usage: flux job [--help] SUBCOMMAND [OPTIONS...]\n\nSubcommands:",
-          file=stream)
-    for name, (_s, _r, text) in SUBCOMMANDS.items():
-        print(f"  {name:<11} {text}", file=stream)
-
-
 def main(argv, prog="flux-job", command="job"):
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        usage(sys.stdout if argv else sys.stderr)
-        return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
-    if name not in SUBCOMMANDS:
-        print(f"{PROG}: unknown subcommand '{name}'. See 'flux job --help'.",
-              file=sys.stderr)
-        return 2
-    setup, run, text = SUBCOMMANDS[name]
-    parser = Parser(prog=f"flux job {name}", description=text[0].upper() + text[1:] + ".")
-    parser.building(True)
-    setup(parser)
-    parser.building(False)
-    args = parser.parse_args(rest)
-    try:
-        return run(args)
-    except Fail as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return exc.code
-    except (ValueError, TypeError) as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
+    return run_subcommand(argv, "job", PROG, SUBCOMMANDS, 11,
+                          synopsis="[--help] SUBCOMMAND [OPTIONS...]")

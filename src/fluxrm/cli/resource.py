@@ -16,9 +16,8 @@ Data comes from ``resource.sched-status`` (all/allocated/down R) and
 """
 
 import json
-import sys
 
-from fluxrm.cli.argparser import Parser
+from fluxrm.cli.subcommands import Fail, run_subcommand
 
 PROG = "flux-resource"
 
@@ -37,10 +36,6 @@ STATUS_HEADINGS = {
 }
 LIST_STATES = ("free", "allocated", "down")
 STATUS_STATES = ("avail", "exclude", "draining", "drained", "offline")
-
-
-class Fail(Exception):
-    pass
 
 
 class RankSet:
@@ -355,27 +350,4 @@ SUBCOMMANDS = {
 
 
 def main(argv, prog="flux-resource", command="resource"):
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        stream = sys.stdout if argv else sys.stderr
-        print("Usage: flux resource SUBCOMMAND [OPTIONS...]\n\nSubcommands:",
-              file=stream)
-        for name, (_s, _r, text) in SUBCOMMANDS.items():
-            print(f"  {name:<8} {text}", file=stream)
-        return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
-    if name not in SUBCOMMANDS:
-        print(f"{PROG}: unknown subcommand '{name}'. See 'flux resource --help'.",
-              file=sys.stderr)
-        return 2
-    setup, run, text = SUBCOMMANDS[name]
-    parser = Parser(prog=f"flux resource {name}",
-                    description=text[0].upper() + text[1:] + ".")
-    parser.building(True)
-    setup(parser)
-    parser.building(False)
-    args = parser.parse_args(rest)
-    try:
-        return run(args)
-    except (Fail, ValueError, TypeError) as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
-        return 1
+    return run_subcommand(argv, "resource", PROG, SUBCOMMANDS, 8)
