@@ -36,25 +36,20 @@ Example:
 }
 
 
-def main(argv, prog="flux-batch", command="batch"):
-    args = submitopts.parse_command_line(command, prog, DESCRIPTIONS[command], argv)
-    try:
-        submitopts.check_urgency(args)
-        submitopts.submit_flags(args)
-        if command == "batch" and not args.command and not args.wrap \
-                and sys.stdin.isatty():
-            raise submitopts.CLIError("batch script required (a file, stdin "
-                                      "or --wrap COMMAND)")
-        jobspec = submitopts.build_jobspec(args, command)
-        text = jobspec.dumps()
-        if args.dry_run:
-            print(text)
-            return 0
-        from fluxrm.cli.run import submit_payload
+def _need_script(args):
+    if not args.command and not args.wrap and sys.stdin.isatty():
+        raise submitopts.CLIError("batch script required (a file, stdin "
+                                  "or --wrap COMMAND)")
 
-        payload = submit_payload(text, args)
-    except (submitopts.CLIError, ValueError, TypeError, OSError) as exc:
-        return submitopts.report(prog, exc)
+
+def main(argv, prog="flux-batch", command="batch"):
+    from fluxrm.cli.run import prepare
+
+    args = submitopts.parse_command_line(command, prog, DESCRIPTIONS[command], argv)
+    payload = prepare(args, command, prog,
+                      check=_need_script if command == "batch" else None)
+    if isinstance(payload, int):
+        return payload
 
     import flux
 

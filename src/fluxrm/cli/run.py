@@ -47,19 +47,30 @@ def submit_payload(jobspec_text, args):
     return {"J": J, "urgency": args.urgency, "flags": mask}
 
 
-def main(argv, prog="flux-run", command="run"):
-    args = submitopts.parse_command_line("run", prog, DESCRIPTION, argv)
+def prepare(args, command, prog, check=None):
+    """The submit request of a parsed command line, or the exit status to
+    return at once: 0 after ``--dry-run`` printed the jobspec, or that of a
+    bad option (reported on one line).  ``check(args)`` may raise
+    ``CLIError`` before the jobspec is built."""
     try:
         submitopts.check_urgency(args)
         submitopts.submit_flags(args)
-        jobspec = submitopts.build_jobspec(args, "run")
-        text = jobspec.dumps()
+        if check is not None:
+            check(args)
+        text = submitopts.build_jobspec(args, command).dumps()
         if args.dry_run:
             print(text)
             return 0
-        payload = submit_payload(text, args)
+        return submit_payload(text, args)
     except (submitopts.CLIError, ValueError, TypeError, OSError) as exc:
         return submitopts.report(prog, exc)
+
+
+def main(argv, prog="flux-run", command="run"):
+    args = submitopts.parse_command_line("run", prog, DESCRIPTION, argv)
+    payload = prepare(args, "run", prog)
+    if isinstance(payload, int):
+        return payload
 
     import flux
     from fluxrm.cli.attach import Attach
