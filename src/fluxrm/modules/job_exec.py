@@ -520,25 +520,30 @@ class JobExec(Service):
             stdin_fd = os.open(path_of(inp["path"]), os.O_RDONLY | os.O_CLOEXEC)
         output = opts.get("output") or {}
         ranks = str(IDset(f"0-{ntasks - 1}")) if ntasks > 1 else "0"
-        out = output.get("stdout") or {}
-        err = output.get("stderr") or {}
         flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_APPEND
-        if out.get("type") == "file" and out.get("path"):
-            mode = output.get("mode", "truncate")
-            p = path_of(out["path"])
-            out_fd = os.open(p, flags | (os.O_TRUNC if mode != "append" else 0), 0o666)
+        if output.get("mode", "truncate") != "append":
+            flags |= os.O_TRUNC
+
+        def redirect(stream, path):
             self.manager.append(job, OUTPUT, _ev("redirect", {
-                "stream": "stdout", "rank": ranks, "path": p}))
-            if not (err.get("type") == "file" and err.get("path")):
+                "stream": stream, "rank": ranks, "path": path}))
+
+        def file_of(stream):
+            spec = output.get(stream) or {}
+            if spec.get("type") == "file" and spec.get("path"):
+                return path_of(spec["path"])
+            return None
+
+        out_path, err_path = file_of("stdout"), file_of("stderr")
+        if out_path is not None:
+            out_fd = os.open(out_path, flags, 0o666)
+            redirect("stdout", out_path)
+            if err_path is None:
                 err_fd = out_fd  # stderr follows stdout into the file
-                self.manager.append(job, OUTPUT, _ev("redirect", {
-                    "stream": "stderr", "rank": ranks, "path": p}))
-        if err.get("type") == "file" and err.get("path"):
-            mode = output.get("mode", "truncate")
-            p = path_of(err["path"])
-            err_fd = os.open(p, flags | (os.O_TRUNC if mode != "append" else 0), 0o666)
-            self.manager.append(job, OUTPUT, _ev("redirect", {
-                "stream": "stderr", "rank": ranks, "path": p}))
+                redirect("stderr", out_path)
+        if err_path is not None:
+            err_fd = os.open(err_path, flags, 0o666)
+            redirect("stderr", err_path)
         return stdin_fd, out_fd, err_fd
 
     def spawn(self, ej, task, path, argv, env, cpus, stdin_fd, out_fd, err_fd):
