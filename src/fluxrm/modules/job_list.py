@@ -615,8 +615,8 @@ class JobList(Service):
             "bank": lambda job, ld: self.spec(job, ld)["bank"],
             "ntasks": lambda job, ld: self.spec(job, ld)["ntasks"],
             "duration": lambda job, ld: self.spec(job, ld)["duration"],
-            "ncores": self._ncores,
-            "nnodes": self._nnodes,
+            "ncores": lambda job, ld: self._spec_or_r(job, ld, "ncores"),
+            "nnodes": lambda job, ld: self._spec_or_r(job, ld, "nnodes"),
             "ranks": lambda job, ld: self._r(job, ld, "ranks"),
             "nodelist": lambda job, ld: self._r(job, ld, "nodelist"),
             "expiration": self._expiration,
@@ -712,21 +712,14 @@ class JobList(Service):
         info = self.rinfo(job, ld)
         return None if info is None else getattr(info, attr)
 
-    def _ncores(self, job, ld):
-        ncores = self.spec(job, ld)["ncores"]
-        if ncores is None:
+    def _spec_or_r(self, job, ld, key):
+        """A count the jobspec determines, else (``None``) the same from R."""
+        value = self.spec(job, ld)[key]
+        if value is None:
             info = self.rinfo(job, ld)
             if info is not None:
-                return info.ncores
-        return ncores
-
-    def _nnodes(self, job, ld):
-        nnodes = self.spec(job, ld)["nnodes"]
-        if nnodes is None:
-            info = self.rinfo(job, ld)
-            if info is not None:
-                return info.nnodes
-        return nnodes
+                return getattr(info, key)
+        return value
 
     def _expiration(self, job, ld):
         info = self.rinfo(job, ld)
