@@ -223,3 +223,67 @@ def test_before_commit_failure_rolls_back_the_batch(store):
     store.execute("INSERT INTO t VALUES ('c', 3)")  # usable again
     store.flush()
     assert committed(store) == [("c", 3)]
+
+
+def test_any_error_in_a_before_commit_callback_rolls_back(tmp_path):
+    # text SQLite cannot store (a lone surrogate) raises UnicodeEncodeError,
+    # not an sqlite3.Error: the batch must still be rolled back, or every
+    # later BEGIN fails with "cannot start a transaction within a transaction"
+    logged = []
+    store = Store(tmp_path / "t.sqlite", log=logged.append)
+    store.script("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+
+    def bad_write():
+        store.execute("INSERT INTO t VALUES (?, 2)", ("caf\udce9",))
+
+    store.execute("INSERT INTO t VALUES ('a', 1)")
+    store.before_commit(bad_write)
+    calls = []
+    store.on_durable(calls.append)
+    with pytest.raises(UnicodeEncodeError):
+        store.flush()
+    assert len(calls) == 1 and isinstance(calls[0], UnicodeEncodeError)
+    assert len(logged) == 1 and "rolled back" in logged[0]
+    assert not store.in_batch
+    store.execute("INSERT INTO t VALUES ('c', 3)")  # usable again
+    store.flush()
+    assert committed(store) == [("c", 3)]
+    store.close()
+
+
+def test_a_failing_waiter_does_not_skip_the_others(tmp_path):
+    logged = []
+    store = Store(tmp_path / "t.sqlite", log=logged.append)
+    store.script("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+    store.execute("INSERT INTO t VALUES ('a', 1)")
+    calls = []
+
+    def bad_waiter(exc):
+        raise TypeError("a bug in one waiter")
+
+    store.on_durable(calls.append)
+    store.on_durable(bad_waiter)
+    store.on_durable(calls.append)
+    store.flush()
+    assert calls == [None, None]
+    assert len(logged) == 1 and "a bug in one waiter" in logged[0]
+    assert committed(store) == [("a", 1)]
+    store.close()
+
+
+def test_scheduled_flush_survives_any_error(tmp_path):
+    # the loop's flush must neither raise into the event loop nor wedge
+    store = Store(tmp_path / "t.sqlite", log=lambda text: None)
+    store.script("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+
+    async def main():
+        store.execute("INSERT INTO t VALUES ('a', 1)")
+        store.before_commit(lambda: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            await store.durable()
+        store.execute("INSERT INTO t VALUES ('b', 2)")
+        await store.durable()
+
+    asyncio.run(main())
+    assert committed(store) == [("b", 2)]
+    store.close()

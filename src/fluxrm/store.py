@@ -19,8 +19,10 @@ Group commit
     open until ``flush()`` or ``close()``.
 
 API
-    ``Store(path, synchronous="NORMAL")``
+    ``Store(path, synchronous="NORMAL", log=None)``
         open or create the database.  ``path=":memory:"`` works for tests.
+        ``log(text)``, if given, is told of the errors the store handles
+        itself (a failed commit, a waiter that raised).
     ``execute(sql, params=())`` / ``executemany(sql, seq)``
         run a write statement inside the current batch; return the cursor.
     ``query(sql, params=())`` / ``query_one(sql, params=())``
@@ -34,19 +36,21 @@ API
         propagates; the rest of the batch is unaffected.
     ``durable()``
         an ``asyncio.Future`` resolved (with ``None``) once every write issued
-        so far is committed, or failed with the ``sqlite3.Error`` if the
-        commit failed.  Already resolved when nothing is pending.
+        so far is committed, or failed with the error if the commit failed.
+        Already resolved when nothing is pending.
     ``on_durable(callback)``
         call ``callback(exc)`` once the writes issued so far are committed
         (``exc`` is ``None``) or failed (``exc`` is the error).  Runs at once,
-        synchronously, when nothing is pending.
+        synchronously, when nothing is pending.  Every waiter is called even
+        if another one raises (that is logged).
     ``before_commit(callback)``
         call ``callback()`` just before the open batch commits, opening a
         batch if none is open.  A service that keeps dirty state in memory
         (the job manager) writes it here, once per commit, instead of once
         per loop turn; its writes join the batch being committed.
     ``flush(sync=False)``
-        commit the current batch now.  ``sync=True`` additionally checkpoints
+        commit the current batch now; raises the error if the commit
+        failed.  ``sync=True`` additionally checkpoints
         the WAL into the main database file with ``fsync`` (a "hard" flush).
     ``close()``
         flush, then close the connection.  Further writes raise
@@ -60,6 +64,11 @@ Sharing
     ``broker.store``; every service should use it rather than open its own
     connection (one writer).  The KVS service, loaded first, closes it when
     it stops (services stop in reverse order, so after everyone else).
+
+Failures: any exception raised by a before-commit callback or by
+``COMMIT`` itself (an ``sqlite3.Error``, but also a ``UnicodeEncodeError``
+for text SQLite cannot store) rolls the whole batch back, is logged, and is
+given to the batch's waiters; the store is then ready for the next batch.
 
 Durability: with the default ``synchronous=NORMAL`` a committed batch
 survives the broker being killed (SIGKILL) but not necessarily a power loss;
@@ -76,19 +85,21 @@ __all__ = ["Store", "shared_store", "STORE_FILENAME"]
 
 STORE_FILENAME = "content.sqlite"
 MIN_COMMIT_INTERVAL = 0.003  # seconds
+LOG_ERR = 3
 
 
 def shared_store(broker):
     """The broker's shared store (opened on first use)."""
     store = getattr(broker, "store", None)
     if store is None or store.closed:
-        store = Store(os.path.join(broker.statedir, STORE_FILENAME))
+        store = Store(os.path.join(broker.statedir, STORE_FILENAME),
+                      log=lambda text: broker.log(LOG_ERR, text, "store"))
         broker.store = store
     return store
 
 
 class Store:
-    def __init__(self, path, synchronous="NORMAL"):
+    def __init__(self, path, synchronous="NORMAL", log=None):
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"invalid synchronous mode {synchronous!r}")
         self.path = str(path)
@@ -106,6 +117,14 @@ class Store:
         self._sp_counter = itertools.count(1)
         self._closed = False
         self._last_commit = 0.0
+        self._log = log
+
+    def _report(self, text):
+        if self._log is not None:
+            try:
+                self._log(text)
+            except Exception:
+                pass  # logging must never take the store down with it
 
     # -- writes ------------------------------------------------------------------
     @property
@@ -175,15 +194,15 @@ class Store:
         self._flush_handle = None
         try:
             self.flush()
-        except sqlite3.Error:
-            pass  # already reported to the waiters
+        except Exception:
+            pass  # already logged and reported to the waiters
         self._last_commit = asyncio.get_running_loop().time()
 
     def flush(self, sync=False):
         """Commit the open batch (if any); notify waiters.
 
-        Raises the ``sqlite3.Error`` if the commit fails (the batch is then
-        rolled back and every waiter receives the error).
+        Raises the error if the commit fails (the batch is then rolled
+        back and every waiter receives the error).
         """
         if self._flush_handle is not None:
             self._flush_handle.cancel()
@@ -193,25 +212,34 @@ class Store:
         if exc is None and sync and not self._closed:
             self.conn.execute("PRAGMA wal_checkpoint(FULL)")
         for cb in waiters:
-            cb(exc)
+            try:
+                cb(exc)
+            except Exception as cb_exc:  # one waiter must not skip the others
+                self._report(f"commit waiter {cb!r} raised: {cb_exc!r}")
         if exc is not None:
             raise exc
 
     def _commit(self):
         """Run the before-commit callbacks, then COMMIT (ROLLBACK if
-        anything fails); return the ``sqlite3.Error`` or None."""
+        anything fails); return the error or None.
+
+        Whatever the error (not only ``sqlite3.Error``: a callback may
+        raise anything), the transaction is rolled back, or the next
+        ``BEGIN`` would fail for good ("cannot start a transaction within
+        a transaction")."""
         try:
             while self._precommit:  # a callback may register another
                 callbacks, self._precommit = self._precommit, []
                 for callback in callbacks:
                     callback()
             self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:
             self._precommit = []
             try:
                 self.conn.execute("ROLLBACK")
             except sqlite3.Error:
-                pass
+                pass  # COMMIT failed and SQLite already rolled back
+            self._report(f"commit failed, batch rolled back: {exc!r}")
             return exc
         finally:
             self._in_batch = False
