@@ -19,6 +19,27 @@ that pass objects around never pay for JSON.
 
 This module is sans-I/O: ``encode()`` returns bytes and ``Decoder.feed()``
 takes bytes; sockets live elsewhere.
+
+Decoding checks every field of every message (a few type tests and range
+tests per message, see ``_from_fields``): type one of the four known types,
+flags within the known bits, topic a str of at most ``MAX_TOPIC`` characters
+or None, matchtag/nodeid/userid/rolemask integers in the uint32 range,
+errnum in 0..2**31-1, errstr a str or None, raw payload bytes or None (not
+with an object payload too), route None or a list of at most ``MAX_ROUTE``
+str of at most ``MAX_ROUTE_ID`` characters, seq a non-negative int below
+2**63; the object payload may be any msgpack value.  A message that fails
+is refused on its own: ``Decoder.feed()`` leaves it in ``Decoder.rejected``
+(see ``Rejected``) and returns the other messages of the same read as
+usual.  Bytes that are not a stream of 13-field msgpack arrays lose the
+framing: ``feed()`` raises ``ProtocolError``.
+
+Sizes (defaults, which the broker uses; the client allows its broker more):
+no str or bin field may exceed ``MAX_MESSAGE`` (64 MiB) and a decoder buffers
+at most ``MAX_INFLIGHT`` (64 + 4 MiB) of an incomplete message, so one peer
+cannot make us hold more than that; arrays and maps are limited to
+``MAX_ITEMS`` entries and nesting to msgpack's 1024 levels.  A raw JSON
+payload that is invalid or nested too deeply to parse raises
+``PayloadError``, an ``OSError`` with EPROTO.
 """
 
 import errno
@@ -41,6 +62,15 @@ from flux.constants import (
 MSGFLAG_STREAMING = 0x01
 MSGFLAG_NORESPONSE = 0x02
 MSGFLAG_UPSTREAM = 0x04
+_MSGFLAG_BITS = 3  # flags must be below 1 << 3
+
+# limits checked when decoding (see the module docstring)
+MAX_MESSAGE = 64 << 20  # largest str/bin field, and largest message we send
+MAX_INFLIGHT = MAX_MESSAGE + (4 << 20)  # bytes of one peer's unread stream
+MAX_ITEMS = 1 << 22  # entries in one array or map (msgpack preallocates them)
+MAX_TOPIC = 1024
+MAX_ROUTE = 32
+MAX_ROUTE_ID = 256
 
 _TYPESTR = {
     FLUX_MSGTYPE_REQUEST: "request",
@@ -68,6 +98,24 @@ def encode_payload(payload):
     if isinstance(payload, str):
         return payload.encode("utf-8"), None
     return None, payload
+
+
+class PayloadError(OSError, ValueError):
+    """A raw payload that is not JSON (or nested too deeply to parse).
+
+    An ``OSError`` with errno EPROTO, and a ``ValueError`` as ``json.loads``
+    raises for text that is not JSON (what callers of upstream expect).
+    """
+
+
+def loads_payload(raw):
+    """Parse a raw JSON payload; raise ``PayloadError`` (EPROTO) if it is not."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise PayloadError(errno.EPROTO, "payload is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise PayloadError(errno.EPROTO, f"payload is not valid JSON: {exc}") from None
 
 
 def check_topic(topic):
@@ -195,7 +243,9 @@ class Message:
     def payload(self):
         if self._obj is not None:
             return self._obj
-        return json.loads(self.payload_str)
+        if self._raw is None:
+            return json.loads(None)  # TypeError, as upstream
+        return loads_payload(self._raw)
 
     @payload.setter
     def payload(self, value):
@@ -213,7 +263,7 @@ class Message:
             return self._obj
         if self._raw is None or not self._raw:
             return None
-        return json.loads(self._raw)
+        return loads_payload(self._raw)
 
     def decode(self):
         """Return (type, topic, payload_str); raise OSError for an error response."""
@@ -266,55 +316,228 @@ def encode(msg):
 
 
 def _from_fields(f):
+    """Build a Message from 13 decoded fields, or return None if one is bad.
+
+    The common case costs one chained type test and a few comparisons;
+    ``_field_error()`` names the bad field only when this one fails.
+    """
+    (mtype, flags, topic, matchtag, nodeid, userid, rolemask, errnum, errstr,
+     raw, obj, route, seq) = f
+    # ``type(x) is int`` also refuses bools; OR-ing the uint32 fields and
+    # shifting tests them all at once (a negative one stays negative).
+    if not (type(mtype) is type(flags) is type(matchtag) is type(nodeid)
+            is type(userid) is type(rolemask) is type(errnum) is type(seq) is int
+            and mtype in _TYPESTR
+            and not flags >> _MSGFLAG_BITS
+            and not (matchtag | nodeid | userid | rolemask) >> 32
+            and not errnum >> 31  # a C int: os.strerror() takes no more
+            and not seq >> 63
+            and (topic is None or (type(topic) is str and len(topic) <= MAX_TOPIC))
+            and (errstr is None or type(errstr) is str)
+            and (raw is None or (type(raw) is bytes and obj is None))
+            and (route is None or _route_ok(route))):
+        return None
     msg = Message.__new__(Message)
-    (
-        msg.type,
-        msg.flags,
-        msg._topic,
-        msg.matchtag,
-        msg.nodeid,
-        msg.userid,
-        msg.rolemask,
-        msg.errnum,
-        msg.errstr,
-        msg._raw,
-        msg._obj,
-        msg.route,
-        msg.seq,
-    ) = f
+    msg.type = mtype
+    msg.flags = flags
+    msg._topic = topic
+    msg.matchtag = matchtag
+    msg.nodeid = nodeid
+    msg.userid = userid
+    msg.rolemask = rolemask
+    msg.errnum = errnum
+    msg.errstr = errstr
+    msg._raw = raw
+    msg._obj = obj
+    msg.route = route
+    msg.seq = seq
     msg.sender = None
     return msg
 
 
+def _route_ok(route):
+    if type(route) is not list or len(route) > MAX_ROUTE:
+        return False
+    for hop in route:
+        if type(hop) is not str or len(hop) > MAX_ROUTE_ID:
+            return False
+    return True
+
+
+def _is_u32(value):
+    return type(value) is int and 0 <= value <= 0xFFFFFFFF
+
+
+_UINT32_FIELDS = ((3, "matchtag"), (4, "nodeid"), (5, "userid"), (6, "rolemask"))
+
+
+def _field_error(f):
+    """Name the first malformed field of a 13-field message (slow path)."""
+    mtype, flags, topic = f[0], f[1], f[2]
+    if type(mtype) is not int or mtype not in _TYPESTR:
+        return "type must be 1, 2, 4 or 8"
+    if type(flags) is not int or flags >> _MSGFLAG_BITS:
+        return f"flags must be an integer below {1 << _MSGFLAG_BITS}"
+    if topic is not None and (type(topic) is not str or len(topic) > MAX_TOPIC):
+        return f"topic must be a string of at most {MAX_TOPIC} characters"
+    for i, name in _UINT32_FIELDS:
+        if not _is_u32(f[i]):
+            return f"{name} must be an integer in 0..4294967295"
+    if type(f[7]) is not int or not 0 <= f[7] < 1 << 31:
+        return "errnum must be an integer in 0..2147483647"
+    if f[8] is not None and type(f[8]) is not str:
+        return "errstr must be a string or nil"
+    if f[9] is not None and type(f[9]) is not bytes:
+        return "raw payload must be bytes or nil"
+    if f[9] is not None and f[10] is not None:
+        return "raw and object payload must not both be set"
+    if f[11] is not None and not _route_ok(f[11]):
+        return (f"route must be a list of at most {MAX_ROUTE} strings"
+                f" of at most {MAX_ROUTE_ID} characters")
+    if type(f[12]) is not int or not 0 <= f[12] < 1 << 63:
+        return "seq must be a non-negative integer below 2**63"
+    return "malformed message"  # not reached while the two checks agree
+
+
+class Rejected:
+    """A framed message with a malformed field, refused on its own."""
+
+    __slots__ = ("fields", "reason")
+
+    def __init__(self, fields):
+        self.fields = fields
+        self.reason = _field_error(fields)
+
+    @property
+    def matchtag(self):
+        """The message's matchtag if usable (a non-zero uint32), else None."""
+        tag = self.fields[3]
+        return tag if _is_u32(tag) and tag else None
+
+    def is_type(self, msgtype):
+        mtype = self.fields[0]
+        return type(mtype) is int and mtype == msgtype
+
+    def error_response(self):
+        """An EPROTO response naming the bad field, for a request someone
+        still waits for (a usable matchtag, no NORESPONSE flag); else None."""
+        flags = self.fields[1]
+        if (not self.is_type(FLUX_MSGTYPE_REQUEST) or self.matchtag is None
+                or (type(flags) is int and flags & MSGFLAG_NORESPONSE)):
+            return None
+        topic = self.fields[2]
+        if type(topic) is not str or len(topic) > MAX_TOPIC:
+            topic = None
+        rsp = Message.build(FLUX_MSGTYPE_RESPONSE, topic, matchtag=self.matchtag)
+        rsp.errnum = errno.EPROTO
+        rsp.errstr = f"malformed message: {self.reason}"
+        return rsp
+
+    def __repr__(self):
+        return f"<Rejected {self.reason}>"
+
+
 def decode(data):
-    """Decode exactly one message from bytes."""
-    return _from_fields(msgpack.unpackb(data, raw=False, strict_map_key=False))
+    """Decode exactly one message from bytes; ProtocolError if malformed."""
+    try:
+        fields = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
+            msgpack.StackError) as exc:
+        raise ProtocolError(_unpack_error(exc)) from exc
+    if type(fields) is not list or len(fields) != 13:
+        raise ProtocolError("malformed message: not a 13-field array")
+    msg = _from_fields(fields)
+    if msg is None:
+        raise ProtocolError(f"malformed message: {_field_error(fields)}")
+    return msg
 
 
 class ProtocolError(Exception):
-    """The peer sent bytes that are not a Flux message stream."""
+    """The peer sent bytes that are not a Flux message stream.
+
+    ``errno`` is EPROTO, or EMSGSIZE for a message over the size limits;
+    ``messages`` holds the messages decoded before the error in the same
+    ``feed()``; ``not_msgpack`` is true when the bytes are not msgpack at all.
+    """
+
+    def __init__(self, text, errnum=errno.EPROTO, messages=(), not_msgpack=False):
+        super().__init__(text)
+        self.errno = errnum
+        self.messages = messages
+        self.not_msgpack = not_msgpack  # not even msgpack: a stranger
+
+
+def _unpack_error(exc):
+    if isinstance(exc, msgpack.StackError):
+        return "message nested too deeply"
+    if isinstance(exc, UnicodeDecodeError):
+        return "a string is not valid UTF-8"
+    if isinstance(exc, msgpack.FormatError):
+        return "not a msgpack stream"
+    return str(exc) or type(exc).__name__
+
+
+# a fresh unpacker replaces one that grew for a large message once this many
+# bytes went through it and nothing is pending (its buffer never shrinks)
+_RENEW_AFTER = 16 << 20
 
 
 class Decoder:
-    """Incremental decoder: feed bytes, iterate complete messages."""
+    """Incremental decoder: feed bytes, iterate complete messages.
 
-    __slots__ = ("_unpacker",)
+    Messages with a malformed field are appended to ``rejected`` (a list of
+    ``Rejected`` the caller handles and clears); bytes that break the framing
+    raise ``ProtocolError``.
+    """
 
-    def __init__(self, max_buffer_size=1 << 30):
-        self._unpacker = msgpack.Unpacker(
-            raw=False, strict_map_key=False, max_buffer_size=max_buffer_size
+    __slots__ = ("_unpacker", "_max", "_max_field", "_max_items", "_fed", "rejected")
+
+    def __init__(self, max_buffer_size=MAX_INFLIGHT, max_field=MAX_MESSAGE,
+                 max_items=MAX_ITEMS):
+        self._max = max_buffer_size
+        self._max_field = min(max_field, max_buffer_size)
+        self._max_items = max_items
+        self._unpacker = self._new_unpacker()
+        self._fed = 0
+        self.rejected = []
+
+    def _new_unpacker(self):
+        limit = self._max_field
+        return msgpack.Unpacker(
+            raw=False, strict_map_key=False, max_buffer_size=self._max,
+            read_size=min(self._max, 1 << 16), max_str_len=limit,
+            max_bin_len=limit, max_array_len=self._max_items,
+            max_map_len=self._max_items, max_ext_len=limit,
         )
 
     def feed(self, data):
         """Add bytes; return the list of messages now complete."""
-        self._unpacker.feed(data)
+        unpacker = self._unpacker
+        try:
+            unpacker.feed(data)
+        except msgpack.BufferFull:
+            raise ProtocolError(
+                f"message too large: more than {self._max} bytes buffered",
+                errno.EMSGSIZE) from None
         out = []
         try:
-            for fields in self._unpacker:
+            for fields in unpacker:
                 if type(fields) is not list or len(fields) != 13:
-                    raise ProtocolError("malformed message")
-                out.append(_from_fields(fields))
-        except (ValueError, msgpack.ExtraData, msgpack.FormatError,
-                msgpack.StackError) as exc:
-            raise ProtocolError(str(exc)) from exc
+                    raise ProtocolError("malformed message: not a 13-field array",
+                                        messages=out)
+                msg = _from_fields(fields)
+                if msg is None:
+                    self.rejected.append(Rejected(fields))
+                else:
+                    out.append(msg)
+        except (ValueError, TypeError, MemoryError, msgpack.ExtraData,
+                msgpack.FormatError, msgpack.StackError) as exc:
+            # past an error inside a message the unpacker has lost the framing
+            errnum = errno.EMSGSIZE if "exceeds max" in str(exc) else errno.EPROTO
+            raise ProtocolError(_unpack_error(exc), errnum, out,
+                                isinstance(exc, msgpack.FormatError)) from None
+        self._fed += len(data)
+        if self._fed > _RENEW_AFTER and unpacker.tell() == self._fed:
+            self._unpacker = self._new_unpacker()
+            self._fed = 0
         return out

@@ -1,7 +1,5 @@
 """RPC futures (``flux.rpc.RPC``)."""
 
-import json
-
 from flux.constants import (
     FLUX_MSGTYPE_REQUEST,
     FLUX_NODEID_ANY,
@@ -15,6 +13,7 @@ from flux.message import (
     MSGFLAG_STREAMING,
     check_topic,
     encode_payload,
+    loads_payload,
 )
 
 
@@ -73,4 +72,4 @@ class RPC(Future):
         raw = msg._raw
         if not raw:
             return None
-        return json.loads(raw)
+        return loads_payload(raw)  # not JSON: OSError(EPROTO), a ValueError too

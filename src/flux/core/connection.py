@@ -5,6 +5,14 @@ polls, before a blocking wait, and when the buffer grows past a threshold.
 Incoming responses go to the future registered under their matchtag;
 requests and events go to the first matching message watcher, else to the
 receive queue read by ``Flux.recv()``.
+
+When the broker goes away (end of file, reset, or bytes that are not a
+message stream) every pending RPC fails with one ``OSError``: ECONNRESET,
+or the error the broker gave in a CONTROL "error" message before hanging up
+(e.g. EMSGSIZE for a message over its limit).  A response with a malformed
+field fails the RPC waiting under its matchtag with EPROTO; any other
+malformed message is dropped.  A message larger than the broker accepts
+(``flux.message.MAX_MESSAGE``) is refused here with EMSGSIZE.
 """
 
 import errno
@@ -18,10 +26,13 @@ from flux.constants import (
     FLUX_MSGTYPE_RESPONSE,
     FLUX_MSGTYPE_CONTROL,
 )
-from flux.message import Decoder, ProtocolError, encode
+from flux.message import MAX_MESSAGE, Decoder, ProtocolError, encode
 
 FLUSH_THRESHOLD = 64 * 1024
 CONNECT_TIMEOUT = 30.0
+# the broker's responses may be composites larger than a request can be
+CLIENT_MAX_INFLIGHT = 1 << 30
+CLIENT_MAX_ITEMS = 1 << 26
 
 
 def parse_uri(uri):
@@ -39,7 +50,8 @@ class Connection:
         self.sock = sock
         self.fd = sock.fileno()
         self.reactor = reactor  # the handle's main reactor
-        self.decoder = Decoder()
+        self.decoder = Decoder(CLIENT_MAX_INFLIGHT, CLIENT_MAX_INFLIGHT,
+                               CLIENT_MAX_ITEMS)
         self.outbuf = []
         self.outlen = 0
         self.rpcs = {}  # matchtag -> future state
@@ -49,6 +61,7 @@ class Connection:
         self.subscriptions = {}
         self.rank = 0
         self.dead = None  # OSError once the connection is lost
+        self.refusal = None  # the broker's reason for hanging up, if it gave one
         self.loopback = False
 
     # -- opening -------------------------------------------------------------
@@ -76,16 +89,23 @@ class Connection:
                 raise OSError(errno.ETIMEDOUT, "no greeting from the broker") from None
             if not data:
                 raise OSError(errno.ECONNRESET, "broker closed the connection")
-            msgs = self.decoder.feed(data)
-            if msgs:
+            try:
+                msgs = self.decoder.feed(data)
+            except ProtocolError as exc:
+                raise OSError(errno.EPROTO, f"unexpected greeting from the broker: {exc}")
+            if msgs or self.decoder.rejected:
                 break
-        hello = msgs[0]
-        if hello.type != FLUX_MSGTYPE_CONTROL:
+        self.decoder.rejected.clear()
+        if not msgs or msgs[0].type != FLUX_MSGTYPE_CONTROL:
             raise OSError(errno.EPROTO, "unexpected greeting from the broker")
+        hello = msgs[0]
         if hello.errnum:
             raise OSError(hello.errnum, hello.errstr or os.strerror(hello.errnum))
         info = hello.get_object() or {}
-        self.rank = info.get("rank", 0)
+        rank = info.get("rank", 0) if isinstance(info, dict) else None
+        if type(rank) is not int or rank < 0:
+            raise OSError(errno.EPROTO, "unexpected greeting from the broker")
+        self.rank = rank
         for msg in msgs[1:]:
             self.dispatch(msg)
 
@@ -115,6 +135,9 @@ class Connection:
             self.dispatch(msg)
             return
         data = encode(msg)
+        if len(data) > MAX_MESSAGE:
+            raise OSError(errno.EMSGSIZE, f"message too large: {len(data)} bytes"
+                          f" (the broker accepts at most {MAX_MESSAGE >> 20} MiB)")
         self.outbuf.append(data)
         self.outlen += len(data)
         if flush or self.outlen >= FLUSH_THRESHOLD:
@@ -158,15 +181,30 @@ class Connection:
         if not data:
             self.lost(OSError(errno.ECONNRESET, "Connection reset by broker"))
             return True
+        decoder = self.decoder
         try:
-            msgs = self.decoder.feed(data)
+            msgs = decoder.feed(data)
         except ProtocolError as exc:
-            self.lost(OSError(errno.EPROTO, f"protocol error: {exc}"))
+            for msg in exc.messages:
+                self.dispatch(msg)
+            self.lost(OSError(exc.errno, f"protocol error from the broker: {exc}"))
             return True
+        if decoder.rejected:
+            self._rejected(decoder.rejected)
         dispatch = self.dispatch
         for msg in msgs:
             dispatch(msg)
         return True
+
+    def _rejected(self, rejected):
+        """Fail the RPC a malformed response names, if any; drop the rest."""
+        for bad in rejected:
+            if bad.is_type(FLUX_MSGTYPE_RESPONSE):
+                state = self.rpcs.pop(bad.matchtag, None)
+                if state is not None:
+                    state.deliver(errno.EPROTO, f"malformed response: {bad.reason}",
+                                  None, True)
+        rejected.clear()
 
     def wait_readable(self, timeout=None):
         """Block until the socket is readable; return False on timeout."""
@@ -183,6 +221,8 @@ class Connection:
                 state.deliver_msg(msg)
                 return
         elif msg.type == FLUX_MSGTYPE_CONTROL:
+            if msg.errnum:  # the broker says why it is about to hang up
+                self.refusal = OSError(msg.errnum, msg.errstr or os.strerror(msg.errnum))
             return
         for w in self.msg_watchers:
             if w.matches(msg):
@@ -194,6 +234,8 @@ class Connection:
         """The broker went away: fail every outstanding RPC."""
         if self.dead is not None:
             return
+        if self.refusal is not None:
+            exc = self.refusal
         self.dead = OSError(exc.errno or errno.ECONNRESET,
                             exc.strerror or "Connection reset by broker")
         for reactor in list(_reactors_of(self)):

@@ -7,6 +7,16 @@ CONTROL "hello" message naming the broker rank, then messages flow both ways
 as a msgpack stream (see ``flux.message``).
 
 Outgoing messages are gathered per loop turn and written with one syscall.
+
+Limits (see ``flux.message``): no message may be larger than 64 MiB, and a
+connection may have at most 68 MiB of an incomplete message buffered.  A
+message with a malformed field is refused on its own (an EPROTO response if
+it is a request someone waits for, else dropped with a log line).  A client
+that breaks the framing or the size limits gets one CONTROL "error" message
+saying why, and the connection is closed, with a log line.  Outgoing: above
+``OUT_PAUSE`` bytes waiting in the transport we stop reading that client's
+requests until it reads its responses; above ``OUT_LIMIT`` (events pile up
+for a client that never reads) the connection is dropped, with a log line.
 """
 
 import asyncio
@@ -15,9 +25,11 @@ import itertools
 import os
 import socket
 import struct
+import traceback
 
 from flux.constants import (
     FLUX_MSGTYPE_CONTROL,
+    FLUX_MSGTYPE_REQUEST,
     FLUX_ROLE_OWNER,
     FLUX_ROLE_LOCAL,
     FLUX_ROLE_USER,
@@ -25,7 +37,11 @@ from flux.constants import (
 from flux.message import Message, Decoder, ProtocolError, encode
 
 LOG_ERR = 3
+LOG_WARNING = 4
 LOG_INFO = 6
+
+OUT_PAUSE = 8 << 20  # stop reading a client with this much output unread
+OUT_LIMIT = 256 << 20  # drop a client with this much output unread
 
 _ident_counter = itertools.count(1)
 
@@ -83,33 +99,88 @@ class ClientConnection(asyncio.Protocol):
         self.rolemask = FLUX_ROLE_OWNER | FLUX_ROLE_LOCAL | FLUX_ROLE_USER
         hello.payload = {"rank": self.broker.rank, "size": self.broker.size}
         transport.write(encode(hello))
+        # pause_writing() fires above OUT_PAUSE, resume_writing() below 1/4 of it
+        transport.set_write_buffer_limits(high=OUT_PAUSE)
         self.router.add_connection(self)
 
     def data_received(self, data):
         if self.closed:
             return
+        decoder = self.decoder
         try:
-            msgs = self.decoder.feed(data)
+            msgs = decoder.feed(data)
         except ProtocolError as exc:
-            self.broker.log(LOG_ERR, f"connector: {self.ident}: protocol error: {exc};"
-                            " dropping the connection")
-            self.transport.close()
+            # the messages before the error are good: serve them, then hang up
+            self._dispatch(exc.messages)
+            self.refuse_connection(exc.errno, f"protocol error: {exc}",
+                                   tell=not exc.not_msgpack)
             return
+        if decoder.rejected:
+            self._refuse_messages(decoder.rejected)
+        self._dispatch(msgs)
+
+    def _dispatch(self, msgs):
         dispatch = self.router.dispatch
         uid, rolemask = self.uid, self.rolemask
         for msg in msgs:
             # credentials come from the socket, never from the client
             msg.userid = uid
             msg.rolemask = rolemask
-            if msg.type == FLUX_MSGTYPE_CONTROL:
-                self.control(msg)
-            else:
-                dispatch(msg, self)
+            try:
+                if msg.type == FLUX_MSGTYPE_CONTROL:
+                    self.control(msg)
+                else:
+                    dispatch(msg, self)
+            except Exception:  # a bug must cost one message, not the others
+                self.broker.log(LOG_ERR, f"connector: {self.ident}: {msg!r}: "
+                                + traceback.format_exc())
+                if msg.type == FLUX_MSGTYPE_REQUEST:
+                    msg.sender = self
+                    self.router.error(msg, errno.EPROTO,
+                                      f"{msg._topic}: internal error")
+
+    def _refuse_messages(self, rejected):
+        """Answer or drop messages with a malformed field; log once per read."""
+        for bad in rejected:
+            rsp = bad.error_response()
+            if rsp is not None:
+                self.send(rsp)
+        self.broker.log(LOG_WARNING, f"connector: {self.ident}: refused"
+                        f" {len(rejected)} malformed message(s): {rejected[0].reason}")
+        rejected.clear()
+
+    def refuse_connection(self, errnum, text, tell=True):
+        """Tell the client why in one CONTROL message, log, and hang up.
+
+        A peer whose bytes are not msgpack at all (``tell=False``) does not
+        speak the protocol and is not told.
+        """
+        self.broker.log(LOG_ERR, f"connector: {self.ident}: {text};"
+                        " dropping the connection")
+        self._flush()
+        if tell:
+            err = Message.build(FLUX_MSGTYPE_CONTROL, "error")
+            err.errnum = errnum
+            err.errstr = text
+            self.transport.write(encode(err))
+        self.closed = True
+        self.transport.close()  # after the buffered output, which is bounded
+        self.decoder = None  # the buffered input goes now, not at connection_lost
 
     def connection_lost(self, exc):
         self.closed = True
+        self.decoder = None
         if self.rolemask:  # only accepted connections were ever routed
             self.router.drop_connection(self)
+
+    # flow control (asyncio calls these as the transport's buffer fills/drains)
+    def pause_writing(self):
+        if not self.closed:
+            self.transport.pause_reading()
+
+    def resume_writing(self):
+        if not self.closed:
+            self.transport.resume_reading()
 
     def control(self, msg):
         """Control messages from clients carry nothing we act on yet."""
@@ -133,7 +204,14 @@ class ClientConnection(asyncio.Protocol):
             return
         data = b"".join(self._outbuf)
         self._outbuf.clear()
-        self.transport.write(data)
+        transport = self.transport
+        transport.write(data)
+        if transport.get_write_buffer_size() > OUT_LIMIT:
+            self.broker.log(LOG_ERR, f"connector: {self.ident}: more than"
+                            f" {OUT_LIMIT >> 20} MiB of output unread;"
+                            " dropping the connection")
+            self.closed = True
+            transport.abort()
 
 
 async def listen(broker, path):

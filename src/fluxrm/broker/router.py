@@ -9,6 +9,12 @@ matches, in-process callbacks and client connections alike.
 Every request carries a destination ``nodeid``: ``FLUX_NODEID_ANY`` and
 ``FLUX_NODEID_UPSTREAM`` are served here on a single-rank instance, as is our
 own rank; any other rank is unreachable until an overlay joins more ranks.
+
+A handler's exception costs only its own request: an ``OSError`` answers
+with its errno, a malformed payload (``ValueError``, ``TypeError``,
+``KeyError``, nesting too deep) with EPROTO, anything else with EPROTO and
+"internal error" plus a log line.  Messages reach the router already checked
+field by field (``flux.message``); the connector also guards each dispatch.
 """
 
 import asyncio
@@ -173,6 +179,9 @@ class Router:
         if isinstance(exc, (ValueError, TypeError, KeyError)):
             # malformed request payloads end up here
             self.error(msg, errno.EPROTO, f"{msg._topic}: {exc}")
+            return
+        if isinstance(exc, RecursionError):  # a payload nested too deeply
+            self.error(msg, errno.EPROTO, f"{msg._topic}: payload is nested too deeply")
             return
         self.broker.log(LOG_ERR, f"{svc.name}: {msg._topic}: "
                         + "".join(traceback.format_exception(exc)))
