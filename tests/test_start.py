@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -116,3 +117,131 @@ def test_bad_test_size():
     res = flux_start("--test-size=0", "true")
     assert res.returncode != 0
     assert "Traceback" not in res.stderr
+
+
+def wait_gone(pid, timeout=30.0):
+    """Poll until ``pid`` is gone (or a zombie); False after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def kill_quietly(pid, sig=signal.SIGKILL):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+PRINT_PIDS_AND_WAIT = (
+    "import flux, os, sys, time; "
+    "print(os.getpid(), flux.Flux().attr_get('broker.pid'), flush=True); "
+    "time.sleep(60)")
+
+
+def is_zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_sigterm_to_start_and_command_at_once_never_hangs():
+    """What ``timeout``, a closed terminal or a batch system does: both get
+    SIGTERM.  flux start used to reap the command inside its signal handler
+    and then wait forever for an exit it had already seen.  The order is
+    made certain: flux start is stopped until the command is a zombie and
+    the SIGTERM for flux start is pending."""
+    env = dict(os.environ)
+    env.pop("FLUX_URI", None)
+    proc = subprocess.Popen([*FLUX, "start", sys.executable, "-c", PRINT_PIDS_AND_WAIT],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        cmd_pid, broker_pid = map(int, proc.stdout.readline().split())
+        os.kill(proc.pid, signal.SIGSTOP)
+        os.kill(cmd_pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while not is_zombie(cmd_pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert is_zombie(cmd_pid)
+        os.kill(proc.pid, signal.SIGTERM)
+        os.kill(proc.pid, signal.SIGCONT)
+        assert proc.wait(60) == 128 + signal.SIGTERM
+        assert wait_gone(broker_pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_broker_death_stops_everything_the_command_started():
+    getattr_cmd = f"{sys.executable} -m fluxrm.cli.main getattr broker.pid"
+    res = flux_start("sh", "-c", f"sleep 2005 & echo $!; kill -KILL $({getattr_cmd}); wait")
+    sleeper = int(res.stdout.split()[0])
+    try:
+        assert res.returncode != 0
+        assert "broker exited unexpectedly" in res.stderr
+        assert wait_gone(sleeper), "the command's background child outlived flux start"
+    finally:
+        kill_quietly(sleeper)
+
+
+def test_sigterm_reaches_the_commands_process_group():
+    env = dict(os.environ)
+    env.pop("FLUX_URI", None)
+    proc = subprocess.Popen([*FLUX, "start", "sh", "-c", "sleep 2006 & echo $!; wait"],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    sleeper = int(proc.stdout.readline())
+    try:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 128 + signal.SIGTERM
+        assert wait_gone(sleeper)
+    finally:
+        kill_quietly(sleeper)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_broker_goes_when_flux_start_is_killed():
+    env = dict(os.environ)
+    env.pop("FLUX_URI", None)
+    proc = subprocess.Popen([*FLUX, "start", sys.executable, "-c", PRINT_PIDS_AND_WAIT],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    cmd_pid, broker_pid = map(int, proc.stdout.readline().split())
+    try:
+        proc.kill()
+        proc.wait()
+        assert wait_gone(broker_pid), "broker outlived a SIGKILLed flux start"
+    finally:
+        kill_quietly(broker_pid)
+        kill_quietly(cmd_pid)
+
+
+def test_statedir_and_store_are_owner_only_whatever_the_umask(tmp_path):
+    statedir = tmp_path / "state"
+    stat_cmd = f"stat -c '%a %n' {statedir} {statedir}/*"
+    res = flux_start(f"-Sstatedir={statedir}", "sh", "-c", f"flux run true && {stat_cmd}",
+                     preexec_fn=lambda: os.umask(0))
+    assert res.returncode == 0, res.stderr
+    modes = dict(line.split()[::-1] for line in res.stdout.splitlines())
+    assert modes[str(statedir)] == "700"
+    store = f"{statedir}/content.sqlite"
+    assert modes[store] == "600"
+    assert modes[store + "-wal"] == "600"
+    assert "readable by others" not in res.stderr
+
+
+def test_existing_statedir_readable_by_others_gets_a_warning(tmp_path):
+    statedir = tmp_path / "open"
+    statedir.mkdir()
+    statedir.chmod(0o755)
+    res = flux_start(f"-Sstatedir={statedir}", "true")
+    assert res.returncode == 0, res.stderr
+    warnings = [line for line in res.stderr.splitlines() if "readable by others" in line]
+    assert len(warnings) == 1 and str(statedir) in warnings[0]
+    assert (statedir / "content.sqlite").stat().st_mode & 0o777 == 0o600

@@ -1,11 +1,18 @@
 """The broker process: attributes, log, services, lifecycle.
 
-Started as ``python -m fluxrm.broker [-Sattr=val ...] [--ready-fd=N]`` (normally
-by ``flux start``).  It creates a private run directory (0700), listens on
+Started as ``python -m fluxrm.broker [-Sattr=val ...] [--ready-fd=N]
+[--parent-pid=PID]`` (normally by ``flux start``, whose death then stops the
+broker).  It creates a private run directory (0700), listens on
 ``<rundir>/local``, loads its services, and when ready writes its URI and a
 newline to the ready file descriptor.  SIGTERM or SIGINT, or an owner's
 ``broker.shutdown`` request, stops the services in reverse order, removes the
 socket and (unless given with ``-Srundir``) the run directory, and exits 0.
+
+The state directory (``-Sstatedir``, or one inside the run directory) holds
+every job's command line and environment: the broker creates it 0700 and
+its store ``content.sqlite`` 0600 (SQLite gives the ``-wal`` and ``-shm``
+files the database's mode), whatever the umask, and warns when an existing
+state directory can be read by others.
 """
 
 import argparse
@@ -25,8 +32,10 @@ import traceback
 from fluxrm.broker.builtins import BUILTIN_SERVICES, ATTR_IMMUTABLE, log_entry
 from fluxrm.broker.connector import listen
 from fluxrm.broker.router import Router
+from fluxrm.store import STORE_FILENAME
 
 LOG_ERR = 3
+LOG_WARNING = 4
 LOG_INFO = 6
 LEVEL_NAMES = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
 
@@ -59,7 +68,12 @@ class Broker:
         self._own_rundir = False
         self._own_statedir = False
         self.server = None
+        self._early_warnings = []  # said once the log is set up
         self._setup_attrs(attrs or {})
+        for text in self._early_warnings:
+            self.log(LOG_WARNING, text)
+            if LOG_WARNING > self._level("log-stderr-level"):
+                print(f"flux-broker: warning: {text}", file=sys.stderr, flush=True)
 
     # -- attributes ------------------------------------------------------------
     def _setup_attrs(self, user):
@@ -74,12 +88,10 @@ class Broker:
         os.chmod(rundir, 0o700)
         self.rundir = rundir
         statedir = user.get("statedir")
-        if statedir:
-            os.makedirs(statedir, exist_ok=True)
-        else:
+        if not statedir:
             statedir = os.path.join(rundir, "state")
-            os.makedirs(statedir, mode=0o700, exist_ok=True)
             self._own_statedir = True
+        self._make_private_statedir(statedir)
         self.statedir = statedir
         self.socket_path = os.path.join(rundir, "local")
         fixed = {
@@ -101,6 +113,33 @@ class Broker:
         logfile = user.get("log-filename")
         if logfile:
             self._logfile = open(logfile, "a", buffering=1)
+
+    def _make_private_statedir(self, statedir):
+        """Create the state directory and its store file owner-only; warn
+        about an existing directory that others can read."""
+        try:
+            os.mkdir(statedir, 0o700)
+            os.chmod(statedir, 0o700)  # whatever the umask
+        except FileExistsError:
+            mode = os.stat(statedir).st_mode
+            if mode & 0o077:
+                self._early_warnings.append(
+                    f"statedir {statedir} is readable by others (mode "
+                    f"{mode & 0o777:04o}): job commands and environments in it"
+                    " may be exposed; chmod 700 it")
+        except FileNotFoundError:  # missing parents: create them too
+            os.makedirs(statedir, mode=0o700)
+            os.chmod(statedir, 0o700)
+        # SQLite creates the database with 0644 & ~umask and its -wal and -shm
+        # files with the database's mode: make the database owner-only first
+        store = os.path.join(statedir, STORE_FILENAME)
+        os.close(os.open(store, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        for path in (store, store + "-wal", store + "-shm"):
+            try:
+                if os.stat(path).st_mode & 0o077:
+                    os.chmod(path, 0o600)
+            except FileNotFoundError:
+                pass
 
     def attr(self, name, default=None):
         entry = self.attrs.get(name)
@@ -221,6 +260,26 @@ def _version():
     return __version__
 
 
+def die_with_parent(parent_pid):
+    """Ask for SIGTERM (a clean shutdown) when the process that started us
+    dies, even by SIGKILL, so ``flux start`` never leaves a broker behind.
+
+    Returns False if that process is already gone.  Where the kernel has no
+    such request (not Linux), only the check is made.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    # the request is lost if the parent died before it was made
+    return os.getppid() == parent_pid
+
+
 def parse_setattr(values):
     attrs = {}
     for item in values or []:
@@ -250,7 +309,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="flux-broker")
     parser.add_argument("-S", "--setattr", action="append", metavar="ATTR=VAL")
     parser.add_argument("--ready-fd", type=int)
+    parser.add_argument("--parent-pid", type=int)
     args = parser.parse_args(argv)
+    if args.parent_pid is not None and not die_with_parent(args.parent_pid):
+        print("flux-broker: the process that started it is gone", file=sys.stderr)
+        return 1
     if args.ready_fd is not None:
         try:  # processes the broker starts must not keep `flux start` waiting
             os.set_inheritable(args.ready_fd, False)

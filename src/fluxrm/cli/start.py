@@ -2,20 +2,35 @@
 
 Start a broker, wait until it is ready, run COMMAND (default: an interactive
 ``$SHELL``) with ``FLUX_URI`` set, then shut the instance down and exit with
-COMMAND's status (128+N if it died of signal N).  If the broker dies first,
-say so on stderr, stop COMMAND and exit non-zero.  SIGTERM, SIGHUP and
-SIGINT sent to ``flux start`` are forwarded to COMMAND; the broker runs in
-its own session so a terminal's Ctrl-C reaches COMMAND only, and the
-instance is torn down when COMMAND ends.
+COMMAND's status (128+N if it died of signal N).
+
+Signals and teardown:
+
+- SIGTERM and SIGHUP sent to ``flux start`` (by ``timeout``, a closed
+  terminal, a batch system) are forwarded to COMMAND; SIGINT is ignored, so
+  a terminal's Ctrl-C reaches COMMAND only.  The broker runs in its own
+  session and is not signalled directly.
+- COMMAND leads a process group of its own, unless it runs in the
+  foreground of a terminal (where it stays in ours, for job control), and
+  forwarded signals go to that group: what COMMAND started gets them too.
+- When COMMAND ends, the broker is stopped (SIGTERM, then SIGKILL after
+  ``SHUTDOWN_TIMEOUT``) and reaped.  If the broker dies first, that is said
+  on stderr and COMMAND's process group gets SIGTERM, then SIGKILL.
+- Only ``flux start`` reaps its two children (one ``waitpid`` loop), so no
+  exit is ever missed, whatever the order in which signals and exits come.
+- The broker is started with ``--parent-pid``: it asks the kernel for a
+  SIGTERM when ``flux start`` dies, even by SIGKILL.
 """
 
 import argparse
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import sysconfig
+import time
 
 SHUTDOWN_TIMEOUT = 30.0
 
@@ -62,7 +77,9 @@ def start_broker(cmd, prog):
     """Start the broker; return (process, uri) or (process, None) if it failed."""
     rfd, wfd = os.pipe()
     try:
-        proc = subprocess.Popen(cmd + ["--ready-fd", str(wfd)], pass_fds=[wfd],
+        proc = subprocess.Popen(cmd + ["--ready-fd", str(wfd),
+                                       "--parent-pid", str(os.getpid())],
+                                pass_fds=[wfd],
                                 start_new_session=True, stdin=subprocess.DEVNULL)
     finally:
         os.close(wfd)
@@ -97,6 +114,44 @@ def exit_status(status):
     return os.WEXITSTATUS(status)
 
 
+def spawn_initial_program(cmd, env, own_group):
+    """Start COMMAND; return its pid.
+
+    Signals that ``flux start`` ignores or handles get their default
+    disposition back in the child.  With ``own_group`` the command leads a
+    process group of its own, so that a signal forwarded to it, or the
+    teardown after the broker died, reaches everything it started.
+    """
+    resets = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM,
+              signal.SIGHUP)
+    kwargs = {"setpgroup": 0} if own_group else {}
+    return os.posix_spawnp(cmd[0], cmd, env, setsigdef=resets, **kwargs)
+
+
+def wait_pid(pid, timeout):
+    """Reap ``pid`` within ``timeout`` seconds; its wait status, or None."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            wpid, status = os.waitpid(pid, os.WNOHANG)
+            if wpid == pid:
+                return status
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if pidfd is not None:
+                select.select([pidfd], [], [], remaining)
+            else:
+                time.sleep(min(0.05, remaining))
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
 def main(argv, prog="flux-start", command="start"):
     args = parse_args(argv, prog)
     if args.test_size != 1:
@@ -106,10 +161,15 @@ def main(argv, prog="flux-start", command="start"):
     cmd = args.command
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
+    interactive = False
     if not cmd:
         cmd = [os.environ.get("SHELL", "/bin/sh")]
         if sys.stdin.isatty():
             cmd.append("-i")
+    try:
+        interactive = os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        pass
 
     proc, uri = start_broker(broker_command(args), prog)
     if uri is None:
@@ -130,46 +190,57 @@ def main(argv, prog="flux-start", command="start"):
         # the initial program finds this installation's `flux` first
         env["PATH"] = scripts + os.pathsep + env.get("PATH", "")
     try:
-        child = subprocess.Popen(cmd, env=env)
+        child = spawn_initial_program(cmd, env, own_group=not interactive)
     except OSError as exc:
         print(f"{prog}: {cmd[0]}: {exc.strerror}", file=sys.stderr)
         stop_broker(proc)
         return 127
+    reaped = False
+
+    def signal_command(signum):
+        if reaped:
+            return
+        try:
+            if interactive:
+                os.kill(child, signum)
+            else:
+                os.killpg(child, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def forward(signum, frame):
-        try:
-            child.send_signal(signum)
-        except ProcessLookupError:
-            pass
+        signal_command(signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, forward)
-    # Ctrl-C from a terminal reaches COMMAND itself (same process group);
-    # we only wait for it to act on it.
+    # Ctrl-C from a terminal reaches COMMAND itself; we only wait for it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     code = None
     while code is None:
         try:
-            pid, status = os.wait()
-        except ChildProcessError:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:  # cannot happen while COMMAND is ours
+            code = 1
             break
-        if pid == child.pid:
+        if pid == child:
+            reaped = True
             code = exit_status(status)
-            child.returncode = code
         elif pid == proc.pid:
             proc.returncode = exit_status(status)
             print(f"{prog}: broker exited unexpectedly "
                   f"(status {proc.returncode}); stopping {cmd[0]}", file=sys.stderr)
-            forward(signal.SIGTERM, None)
-            try:
-                child.wait(SHUTDOWN_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+            signal_command(signal.SIGTERM)
+            if wait_pid(child, SHUTDOWN_TIMEOUT) is None:
+                signal_command(signal.SIGKILL)
+                wait_pid(child, SHUTDOWN_TIMEOUT)
+            reaped = True
+            if not interactive:  # what COMMAND left behind in its group
+                try:
+                    os.killpg(child, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
             code = proc.returncode or 1
-            if code == 0:
-                code = 1
     stop_broker(proc)
     if not args.rundir and os.path.isdir(rundir):
         # the broker normally removes it; not if it was killed
