@@ -75,6 +75,11 @@ def started(h, jobid):
 
 
 def cancel(h, *jobids):
+    """Cancel the jobs in the order given and wait for each to end.
+
+    Name queued jobs before running ones: canceling a running job frees its
+    cores, and a short queued job could then run and end before its own
+    cancel arrives (which would fail with "job is inactive")."""
     for jobid in jobids:
         flux.job.cancel(h, jobid)
     for jobid in jobids:
@@ -139,7 +144,7 @@ def test_order_pending_running_inactive(h):
         head = job_list(h, max_entries=2, userid=FLUX_USERID_UNKNOWN).get_jobs()
         assert [j["id"] for j in head] == [p20a, p20b]
     finally:
-        cancel(h, *running, filler, p5, p20a, p20b, p10, held)
+        cancel(h, held, p10, p20b, p20a, p5, filler, *running)
 
 
 def test_omission_rules(h):
