@@ -19,6 +19,11 @@ RPC topics:
 - ``event.subscribe`` / ``event.unsubscribe`` {topic}  -> {}: events whose
                                           topic starts with ``topic`` reach the
                                           requesting client from now on
+
+Request fields are read through ``fluxrm.broker.payload``: a missing or
+wrongly typed field is EPROTO, an empty name EINVAL.  Payloads that are sent
+back or on (``broker.ping``, ``event.pub``) may nest at most ``MAX_NESTING``
+levels, so that they can always be encoded again.
 """
 
 import errno
@@ -26,10 +31,42 @@ import os
 import time
 
 from flux.constants import FLUX_ROLE_OWNER
+from fluxrm.broker import payload
 from fluxrm.broker.service import Service
 
 ATTR_IMMUTABLE = 1
 ATTR_RUNTIME = 2
+MAX_NESTING = 64  # levels of arrays/objects in an echoed or published payload
+LOG_LEVELS = (0, 7)  # LOG_EMERG .. LOG_DEBUG
+
+
+def check_nesting(value, field):
+    """Refuse (EPROTO) a JSON value nested deeper than ``MAX_NESTING``.
+
+    Iterative, and quick for the usual flat payload.
+    """
+    stack = [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if type(value) is dict:
+            children = value.values()
+        elif type(value) is list:
+            children = value
+        else:
+            continue
+        if depth > MAX_NESTING:
+            raise OSError(errno.EPROTO, f"malformed request: {field}: nested "
+                          f"deeper than {MAX_NESTING} levels")
+        stack.extend((child, depth + 1) for child in children
+                     if type(child) in (dict, list))
+
+
+def name_field(req, field, what):
+    """A required non-empty string field (EPROTO if not a string)."""
+    name = payload.string(req, field)
+    if not name:
+        raise OSError(errno.EINVAL, f"{what} must be a non-empty string")
+    return name
 
 
 class BrokerService(Service):
@@ -43,14 +80,15 @@ class BrokerService(Service):
         }
 
     def ping(self, msg):
-        payload = msg.get_object() or {}
-        if not isinstance(payload, dict):
-            payload = {"data": payload}
-        payload = dict(payload)
-        payload["route"] = str(self.broker.rank)
-        payload["userid"] = msg.userid
-        payload["rolemask"] = msg.rolemask
-        self.respond(msg, payload)
+        echo = msg.get_object() or {}  # EPROTO if not JSON
+        check_nesting(echo, "payload")
+        if not isinstance(echo, dict):
+            echo = {"data": echo}
+        echo = dict(echo)
+        echo["route"] = str(self.broker.rank)
+        echo["userid"] = msg.userid
+        echo["rolemask"] = msg.rolemask
+        self.respond(msg, echo)
 
     def shutdown(self, msg):
         self.require_owner(msg)
@@ -71,14 +109,11 @@ class AttrService(Service):
         }
 
     @staticmethod
-    def _name(msg):
-        name = (msg.get_object() or {}).get("name")
-        if not isinstance(name, str) or not name:
-            raise OSError(errno.EINVAL, "attribute name must be a non-empty string")
-        return name
+    def _name(req):
+        return name_field(req, "name", "attribute name")
 
     def get(self, msg):
-        name = self._name(msg)
+        name = self._name(payload.request(msg))
         entry = self.broker.attrs.get(name)
         if entry is None:
             raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
@@ -87,10 +122,9 @@ class AttrService(Service):
 
     def set(self, msg):
         self.require_owner(msg)
-        name = self._name(msg)
-        value = msg.get_object().get("value")
-        if not isinstance(value, str):
-            raise OSError(errno.EINVAL, "attribute value must be a string")
+        req = payload.request(msg)
+        name = self._name(req)
+        value = payload.string(req, "value")
         entry = self.broker.attrs.get(name)
         if entry is not None and entry[1] & ATTR_IMMUTABLE:
             raise OSError(errno.EPERM, f"attribute {name} is immutable")
@@ -99,7 +133,7 @@ class AttrService(Service):
 
     def rm(self, msg):
         self.require_owner(msg)
-        name = self._name(msg)
+        name = self._name(payload.request(msg))
         entry = self.broker.attrs.get(name)
         if entry is None:
             raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
@@ -136,21 +170,22 @@ class LogService(Service):
         self.followers = {}  # (sender, matchtag) -> msg
 
     def append(self, msg):
-        req = msg.get_object() or {}
-        level = req.get("level", 6)
-        text = req.get("message", "")
-        if not isinstance(level, int) or not isinstance(text, str):
-            raise OSError(errno.EPROTO, "log.append: malformed request")
-        self.broker.log(level, text, appname=req.get("appname", "client"))
+        req = payload.request(msg, required=False)
+        level = payload.integer(req, "level", 6, *LOG_LEVELS)
+        text = payload.string(req, "message", "")
+        appname = payload.string(req, "appname", "client", max_length=256)
+        self.broker.log(level, text, appname=appname)
         if not msg.flags & 0x02:  # MSGFLAG_NORESPONSE
             self.respond(msg, {})
 
     def dmesg(self, msg):
-        req = msg.get_object() or {}
-        if not req.get("nobacklog"):
+        req = payload.request(msg, required=False)
+        nobacklog = payload.boolean(req, "nobacklog", False)
+        follow = payload.boolean(req, "follow", False)
+        if not nobacklog:
             for entry in list(self.broker.logbuf):
                 self.respond(msg, entry)
-        if req.get("follow"):
+        if follow:
             self.followers[(msg.sender, msg.matchtag)] = msg
         else:
             self.respond_error(msg, errno.ENODATA)
@@ -187,10 +222,7 @@ class ServiceRegistry(Service):
 
     @staticmethod
     def _service_name(msg):
-        name = (msg.get_object() or {}).get("service")
-        if not isinstance(name, str) or not name:
-            raise OSError(errno.EINVAL, "service name must be a non-empty string")
-        return name
+        return name_field(payload.request(msg), "service", "service name")
 
     def add(self, msg):
         if not msg.rolemask & FLUX_ROLE_OWNER:
@@ -216,10 +248,7 @@ class EventService(Service):
 
     @staticmethod
     def _topic(msg):
-        topic = (msg.get_object() or {}).get("topic")
-        if not isinstance(topic, str):
-            raise OSError(errno.EINVAL, "topic must be a string")
-        return topic
+        return payload.string(payload.request(msg), "topic")
 
     def subscribe(self, msg):
         self.broker.router.subscribe(self._topic(msg), msg.sender)
@@ -230,11 +259,11 @@ class EventService(Service):
         self.respond(msg, {})
 
     def pub(self, msg):
-        req = msg.get_object() or {}
-        topic = req.get("topic")
-        if not isinstance(topic, str) or not topic:
-            raise OSError(errno.EINVAL, "event.pub: topic must be a non-empty string")
-        self.broker.router.publish(topic, req.get("payload"))
+        req = payload.request(msg)
+        topic = name_field(req, "topic", "event.pub: topic")
+        event = req.get("payload")
+        check_nesting(event, "payload")
+        self.broker.router.publish(topic, event)
         self.respond(msg, {"seq": self.broker.router.event_seq})
 
 

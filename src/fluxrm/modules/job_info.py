@@ -9,20 +9,29 @@ RPC topics:
   main eventlog ends after ``clean``; guest eventlogs end when the job's
   execution is complete, or at once (no entries) for a job that ended
   without running.  Unknown job: ENOENT.
-- ``job-info.eventlog-watch-cancel`` {matchtag} -> no response; the stream
-  with that matchtag from the same client ends with ENODATA.
+- ``job-info.eventlog-watch-cancel`` {matchtag} -> no response (normally
+  sent with FLUX_RPC_NORESPONSE; ``{}`` if the request expects one); the
+  stream with that matchtag from the same client ends with ENODATA.
 - ``job-info.lookup`` {id, keys, flags} -> {id, <key>: <value>...}.  Keys:
   ``jobspec R eventlog J guest.exec.eventlog guest.output``.  Values are
   strings; with flag FLUX_JOB_LOOKUP_JSON_DECODE (1) ``jobspec`` and ``R``
   are objects.  Unknown job or missing key: ENOENT.
+
+Request fields are read through ``fluxrm.broker.payload``: a missing or
+wrongly typed field (an id that is not an integer in ``[0, 2**63)``...) is
+EPROTO.
 """
 
 import errno
 import json
 
 from flux.constants import FLUX_JOB_LOOKUP_JSON_DECODE
+from flux.message import MSGFLAG_NORESPONSE
+from fluxrm.broker import payload
 from fluxrm.broker.service import Service
 from fluxrm.modules.job_manager import DATA_COLUMNS, LOG_PATHS, MAIN
+
+MATCHTAG_MAX = (1 << 32) - 1
 
 
 class JobInfo(Service):
@@ -42,8 +51,10 @@ class JobInfo(Service):
 
     # -- eventlog-watch ----------------------------------------------------------------------
     def h_watch(self, msg):
-        req = msg.get_object()
-        jobid, path = req["id"], req.get("path", MAIN)
+        req = payload.request(msg)
+        jobid = payload.jobid(req)
+        path = payload.string(req, "path", MAIN)
+        payload.integer(req, "flags", 0)  # none are defined: checked, unused
         if path not in LOG_PATHS:
             raise OSError(errno.ENOENT, f"{path}: no such eventlog")
         job = self.manager.find(jobid)
@@ -82,10 +93,13 @@ class JobInfo(Service):
         return entry
 
     def h_cancel(self, msg):
-        req = msg.get_object() or {}
-        entry = self._drop((msg.sender, req.get("matchtag")))
+        req = payload.request(msg, required=False)
+        matchtag = payload.integer(req, "matchtag", lo=0, hi=MATCHTAG_MAX)
+        entry = self._drop((msg.sender, matchtag))
         if entry is not None:
             self.respond_error(entry[3], errno.ENODATA)
+        if not msg.flags & MSGFLAG_NORESPONSE:  # normally sent without
+            self.respond(msg, {})
 
     def disconnect(self, sender):
         for key in [k for k in self.streams if k[0] is sender]:
@@ -93,10 +107,10 @@ class JobInfo(Service):
 
     # -- lookup --------------------------------------------------------------------------------
     def h_lookup(self, msg):
-        req = msg.get_object()
-        jobid = req["id"]
-        keys = req.get("keys") or []
-        decode = req.get("flags", 0) & FLUX_JOB_LOOKUP_JSON_DECODE
+        req = payload.request(msg)
+        jobid = payload.jobid(req)
+        keys = payload.strings(req, "keys", [])
+        decode = payload.integer(req, "flags", 0) & FLUX_JOB_LOOKUP_JSON_DECODE
         for key in keys:
             if key not in DATA_COLUMNS:
                 raise OSError(errno.EINVAL, f"invalid lookup key {key}")

@@ -6,7 +6,8 @@ event); instead the KVS asks this view for any key under ``job.``:
     job.<dothex>.jobspec | R | J | eventlog
     job.<dothex>.guest.exec.eventlog | guest.output | guest.input
 
-``<dothex>`` is four groups of four hex digits, so ``job.0000`` and so on
+``<dothex>`` is four groups of four lower-case hex digits (an id up to
+2**63-1; anything else is not a job: ENOENT), so ``job.0000`` and so on
 are directories too.  Read-only: a lookup returns ``(type, value)`` with
 ``type`` one of ``fluxrm.kvstree.VAL``/``DIR`` and ``value`` bytes for a
 value or ``[(name, type, value_or_None)]`` for a directory; a missing key
@@ -15,12 +16,15 @@ raises ENOENT, a path through a value ENOTDIR.
 
 import errno
 import os
+import re
 
 from fluxrm.kvstree import DIR, VAL
 
 TOP = "job"
 JOB_KEYS = ("J", "R", "eventlog", "jobspec")
 GUEST_KEYS = {"exec": None, "output": "guest.output", "input": "guest.input"}
+JOBID_MAX = (1 << 63) - 1  # ids are SQLite INTEGERs
+_GROUP = re.compile(r"[0-9a-f]{4}")
 
 
 def _enoent():
@@ -84,11 +88,11 @@ class JobKVSView:
                 if parts:
                     raise _enoent()
             return DIR, [(n, DIR, None) for n in names]
-        try:
-            jobid = int("".join(parts[:4]), 16)
-        except ValueError:
-            raise _enoent() from None
-        if any(len(p) != 4 for p in parts[:4]) or not self._exists(jobid):
+        # strict: int(..., 16) alone would take "+fff", " fff" or "f_ff"
+        if not all(_GROUP.fullmatch(p) for p in parts[:4]):
+            raise _enoent()
+        jobid = int("".join(parts[:4]), 16)
+        if jobid > JOBID_MAX or not self._exists(jobid):
             raise _enoent()
         rest = parts[4:]
         if not rest:

@@ -16,8 +16,10 @@ RPC topics:
   ``{"states": [name or mask...]}``, ``{"results": [name or mask...]}``,
   ``{"hostlist": [hosts...]}``, ``{"ranks": [idset...]}`` and
   ``{"t_submit": [">=T"...]}`` (likewise every ``t_*``; ``<  <= > >=``).
-  Errors: EPROTO for a malformed request or constraint, EINVAL for an
-  unknown attribute.
+  Errors: EPROTO for a malformed request or constraint (a wrong type, a
+  value out of range, an operator unknown or nested deeper than
+  ``MAX_CONSTRAINT_DEPTH``, hostlists naming more than ``MAX_HOSTS`` hosts
+  in all), EINVAL for an unknown attribute.
 - ``job-list.list-id`` {id, attrs} -> {job: {...}}; ENOENT if unknown.
 - ``job-list.job-stats`` {} -> {job_states: {depend, priority, sched, run,
   cleanup, inactive, total}, successful, failed, timeout, canceled,
@@ -60,6 +62,7 @@ import copy
 import errno
 import json
 import os
+import re
 
 from flux.constants import (
     FLUX_JOB_RESULT_CANCELED,
@@ -72,6 +75,7 @@ from flux.hostlist import Hostlist
 from flux.idset import IDset
 from flux.message import MSGFLAG_STREAMING
 from fluxrm import jobstate
+from fluxrm.broker import payload
 from fluxrm.broker.service import Service
 from fluxrm.jobstate import (
     CLEANUP,
@@ -88,6 +92,8 @@ RUNNING = RUN | CLEANUP
 ALL_STATES = NEW | PENDING | RUNNING | INACTIVE
 
 CHUNK = 1000  # jobs per response of a streaming list
+MAX_CONSTRAINT_DEPTH = 64  # and/or/not nesting in a constraint
+MAX_HOSTS = 1 << 20  # hosts named by the hostlists of one constraint
 
 ATTRS = (
     "userid", "urgency", "priority", "t_submit", "t_depend", "t_priority",
@@ -387,11 +393,13 @@ def _time_pred(attr, values):
     tests = []
     for value in values:
         if not isinstance(value, str):
+            if type(value) not in (int, float):
+                raise _eproto(f"{attr}: invalid value of type {type(value).__name__}")
             try:
                 tests.append((">=", float(value)))
                 continue
-            except (TypeError, ValueError):
-                raise _eproto(f"{attr}: invalid value {value!r}") from None
+            except OverflowError:  # an int beyond any float
+                raise _eproto(f"{attr}: value out of range") from None
         for op in (">=", "<=", ">", "<", "="):
             if value.startswith(op):
                 try:
@@ -430,22 +438,37 @@ def _mask(values, names, what):
     return mask
 
 
-def compile_constraint(c):
+class _Budget:
+    """What is left of the hosts one constraint's hostlists may name."""
+
+    __slots__ = ("hosts",)
+
+    def __init__(self):
+        self.hosts = MAX_HOSTS
+
+
+def compile_constraint(c, depth=0, budget=None):
     """Turn a constraint into ``(predicate(get), possible state mask)``.
 
     ``get(attr)`` returns a job's attribute value, or None if omitted.
     The mask is the set of states a matching job can be in, so listing can
     skip whole categories (e.g. never read the store for ``pending``).
+    ``depth`` is the and/or/not nesting so far (EPROTO past
+    ``MAX_CONSTRAINT_DEPTH``); ``budget`` the hosts left for hostlists.
     """
     if c is None:
         return (lambda get: True), ALL_STATES
     if not isinstance(c, dict):
         raise _eproto("constraint must be a JSON object")
+    if depth > MAX_CONSTRAINT_DEPTH:
+        raise _eproto(f"constraint nested deeper than {MAX_CONSTRAINT_DEPTH} levels")
+    if budget is None:
+        budget = _Budget()
     parts = []
     for op, values in c.items():
         if not isinstance(values, list):
             raise _eproto(f"operator {op} values must be an array")
-        parts.append(_compile_op(op, values))
+        parts.append(_compile_op(op, values, depth, budget))
     if not parts:
         return (lambda get: True), ALL_STATES
     if len(parts) == 1:
@@ -461,24 +484,27 @@ def _and(parts):
     return (lambda get: all(p(get) for p in preds)), mask
 
 
-def _compile_op(op, values):
+def _compile_op(op, values, depth, budget):
+    if op in ("and", "or", "not"):
+        parts = [compile_constraint(v, depth + 1, budget) for v in values]
     if op == "and":
-        return _and([compile_constraint(v) for v in values])
+        return _and(parts)
     if op == "or":
-        parts = [compile_constraint(v) for v in values]
         preds = [p for p, _ in parts]
         mask = 0
         for _, m in parts:
             mask |= m
         return (lambda get: any(p(get) for p in preds)), mask
     if op == "not":
-        pred, _ = _and([compile_constraint(v) for v in values])
+        pred, _ = _and(parts)
         return (lambda get: not pred(get)), ALL_STATES
     if op == "userid":
         uids = set()
         for value in values:
-            if isinstance(value, bool) or not isinstance(value, int):
+            if type(value) is not int:
                 raise _eproto(f"userid value {value!r} must be an integer")
+            if not -1 <= value <= FLUX_USERID_UNKNOWN:
+                raise _eproto(f"userid value {value} is out of range")
             uids.add(value)
         if FLUX_USERID_UNKNOWN in uids or -1 in uids:
             return (lambda get: True), ALL_STATES
@@ -506,6 +532,9 @@ def _compile_op(op, values):
         for value in values:
             if not isinstance(value, str):
                 raise _eproto(f"hostlist value {value!r} must be a string")
+            budget.hosts -= _hostlist_size(value)
+            if budget.hosts < 0:
+                raise _eproto(f"hostlists name more than {MAX_HOSTS} hosts")
             try:
                 hosts.update(Hostlist(value))
             except (TypeError, ValueError, OSError):
@@ -521,8 +550,11 @@ def _compile_op(op, values):
     if op == "ranks":
         ranks = IDset()
         for value in values:
+            if type(value) not in (str, int):
+                raise _eproto(f"ranks value of type {type(value).__name__} "
+                              "must be an idset string or an integer")
             try:
-                ranks.add(IDset(value if isinstance(value, str) else int(value)))
+                ranks.add(IDset(value))
             except (TypeError, ValueError, OSError):
                 raise _eproto(f"invalid ranks '{value}'") from None
 
@@ -536,6 +568,21 @@ def _compile_op(op, values):
     if op in TIME_ATTRS:
         return _time_pred(op, values), ALL_STATES
     raise _eproto(f"unknown constraint operator: {op}")
+
+
+_BRACKETS = re.compile(r"\[([^\]]*)\]")
+_SPAN = re.compile(r"([0-9]+)-([0-9]+)")
+
+
+def _hostlist_size(text):
+    """At least the number of hosts ``text`` expands to (cheap: no expansion)."""
+    n = text.count(",") + 1
+    for inner in _BRACKETS.findall(text):
+        for lo, hi in _SPAN.findall(inner):
+            if len(hi) > 18:  # Hostlist refuses such a range anyway
+                continue
+            n += max(int(hi) - int(lo), 0)
+    return n
 
 
 def _userid_pushdown(c):
@@ -915,16 +962,12 @@ class JobList(Service):
         return out
 
     def h_list(self, msg):
-        req = msg.get_object()
-        if not isinstance(req, dict):
-            raise _eproto("invalid payload")
+        req = payload.request(msg)
         max_entries = req.get("max_entries", 0)
-        if isinstance(max_entries, bool) or not isinstance(max_entries, int) \
-                or max_entries < 0:
+        if type(max_entries) is not int or not 0 <= max_entries <= payload.INT64_MAX:
             raise _eproto("invalid payload: max_entries must be an integer >= 0")
-        since = req.get("since", 0.0) or 0.0
-        if isinstance(since, bool) or not isinstance(since, (int, float)) \
-                or since < 0:
+        since = payload.number(req, "since", 0.0)  # finite, 64 bits: SQL-safe
+        if since < 0:
             raise _eproto("invalid payload: since must be a number >= 0")
         attrs = self.parse_attrs(req)
         constraint = req.get("constraint")
@@ -980,12 +1023,8 @@ class JobList(Service):
         return out
 
     def h_list_id(self, msg):
-        req = msg.get_object()
-        if not isinstance(req, dict):
-            raise _eproto("invalid payload")
-        jobid = req.get("id")
-        if isinstance(jobid, bool) or not isinstance(jobid, int) or jobid < 0:
-            raise _eproto("invalid payload: id must be an integer")
+        req = payload.request(msg)
+        jobid = payload.jobid(req)
         attrs = self.parse_attrs(req)
         job = self.manager.find(jobid)
         if job is not None:

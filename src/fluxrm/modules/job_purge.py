@@ -15,7 +15,8 @@ instance owner only (EPERM otherwise):
   value.
 - ``job-manager.purge-id`` {jobs: [id...], force?} -> {count, errors:
   [[id, text]...]}: the same for the given jobs; an active, still waitable
-  or unknown job is an error, not a purge.
+  or unknown job is an error, not a purge.  EPROTO unless ``jobs`` is a list
+  of ids (integers in ``[0, 2**63)``).
 
 A purged job is gone: its row is deleted, and its jobspec text too unless
 another job shares it.  ``Purger.listeners``, callables ``(purged)`` given
@@ -26,6 +27,7 @@ The number purged so far is kept in the store (``purged_total``).
 import errno
 import time
 
+from fluxrm.broker import payload
 from fluxrm.jobstate import INACTIVE
 
 __all__ = ["Purger"]
@@ -37,9 +39,12 @@ META_KEY = "inactive-purged"
 
 def _number(req, key, default, kind):
     value = req.get(key, default)
+    what = "an integer" if kind is int else "a number"
     if isinstance(value, bool) or not isinstance(value, kind):
-        what = "an integer" if kind is int else "a number"
         raise OSError(errno.EINVAL, f"purge: {key} must be {what}")
+    # the limits meet SQLite and time arithmetic: keep them finite, 64 bits
+    if not payload.INT64_MIN <= value <= payload.INT64_MAX:
+        raise OSError(errno.EINVAL, f"purge: {key} must be {what} in 64 bits")
     return value
 
 
@@ -57,9 +62,7 @@ class Purger:
     def h_purge(self, msg):
         manager = self.manager
         manager.require_owner(msg)
-        req = msg.get_object()
-        if not isinstance(req, dict):
-            raise OSError(errno.EPROTO, "job-manager.purge: malformed request")
+        req = payload.request(msg)
         age_limit = _number(req, "age_limit", -1, (int, float))
         num_limit = _number(req, "num_limit", -1, int)
         batch = _number(req, "batch", DEFAULT_BATCH, int)
@@ -67,7 +70,7 @@ class Purger:
             raise OSError(errno.EINVAL, f"purge: batch must be in [1:{MAX_BATCH}]")
         manager.flush()  # every inactive job has its row
         selected, total = self._selected(age_limit, num_limit)
-        if req.get("force"):
+        if payload.boolean(req, "force", False):
             count = self._purge(self._purgeable(selected, batch))
             total -= count
         else:
@@ -77,11 +80,12 @@ class Purger:
     def h_purge_id(self, msg):
         manager = self.manager
         manager.require_owner(msg)
-        req = msg.get_object()
-        jobs = req.get("jobs") if isinstance(req, dict) else None
+        req = payload.request(msg)
+        jobs = req.get("jobs")
         if not isinstance(jobs, list) or not all(
-                isinstance(j, int) and not isinstance(j, bool) for j in jobs):
+                type(j) is int and 0 <= j <= payload.JOBID_MAX for j in jobs):
             raise OSError(errno.EPROTO, "job-manager.purge-id: jobs must be a list of ids")
+        force = payload.boolean(req, "force", False)
         manager.flush()  # every inactive job has its row
         ok, errors = [], []
         for jobid in dict.fromkeys(jobs):
@@ -90,7 +94,7 @@ class Purger:
                 errors.append([jobid, why])
             else:
                 ok.append(jobid)
-        count = self._purge(ok) if req.get("force") else len(ok)
+        count = self._purge(ok) if force else len(ok)
         manager.respond(msg, {"count": count, "errors": errors})
 
     # -- choosing ----------------------------------------------------------------------

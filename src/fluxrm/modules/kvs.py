@@ -14,7 +14,10 @@ Tree objects on the wire (after RFC 11)::
     dir      {"ver": 1, "type": "dir", "data": {name: treeobj, ...}}
     symlink  {"ver": 1, "type": "symlink", "data": {"target": "a.b"}}
 
-``namespace`` defaults to ``"primary"`` in every request.
+``namespace`` defaults to ``"primary"`` in every request.  Request fields
+are read through ``fluxrm.broker.payload``: a missing or wrongly typed field
+is EPROTO, an empty key or namespace EINVAL (as is a malformed commit
+operation, below).
 
 RPC topics
 ----------
@@ -90,6 +93,7 @@ from flux.constants import (
     FLUX_ROLE_OWNER,
 )
 from flux.message import MSGFLAG_NORESPONSE
+from fluxrm.broker import payload
 from fluxrm.broker.service import Service
 from fluxrm.kvstree import (
     KVSTree,
@@ -104,6 +108,8 @@ from fluxrm.modules.job_kvs import TOP as JOBS_TOP, JobKVSView
 from fluxrm.store import shared_store
 
 LOG_ERR = 3
+USERID_MAX = (1 << 32) - 1
+MATCHTAG_MAX = (1 << 32) - 1
 
 
 # -- tree objects ---------------------------------------------------------------
@@ -135,34 +141,48 @@ def ops_from_wire(ops):
     for op in ops:
         if not isinstance(op, dict) or not isinstance(op.get("key"), str):
             raise oserror(errno.EINVAL, "malformed operation")
-        _op_from_wire(op["key"], op.get("flags", 0) or 0, op.get("dirent"), out)
+        flags = op.get("flags") or 0
+        if type(flags) is not int:
+            raise oserror(errno.EINVAL, "malformed operation: flags must be an integer")
+        _op_from_wire(op["key"], flags, op.get("dirent"), out)
     return out
 
 
 def _op_from_wire(key, flags, dirent, out):
-    if dirent is None:
-        out.append(("unlink", key))
-        return
-    if not isinstance(dirent, dict):
-        raise oserror(errno.EINVAL, "treeobj must be an object or null")
-    kind = dirent.get("type")
-    data = dirent.get("data")
-    if kind == "val":
-        out.append(("append" if flags & FLUX_KVS_APPEND else "put", key, _b64decode(data)))
-    elif kind == "dir":
-        out.append(("mkdir", key))
-        if data:
-            if not isinstance(data, dict):
-                raise oserror(errno.EINVAL, "treeobj: dir data must be an object")
-            for name, sub in data.items():
-                _op_from_wire(f"{key}.{name}", 0, sub, out)
-    elif kind == "symlink":
-        target = data.get("target") if isinstance(data, dict) else None
-        if not isinstance(target, str):
-            raise oserror(errno.EINVAL, "treeobj: symlink needs a target")
-        out.append(("symlink", key, target))
-    else:
-        raise oserror(errno.EINVAL, f"treeobj: unknown type {kind!r}")
+    # A directory treeobj holds treeobjs to any depth: walk them with a
+    # stack (in order: a directory before its entries), not recursion.
+    stack = [(key, flags, dirent)]
+    while stack:
+        key, flags, dirent = stack.pop()
+        if dirent is None:
+            out.append(("unlink", key))
+            continue
+        if not isinstance(dirent, dict):
+            raise oserror(errno.EINVAL, "treeobj must be an object or null")
+        kind = dirent.get("type")
+        data = dirent.get("data")
+        if kind == "val":
+            out.append(("append" if flags & FLUX_KVS_APPEND else "put", key,
+                        _b64decode(data)))
+        elif kind == "dir":
+            out.append(("mkdir", key))
+            if data:
+                if not isinstance(data, dict):
+                    raise oserror(errno.EINVAL, "treeobj: dir data must be an object")
+                entries = []
+                for name, sub in data.items():
+                    if not isinstance(name, str):
+                        raise oserror(errno.EINVAL, "treeobj: dir entry names must be strings")
+                    entries.append((f"{key}.{name}", 0, sub))
+                stack.extend(reversed(entries))
+        elif kind == "symlink":
+            target = data.get("target") if isinstance(data, dict) else None
+            if not isinstance(target, str):
+                raise oserror(errno.EINVAL, "treeobj: symlink needs a target")
+            out.append(("symlink", key, target))
+        else:
+            kind = kind if isinstance(kind, str) else type(kind).__name__
+            raise oserror(errno.EINVAL, f"treeobj: unknown type {kind!r}")
 
 
 # -- watches --------------------------------------------------------------------
@@ -303,35 +323,23 @@ class KVSService(Service):
     # -- helpers -------------------------------------------------------------------
     @staticmethod
     def _request(msg):
-        req = msg.get_object()
-        if req is None:
-            req = {}
-        if not isinstance(req, dict):
-            raise oserror(errno.EPROTO, "request payload must be a JSON object")
-        return req
+        return payload.request(msg, required=False)
 
     @staticmethod
-    def _ns(req):
-        ns = req.get("namespace")
-        if ns is None:
-            return PRIMARY
-        if not isinstance(ns, str) or not ns:
+    def _ns(req, default=PRIMARY):
+        ns = payload.string(req, "namespace", default)
+        if not ns:
             raise oserror(errno.EINVAL, "namespace must be a non-empty string")
         return ns
 
     @staticmethod
     def _flags(req):
-        flags = req.get("flags", 0)
-        if flags is None:
-            return 0
-        if not isinstance(flags, int) or isinstance(flags, bool):
-            raise oserror(errno.EPROTO, "flags must be an integer")
-        return flags
+        return payload.integer(req, "flags", 0, lo=0)
 
     @staticmethod
     def _key(req):
-        key = req.get("key")
-        if not isinstance(key, str) or not key:
+        key = payload.string(req, "key")
+        if not key:
             raise oserror(errno.EINVAL, os.strerror(errno.EINVAL))
         return key
 
@@ -362,7 +370,7 @@ class KVSService(Service):
         elif entry.type == DIR:
             if not flags & FLUX_KVS_READDIR:
                 raise oserror(errno.EISDIR)
-            nodata = bool(req.get("nodata"))
+            nodata = payload.boolean(req, "nodata", False)
             val = {"ver": 1, "type": "dir", "data": {
                 name: treeobj(t, v, nodata)
                 for name, t, v in self.tree.children(ns, entry.key)}}
@@ -380,8 +388,9 @@ class KVSService(Service):
         if etype == DIR:
             if not flags & FLUX_KVS_READDIR:
                 raise oserror(errno.EISDIR)
+            nodata = payload.boolean(req, "nodata", False)
             val = {"ver": 1, "type": "dir", "data": self.jobs_view.readdir_treeobjs(
-                norm, bool(req.get("nodata")), treeobj)}
+                norm, nodata, treeobj)}
         else:
             if flags & FLUX_KVS_READDIR:
                 raise oserror(errno.ENOTDIR)
@@ -439,23 +448,17 @@ class KVSService(Service):
     def h_namespace_create(self, msg):
         self.require_owner(msg)
         req = self._request(msg)
-        name = req.get("namespace")
-        if not isinstance(name, str) or not name:
-            raise oserror(errno.EINVAL, "namespace must be a non-empty string")
-        owner = req.get("owner", self.broker.owner_uid)
-        if owner is None or owner == -1:
+        name = self._ns(req, payload.MISSING)
+        # -1 (or absent) means the instance owner; user ids are 32 bits
+        owner = payload.integer(req, "owner", -1, lo=-1, hi=USERID_MAX)
+        if owner == -1:
             owner = self.broker.owner_uid
-        if not isinstance(owner, int):
-            raise oserror(errno.EINVAL, "owner must be an integer")
         self.namespace_create(name, owner, self._flags(req))
         self._queue(lambda exc: self._ack(msg, exc))
 
     def h_namespace_remove(self, msg):
         self.require_owner(msg)
-        req = self._request(msg)
-        name = req.get("namespace")
-        if not isinstance(name, str) or not name:
-            raise oserror(errno.EINVAL, "namespace must be a non-empty string")
+        name = self._ns(self._request(msg), payload.MISSING)
         self.namespace_remove(name)
         self._queue(lambda exc: self._ack(msg, exc))
 
@@ -589,7 +592,7 @@ class KVSService(Service):
 
     def h_watch_cancel(self, msg):
         req = self._request(msg)
-        matchtag = req.get("matchtag")
+        matchtag = payload.integer(req, "matchtag", lo=0, hi=MATCHTAG_MAX)
         w = self.watches.get((msg.sender, matchtag))
         if w is not None:
             self._end(w, errno.ENODATA)
