@@ -420,10 +420,12 @@ class Rejected:
 
     def error_response(self):
         """An EPROTO response naming the bad field, for a request someone
-        still waits for (a usable matchtag, no NORESPONSE flag); else None."""
+        may wait for (a usable matchtag, and no NORESPONSE flag among valid
+        flags); else None."""
         flags = self.fields[1]
         if (not self.is_type(FLUX_MSGTYPE_REQUEST) or self.matchtag is None
-                or (type(flags) is int and flags & MSGFLAG_NORESPONSE)):
+                or (type(flags) is int and not flags >> _MSGFLAG_BITS
+                    and flags & MSGFLAG_NORESPONSE)):
             return None
         topic = self.fields[2]
         if type(topic) is not str or len(topic) > MAX_TOPIC:
@@ -513,29 +515,41 @@ class Decoder:
     def feed(self, data):
         """Add bytes; return the list of messages now complete."""
         unpacker = self._unpacker
+        if unpacker is None:
+            raise ProtocolError("the stream broke earlier")
+        error = None
         try:
             unpacker.feed(data)
         except msgpack.BufferFull:
-            raise ProtocolError(
+            error = ProtocolError(
                 f"message too large: more than {self._max} bytes buffered",
-                errno.EMSGSIZE) from None
+                errno.EMSGSIZE)
         out = []
         try:
-            for fields in unpacker:
-                if type(fields) is not list or len(fields) != 13:
-                    raise ProtocolError("malformed message: not a 13-field array",
-                                        messages=out)
-                msg = _from_fields(fields)
-                if msg is None:
-                    self.rejected.append(Rejected(fields))
-                else:
-                    out.append(msg)
+            if error is None:
+                for fields in unpacker:
+                    if type(fields) is not list or len(fields) != 13:
+                        error = ProtocolError("malformed message: not a 13-field array",
+                                              messages=out)
+                        break
+                    msg = _from_fields(fields)
+                    if msg is None:
+                        self.rejected.append(Rejected(fields))
+                    else:
+                        out.append(msg)
         except (ValueError, TypeError, MemoryError, msgpack.ExtraData,
                 msgpack.FormatError, msgpack.StackError) as exc:
             # past an error inside a message the unpacker has lost the framing
-            errnum = errno.EMSGSIZE if "exceeds max" in str(exc) else errno.EPROTO
-            raise ProtocolError(_unpack_error(exc), errnum, out,
-                                isinstance(exc, msgpack.FormatError)) from None
+            if "exceeds max" in str(exc):  # e.g. "N exceeds max_bin_len(M)"
+                error = ProtocolError(f"message too large: {exc}", errno.EMSGSIZE, out)
+            else:
+                error = ProtocolError(_unpack_error(exc), errno.EPROTO, out,
+                                      isinstance(exc, msgpack.FormatError))
+        if error is not None:
+            # free the buffer now: no traceback may keep it (the broker's
+            # garbage collections are rare)
+            self._unpacker = unpacker = None
+            raise error
         self._fed += len(data)
         if self._fed > _RENEW_AFTER and unpacker.tell() == self._fed:
             self._unpacker = self._new_unpacker()

@@ -179,7 +179,7 @@ class Connection:
             self.lost(exc)
             return True
         if not data:
-            self.lost(OSError(errno.ECONNRESET, "Connection reset by broker"))
+            self.lost(OSError(errno.ECONNRESET, "end of file"))
             return True
         decoder = self.decoder
         try:
@@ -234,10 +234,13 @@ class Connection:
         """The broker went away: fail every outstanding RPC."""
         if self.dead is not None:
             return
-        if self.refusal is not None:
-            exc = self.refusal
-        self.dead = OSError(exc.errno or errno.ECONNRESET,
-                            exc.strerror or "Connection reset by broker")
+        if self.refusal is not None:  # the broker told us why
+            self.dead = self.refusal
+        elif exc.errno in (None, 0, errno.ECONNRESET, errno.EPIPE):
+            self.dead = OSError(errno.ECONNRESET, "lost connection to the broker: "
+                                + (exc.strerror or os.strerror(errno.ECONNRESET)))
+        else:
+            self.dead = OSError(exc.errno, exc.strerror or os.strerror(exc.errno))
         for reactor in list(_reactors_of(self)):
             reactor.remove_connection(self)
         try:

@@ -13,13 +13,15 @@ connection may have at most 68 MiB of an incomplete message buffered.  A
 message with a malformed field is refused on its own (an EPROTO response if
 it is a request someone waits for, else dropped with a log line).  A client
 that breaks the framing or the size limits gets one CONTROL "error" message
-saying why, and the connection is closed, with a log line.  Outgoing: above
+saying why (then end of file), and the connection is closed, with a log
+line.  Outgoing: above
 ``OUT_PAUSE`` bytes waiting in the transport we stop reading that client's
 requests until it reads its responses; above ``OUT_LIMIT`` (events pile up
 for a client that never reads) the connection is dropped, with a log line.
 """
 
 import asyncio
+import ctypes
 import errno
 import itertools
 import os
@@ -42,8 +44,30 @@ LOG_INFO = 6
 
 OUT_PAUSE = 8 << 20  # stop reading a client with this much output unread
 OUT_LIMIT = 256 << 20  # drop a client with this much output unread
+REFUSE_GRACE = 5.0  # seconds a refused client has to read why and hang up
 
 _ident_counter = itertools.count(1)
+
+
+def _give_back_memory():
+    """Return freed heap memory to the system after dropping a large buffer.
+
+    glibc raises its mmap and trim thresholds as large blocks come and go,
+    so the tens of MiB an oversized message made us buffer would otherwise
+    stay in the process.  Only called for such a message (each costs the
+    client 64 MiB of sending), so its cost does not matter.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
 
 
 def peer_uid(sock):
@@ -73,6 +97,7 @@ class ClientConnection(asyncio.Protocol):
         self.services_used = set()
         self._outbuf = []
         self._flush_scheduled = False
+        self._grace = None
 
     def __repr__(self):
         return f"<ClientConnection {self.ident} uid={self.uid}>"
@@ -158,18 +183,31 @@ class ClientConnection(asyncio.Protocol):
         self.broker.log(LOG_ERR, f"connector: {self.ident}: {text};"
                         " dropping the connection")
         self._flush()
-        if tell:
-            err = Message.build(FLUX_MSGTYPE_CONTROL, "error")
-            err.errnum = errnum
-            err.errstr = text
-            self.transport.write(encode(err))
-        self.closed = True
-        self.transport.close()  # after the buffered output, which is bounded
-        self.decoder = None  # the buffered input goes now, not at connection_lost
+        self.closed = True  # from now on what the client sends is discarded
+        self.decoder = None  # and the buffered input goes now
+        if errnum == errno.EMSGSIZE:
+            _give_back_memory()
+        transport = self.transport
+        if not tell:
+            transport.close()
+            return
+        err = Message.build(FLUX_MSGTYPE_CONTROL, "error")
+        err.errnum = errnum
+        err.errstr = text
+        transport.write(encode(err))
+        # Half-close so the client reads the error, then end of file: a plain
+        # close with its data unread would reset the connection and the
+        # error could be lost.  The client hangs up in turn; a grace period
+        # bounds how long one that does not can keep the connection.
+        transport.write_eof()
+        self._grace = asyncio.get_running_loop().call_later(REFUSE_GRACE,
+                                                            transport.abort)
 
     def connection_lost(self, exc):
         self.closed = True
         self.decoder = None
+        if self._grace is not None:
+            self._grace.cancel()
         if self.rolemask:  # only accepted connections were ever routed
             self.router.drop_connection(self)
 
