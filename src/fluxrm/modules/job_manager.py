@@ -45,11 +45,13 @@ On restart, active jobs are replayed from their stored eventlogs: pending
 jobs return to the queue; running ones get an exception and are cleaned up.
 """
 
+import asyncio
 import errno
 import json
 import re
 import os
 import signal
+import sqlite3
 import time
 from collections import OrderedDict, deque
 
@@ -60,6 +62,7 @@ from flux.constants import (
 )
 from flux.job.submit import sign_none
 from fluxrm import jobstate
+from fluxrm.broker import payload
 from fluxrm.broker.service import Service
 from fluxrm.compact_json import dumps
 from fluxrm.modules.job_purge import Purger
@@ -87,6 +90,11 @@ LOG_COLUMNS = {MAIN: "eventlog", EXEC: "exec_eventlog", OUTPUT: "output",
                INPUT: "input"}
 # every job datum by key (as job-info and the KVS name it) -> jobs column
 DATA_COLUMNS = {"jobspec": "jobspec", "R": "R", "J": "J", **LOG_COLUMNS}
+
+# errors writing one job's row that are about that row's values (text with
+# lone surrogates, an integer beyond 64 bits...), not about the store
+ROW_ERRORS = (ValueError, TypeError, OverflowError, sqlite3.InterfaceError,
+              sqlite3.IntegrityError)
 
 RECENT_INACTIVE = 1000  # inactive jobs kept in memory for fast lookups
 
@@ -128,6 +136,25 @@ def event_line(event):
 
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z").match
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(text):
+    """JSON text as SQLite (and the wire) can carry it.
+
+    A Python string may hold lone surrogates (a non-UTF-8 file name in an
+    error message, a jobspec stored before job-ingest refused them), which
+    cannot be encoded as UTF-8.  In JSON text they can only sit inside
+    string literals, so writing each as its ``\\uXXXX`` escape is lossless:
+    the text decodes to the same value.
+    """
+    if text is None or text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text
 
 
 def make_event(name, context=None, timestamp=None):
@@ -263,6 +290,7 @@ class JobManager(Service):
         self._dirty_jobs = {}
         self._flush_scheduled = False
         self._unconfirmed = []  # jobs written in the batch not yet committed
+        self._unstorable = set()  # ids of jobs whose row could not be written
         self.store = None
         self.jobspecs = None  # JobspecTexts: each distinct jobspec stored once
         self.stopped = False
@@ -356,7 +384,13 @@ class JobManager(Service):
         first = not self._unconfirmed
         self._unconfirmed.extend(jobs)
         try:
-            self._write_rows(jobs)
+            try:
+                self._write_rows(jobs)
+            except ROW_ERRORS as exc:
+                # one bad row must not fail the whole batch (and every batch
+                # after it, since failed rows are written again); errors of
+                # the store itself (locked, full disk) do fail the batch
+                self._write_rows_one_by_one(jobs, exc)
         finally:
             if first:  # once per batch (at once if nothing was written)
                 self.store.on_durable(self._confirm)
@@ -398,6 +432,32 @@ class JobManager(Service):
                 " t_inactive, J, jobspec_id, R, eventlog, exec_eventlog, output, input,"
                 " info, wait_pending) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inserts)
 
+    def _write_rows_one_by_one(self, jobs, error):
+        """Writing a batch of rows failed: write each whole row in its own
+        savepoint, its texts made storable; a row that still fails is
+        logged and its job, if still active, gets a fatal exception, so
+        one job can never stop the others from being stored."""
+        self.log(LOG_ERR, f"writing job rows: {error!r}; writing them one by one")
+        for job in jobs:
+            job.J = storable(job.J)
+            job.jobspec_text = storable(job.jobspec_text)
+            for path, lines in job.logs.items():
+                job.logs[path] = [storable(line) for line in lines]
+            job.new = True  # the whole row (statements done so far are redone)
+            try:
+                with self.store.savepoint():
+                    self._write_rows([job])
+            except ROW_ERRORS as exc:
+                self.log(LOG_ERR, f"job {job.id}: its row cannot be stored: {exc!r}")
+                if job.state != INACTIVE and job.id not in self._unstorable:
+                    self._unstorable.add(job.id)
+                    # not from inside the commit: posting marks rows dirty
+                    asyncio.get_running_loop().call_soon(self._fail_unstorable, job)
+
+    def _fail_unstorable(self, job):
+        if job.state != INACTIVE:
+            self.raise_exception(job, "job-manager", 0, "the job could not be stored")
+
     def _confirm(self, exc):
         """The batch holding the rows written by ``flush`` is over.  If it
         failed (a full disk...), those rows were rolled back: write the
@@ -420,7 +480,7 @@ class JobManager(Service):
         joblist = self.broker.router.services.get("job-list")
         if joblist is None or not hasattr(joblist, "inactive_info"):
             return None
-        return dumps(joblist.inactive_info(job))
+        return storable(dumps(joblist.inactive_info(job)))
 
     # -- submission -------------------------------------------------------------------
     def submit(self, batch):
@@ -440,6 +500,8 @@ class JobManager(Service):
     def append(self, job, path, entry):
         """Append one entry (a dict) to one of the job's eventlogs."""
         line = event_line(entry)
+        if not line.isascii():
+            line = storable(line)
         lines = job.logs.get(path)
         if lines is None:
             lines = job.logs[path] = []
@@ -574,8 +636,10 @@ class JobManager(Service):
 
     def h_wait(self, msg):
         self.require_owner(msg)
-        req = msg.get_object()
-        jobid = req["id"]
+        req = payload.request(msg)
+        jobid = req.get("id")
+        if type(jobid) is not int or jobid != FLUX_JOBID_ANY:
+            jobid = payload.jobid(req)
         if jobid == FLUX_JOBID_ANY:
             if self.zombies:
                 jobid, result = self.zombies.popitem(last=False)
@@ -616,56 +680,59 @@ class JobManager(Service):
         return job
 
     @staticmethod
-    def check_exception_args(etype, severity):
-        if not isinstance(severity, int) or not 0 <= severity <= 7:
+    def exception_args(req):
+        """``(type, severity, note)`` of a raise request."""
+        severity = req.get("severity", 0)
+        if type(severity) is not int or not 0 <= severity <= 7:
             raise OSError(errno.EPROTO, "severity must be 0-7")
-        if (not isinstance(etype, str) or not etype
+        etype = req.get("type")
+        if (type(etype) is not str or not etype or len(etype) > 64
                 or any(c.isspace() or c == "=" for c in etype)):
             raise OSError(errno.EPROTO, "invalid exception type")
+        return etype, severity, payload.string(req, "note", "")
 
     def h_raise(self, msg):
-        req = msg.get_object()
-        etype, severity = req.get("type"), req.get("severity", 0)
-        self.check_exception_args(etype, severity)
-        job = self._job_for_request(msg, req["id"], errno.ENOENT)
-        self.raise_exception(job, etype, severity, req.get("note") or "",
-                             userid=msg.userid)
+        req = payload.request(msg)
+        etype, severity, note = self.exception_args(req)
+        job = self._job_for_request(msg, payload.jobid(req), errno.ENOENT)
+        self.raise_exception(job, etype, severity, note, userid=msg.userid)
         self.respond(msg, {})
 
     def h_raiseall(self, msg):
         self.require_owner(msg)
-        req = msg.get_object()
-        etype, severity = req.get("type"), req.get("severity", 0)
-        self.check_exception_args(etype, severity)
-        states = req.get("states") or (DEPEND | PRIORITY | SCHED | RUN | NEW)
-        userid = req.get("userid")
+        req = payload.request(msg)
+        etype, severity, note = self.exception_args(req)
+        states = (payload.integer(req, "states", 0, 0, 0xFF)
+                  or (DEPEND | PRIORITY | SCHED | RUN | NEW))
+        userid = payload.integer(req, "userid", None)
+        dry_run = payload.boolean(req, "dry_run", False)
         targets = [j for j in self.active.values()
                    if j.state & states and (userid in (None, 0xFFFFFFFF)
                                             or j.userid == userid)]
-        if not req.get("dry_run"):
+        if not dry_run:
             for job in targets:
                 if job.state != INACTIVE:
-                    self.raise_exception(job, etype, severity, req.get("note") or "",
+                    self.raise_exception(job, etype, severity, note,
                                          userid=msg.userid)
         self.respond(msg, {"count": len(targets), "errors": 0})
 
     def h_kill(self, msg):
-        req = msg.get_object()
+        req = payload.request(msg)
         signum = req.get("signum")
-        if not isinstance(signum, int) or not 0 < signum < signal.NSIG:
+        if type(signum) is not int or not 0 < signum < signal.NSIG:
             raise OSError(errno.EINVAL, "Invalid signal number")
-        job = self._job_for_request(msg, req["id"], errno.EINVAL)
+        job = self._job_for_request(msg, payload.jobid(req), errno.EINVAL)
         if job.state not in (RUN, CLEANUP) or not self.exec.running(job):
             raise OSError(errno.EINVAL, "job is not running")
         self.exec.kill(job, signum)
         self.respond(msg, {})
 
     def h_urgency(self, msg):
-        req = msg.get_object()
+        req = payload.request(msg)
         urgency = req.get("urgency")
-        if not isinstance(urgency, int) or not 0 <= urgency <= 31:
+        if type(urgency) is not int or not 0 <= urgency <= 31:
             raise OSError(errno.EINVAL, "urgency range is [0:31]")
-        job = self._job_for_request(msg, req["id"], errno.ENOENT)
+        job = self._job_for_request(msg, payload.jobid(req), errno.ENOENT)
         if urgency > 16 and not msg.rolemask & FLUX_ROLE_OWNER:
             raise OSError(errno.EPERM, "only the instance owner can expedite")
         old = job.view.urgency
@@ -685,9 +752,9 @@ class JobManager(Service):
 
     # -- the events journal ------------------------------------------------------------
     def h_journal(self, msg):
-        req = msg.get_object() or {}
+        req = payload.request(msg, required=False)
         replay = []
-        if req.get("full"):
+        if payload.boolean(req, "full", False):
             for job in self.active.values():
                 if self._journal_visible(msg, job):
                     for line in job.logs[MAIN]:
@@ -696,8 +763,9 @@ class JobManager(Service):
         self.journal[(msg.sender, msg.matchtag)] = msg
 
     def h_journal_cancel(self, msg):
-        req = msg.get_object() or {}
-        stream = self.journal.pop((msg.sender, req.get("matchtag")), None)
+        req = payload.request(msg)
+        matchtag = payload.integer(req, "matchtag", lo=0, hi=0xFFFFFFFF)
+        stream = self.journal.pop((msg.sender, matchtag), None)
         if stream is not None:
             self.respond_error(stream, errno.ENODATA)
 
@@ -709,8 +777,6 @@ class JobManager(Service):
         self._journal_batch.append((job, event))
         if not self._journal_flush_scheduled:
             self._journal_flush_scheduled = True
-            import asyncio
-
             asyncio.get_running_loop().call_soon(self._journal_flush)
 
     def _journal_flush(self):
@@ -743,20 +809,33 @@ class JobManager(Service):
         rows = self.store.query(
             f"SELECT id, J, {JOBSPEC_SQL}, R, eventlog, exec_eventlog, output, input"
             " FROM jobs WHERE state != ? ORDER BY id", (INACTIVE,))
+        refused = {}  # job id -> why its stored jobspec is refused now
         for (jobid, J, jobspec_text, R, eventlog, exec_log, output, input_) in rows:
             try:
                 jobspec = json.loads(jobspec_text) if jobspec_text else {}
-            except ValueError:
+                if jobspec_text and "\\u" in jobspec_text:
+                    jobspec, bad = _escape_non_utf8(jobspec)
+                    if bad:  # stored before job-ingest refused such text
+                        refused[jobid] = ("jobspec: a string is not valid Unicode"
+                                          " (a lone surrogate escape)")
+            except (ValueError, RecursionError):
+                jobspec = {}
+            if not isinstance(jobspec, dict):
                 jobspec = {}
             job = Job(jobid, jobspec, J, jobspec_text)
             job.new = False
-            job.R = json.loads(R) if R else None
-            for path, text in ((MAIN, eventlog), (EXEC, exec_log), (OUTPUT, output),
-                               (INPUT, input_)):
-                if text:
-                    job.logs[path] = text.splitlines(keepends=True)
-            for line in job.logs[MAIN]:
-                jobstate.apply(job.view, json.loads(line))
+            try:
+                job.R = json.loads(R) if R else None
+                for path, text in ((MAIN, eventlog), (EXEC, exec_log),
+                                   (OUTPUT, output), (INPUT, input_)):
+                    if text:
+                        job.logs[path] = text.splitlines(keepends=True)
+                for line in job.logs[MAIN]:
+                    jobstate.apply(job.view, json.loads(line))
+            except Exception as exc:  # one damaged row must not stop the instance
+                self.log(LOG_ERR, f"job {jobid}: cannot replay its stored eventlog,"
+                         f" left as it is: {exc!r}")
+                continue
             job.waitable = bool(job.view.flags & FLUX_JOB_WAITABLE)
             self.active[jobid] = job
             if job.waitable:
@@ -775,7 +854,9 @@ class JobManager(Service):
         for job in list(self.active.values()):
             self.post(job, "flux-restart")
             state = job.state
-            if state == NEW:
+            if job.id in refused and state in (NEW, DEPEND, PRIORITY, SCHED):
+                self.raise_exception(job, "ingest", 0, refused[job.id])
+            elif state == NEW:
                 self.post(job, "validate")
             elif state == DEPEND:
                 self.post(job, "depend")
@@ -800,6 +881,35 @@ def _select_expr(column):
     if column == "*":
         return f"*, {JOBSPEC_SQL} AS jobspec"  # the later "jobspec" wins
     return column
+
+
+def _escape_non_utf8(value):
+    """``(value, changed)``: a decoded jobspec with each string holding a
+    lone surrogate (which nothing can send or store as UTF-8) replaced by
+    its backslash-escaped text, for a job whose jobspec was stored before
+    job-ingest refused those; it is only shown (job-list), never run."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8"), True
+        return value, False
+    changed = False
+    if isinstance(value, dict):
+        items = {}
+        for key, item in value.items():
+            key, c1 = _escape_non_utf8(key)
+            items[key], c2 = _escape_non_utf8(item)
+            changed = changed or c1 or c2
+        return (items, True) if changed else (value, False)
+    if isinstance(value, list):
+        items = []
+        for item in value:
+            item, c = _escape_non_utf8(item)
+            items.append(item)
+            changed = changed or c
+        return (items, True) if changed else (value, False)
+    return value, False
 
 
 def _dumps_or_none(obj):
