@@ -40,6 +40,12 @@ _NONZERO_TYPES = ("node", "slot", "core")
 _CONSTRAINT_NESTED = ("and", "or", "not")
 _CONSTRAINT_LEAF = ("properties", "hostlist", "ranks")
 
+# the largest resource count (upstream reads counts as C ints)
+COUNT_MAX = (1 << 31) - 1
+# a duration must stay below 2**31 s (upstream's expiration arithmetic)
+DURATION_LIMIT = 1 << 31
+# more tasks than any Linux system can have processes (PID_MAX_LIMIT)
+TASKS_MAX = 1 << 22
 # "a-b[:operand[:op]]" or "a+[:operand[:op]]"
 _COUNT_RANGE = re.compile(
     r"([0-9]+)(?:-([0-9]+)|(\+))(?::([0-9]+)(?::(.))?)?"
@@ -98,6 +104,8 @@ def _check_range(lo, hi, operand, operator):
             raise TypeError(f"count {name} must be an int")
         if value < 1:
             raise ValueError(f"count {name} must be >= 1")
+        if value > COUNT_MAX:
+            raise ValueError(f"count {name} must be <= {COUNT_MAX}")
     if hi is not None and hi < lo:
         raise ValueError("count max must be >= min")
     if (operand is None) != (operator is None):
@@ -153,6 +161,8 @@ def _check_count(rtype, count):
         minimum = 1 if rtype in _NONZERO_TYPES else 0
         if count < minimum:
             raise ValueError(f"{rtype} count must be >= {minimum}")
+        if count > COUNT_MAX:
+            raise ValueError(f"{rtype} count must be <= {COUNT_MAX}")
     elif isinstance(count, abc.Mapping):
         _check_range_dict(count)
     elif isinstance(count, str):
@@ -204,6 +214,8 @@ def _check_positive_int(value, what):
         raise TypeError(f"{what} must be an int")
     if value < 1:
         raise ValueError(f"{what} must be > 0")
+    if value > COUNT_MAX:
+        raise ValueError(f"{what} must be <= {COUNT_MAX}")
 
 
 def _check_task_count(count):
@@ -233,6 +245,10 @@ def _check_command(command):
     for arg in command:
         if not isinstance(arg, str):
             raise TypeError("task command must be a list of strings")
+        if "\0" in arg:
+            raise ValueError("task command must not contain a NUL character")
+    if not command[0]:
+        raise ValueError("task command must not start with an empty string")
 
 
 def _check_task(task):
@@ -300,10 +316,34 @@ def _check_attributes(attributes):
         if key in attributes and not isinstance(attributes[key], abc.Mapping):
             raise TypeError(f"attributes.{key} must be a mapping")
     system = attributes.get("system", {})
+    if "environment" in system:
+        _check_environment(system["environment"])
+    if "cwd" in system:
+        cwd = system["cwd"]
+        if not isinstance(cwd, str):
+            raise TypeError("attributes.system.cwd must be a string")
+        if "\0" in cwd:
+            raise ValueError("attributes.system.cwd must not contain a NUL character")
     if "dependencies" in system:
         _check_dependencies(system["dependencies"])
     if "constraints" in system:
         _check_constraints(system["constraints"])
+
+
+def _check_environment(env):
+    """``attributes.system.environment``: names to string values, each a
+    variable a process can be given (no ``=`` or NUL in a name, no NUL in a
+    value)."""
+    what = "attributes.system.environment"
+    if not isinstance(env, abc.Mapping):
+        raise TypeError(f"{what} must be a mapping")
+    for name, value in env.items():
+        if not isinstance(value, str):
+            raise TypeError(f"{what}: the value of {name!r} must be a string")
+        if not name or "=" in name or "\0" in name:
+            raise ValueError(f"{what}: invalid variable name {name!r}")
+        if "\0" in value:
+            raise ValueError(f"{what}: the value of {name!r} contains a NUL character")
 
 
 def _check_toplevel(resources, tasks, attributes, version):
@@ -311,6 +351,8 @@ def _check_toplevel(resources, tasks, attributes, version):
         raise TypeError("resources must be a sequence")
     if not _is_sequence(tasks):
         raise TypeError("tasks must be a sequence")
+    if not tasks:
+        raise ValueError("tasks must not be empty")
     if not isinstance(attributes, abc.Mapping):
         raise TypeError("attributes must be a mapping")
     if not _is_int(version):
@@ -700,8 +742,20 @@ class Jobspec:
     # --- output -------------------------------------------------------------
 
     def dumps(self, **kwargs):
-        """Return the jobspec as JSON (non-ASCII characters kept)."""
-        return json.dumps(self.jobspec, ensure_ascii=False, **kwargs)
+        """Return the jobspec as JSON (non-ASCII characters kept).
+
+        A string holding a lone surrogate (Python's stand-in for a byte of
+        a non-UTF-8 argument or file name) cannot be sent as UTF-8: the
+        text then escapes it (``\\udce9``), so that submitting it gets
+        the instance's EINVAL naming the field, not a UnicodeEncodeError.
+        """
+        text = json.dumps(self.jobspec, ensure_ascii=False, **kwargs)
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                text = json.dumps(self.jobspec, ensure_ascii=True, **kwargs)
+        return text
 
     def __str__(self):
         return str(self.jobspec)
@@ -777,6 +831,8 @@ class JobspecV1(Jobspec):
         super().__init__(resources, tasks, attributes, version)
         if version != 1:
             raise ValueError("version must be 1")
+        if len(tasks) != 1:
+            raise ValueError("tasks must contain exactly one task")
         self._check_v1_attributes(attributes)
         for task in tasks:
             if "per_resource" in task["count"]:
@@ -784,6 +840,31 @@ class JobspecV1(Jobspec):
         for res in self:
             if not _is_int(res["count"]):
                 raise ValueError("resource count must be an integer")
+        self._check_v1_ntasks(resources, tasks[0]["count"], attributes)
+
+    @staticmethod
+    def _check_v1_ntasks(resources, count, attributes):
+        """Refuse more tasks than a system could ever start at once."""
+        if "total" in count:
+            ntasks, what = count["total"], "task count total"
+        else:
+            nslots = sum(n for _parent, res, n in _walk(resources, None, 1)
+                         if res["type"] == "slot")
+            ntasks = count["per_slot"] * nslots
+            what = f"task count per_slot ({count['per_slot']} x {nslots} slots)"
+        if ntasks > TASKS_MAX:
+            raise ValueError(f"{what}: {ntasks} tasks is more than a system"
+                             f" can run (at most {TASKS_MAX})")
+        options = ((attributes["system"].get("shell") or {}).get("options")
+                   if isinstance(attributes["system"].get("shell"), abc.Mapping)
+                   else None)
+        per_resource = options.get("per-resource") if isinstance(
+            options, abc.Mapping) else None
+        if isinstance(per_resource, abc.Mapping) and "count" in per_resource:
+            n = per_resource["count"]
+            if not _is_int(n) or not 1 <= n <= TASKS_MAX:
+                raise ValueError("attributes.system.shell.options.per-resource.count"
+                                 f" must be an integer in [1:{TASKS_MAX}]")
 
     @staticmethod
     def _check_v1_attributes(attributes):
@@ -794,8 +875,10 @@ class JobspecV1(Jobspec):
         duration = system["duration"]
         if not _is_number(duration):
             raise TypeError("duration must be a number")
-        if not math.isfinite(duration) or duration < 0:
-            raise ValueError("duration must be a finite number >= 0")
+        # compared as is: math.isfinite() of a huge int raises OverflowError
+        if not 0 <= duration < DURATION_LIMIT:  # false for NaN too
+            raise ValueError("attributes.system.duration must be a finite number"
+                             f" >= 0 and < {DURATION_LIMIT}")
 
     # --- factories ----------------------------------------------------------
 
@@ -1662,7 +1745,8 @@ def _option_items(value, what):
 
 
 def validate_jobspec(jobspec, require_version=None):
-    """Validate a jobspec given as a `Jobspec`, or JSON `str`/`bytes`.
+    """Validate a jobspec given as a `Jobspec`, JSON `str`/`bytes`, or the
+    mapping decoded from such JSON.
 
     The document must have exactly the four top-level keys.  It is checked
     as a `JobspecV1` when ``require_version == 1`` or its version is 1,
@@ -1671,7 +1755,7 @@ def validate_jobspec(jobspec, require_version=None):
     """
     if isinstance(jobspec, Jobspec):
         jobspec = jobspec.dumps()
-    doc = json.loads(jobspec)
+    doc = jobspec if isinstance(jobspec, abc.Mapping) else json.loads(jobspec)
     _check_toplevel_keys(doc)
     if require_version is not None and doc["version"] != require_version:
         if require_version != 1:  # JobspecV1 reports its own error

@@ -9,9 +9,14 @@ RPC topics:
 ``version i1 userid i<uid> mechanism snone``).  A bare JSON jobspec is
 accepted too.  Checks, in order: flags and urgency (EINVAL "urgency range
 is [0:31]"), owner-only flags (EPERM), the signer is the requester
-(EPERM), the JSON (EINVAL "jobspec: invalid JSON: ..."), the V1 rules
-(EINVAL with the validator's message, unless FLUX_JOB_NOVALIDATE), and a
-resource shape the scheduler can serve (EINVAL).
+(EPERM), the JSON (EINVAL "jobspec: invalid JSON: ..."; like upstream's
+parser, ``parse_text`` also refuses NUL characters and lone surrogates in
+strings, integers beyond 64 bits and non-finite numbers, naming the path,
+e.g. "jobspec: tasks[0].command[1]: string contains a NUL character"), the
+V1 rules (EINVAL with the validator's message, unless FLUX_JOB_NOVALIDATE),
+and a resource shape the scheduler can serve (EINVAL).  A valid request
+larger than the instance is accepted and then gets a fatal ``alloc``
+exception "unsatisfiable request ..." from sched, as upstream.
 
 Submissions arriving in one loop turn form one batch: ids are assigned in
 arrival order, the jobs go to the job-manager together, and every request
@@ -30,6 +35,8 @@ import base64
 import binascii
 import errno
 import json
+import math
+import re
 import time
 from collections import OrderedDict
 
@@ -42,6 +49,7 @@ from flux.constants import (
 )
 from flux.job.fluid import FluidGenerator
 from flux.job.submit import sign_none
+from fluxrm.broker import payload
 from fluxrm.broker.service import Service
 from fluxrm.modules.job_manager import Job
 from fluxrm.modules.sched import request_error
@@ -84,18 +92,109 @@ def unwrap_J(J, userid):
         raise OSError(errno.EINVAL, "jobspec: invalid JSON: not UTF-8") from None
 
 
-def validate_text(text):
-    """Validate jobspec text; return the decoded dict or raise OSError(EINVAL)."""
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not allowed")
+
+
+# NaN and Infinity are not JSON (json.loads takes them; upstream does not)
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+# what may hide a value upstream's JSON parser refuses: an escape (a lone
+# surrogate, NUL), a long run of digits (an integer beyond 64 bits, a float
+# that overflows), an exponent
+_SUSPECT = re.compile(r"\\u|[0-9]{19}|[0-9][eE]").search
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _path_text(path):
+    """``("tasks", (0, ("command", None)))``-style linked path -> text."""
+    parts = []
+    while path is not None:
+        key, path = path
+        if isinstance(key, int):
+            parts.append(f"[{key}]")
+        else:  # shown escaped: an error text must itself be sendable
+            key = key.encode("utf-8", "backslashreplace").decode("utf-8")
+            parts.append("." + key.replace("\0", "\\0"))
+    text = "".join(reversed(parts))
+    return text[1:] if text.startswith(".") else text or "(top)"
+
+
+def _string_error(text):
+    if "\0" in text:
+        return "contains a NUL character"
     try:
-        jobspec = json.loads(text)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (a lone surrogate escape)"
+    return None
+
+
+def _bad_value(doc):
+    """The first value of a decoded document that upstream's JSON parser
+    refuses, as ``(path text, why)``, or None.  Iterative: documents can
+    be nested as deep as the decoder allows."""
+    stack = [(doc, None)]
+    while stack:
+        value, path = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            for key, item in value.items():
+                here = (key, path)
+                why = _string_error(key)
+                if why:
+                    return _path_text(here), f"key {why}"
+                stack.append((item, here))
+        elif kind is list:
+            stack.extend((item, (i, path)) for i, item in enumerate(value))
+        elif kind is str:
+            why = _string_error(value)
+            if why:
+                return _path_text(path), f"string {why}"
+        elif kind is int:
+            if not INT64_MIN <= value <= INT64_MAX:
+                return _path_text(path), "integer is out of range"
+        elif kind is float:
+            if not math.isfinite(value):
+                return _path_text(path), "number is out of range"
+    return None
+
+
+def parse_text(text):
+    """Decode jobspec text as upstream's JSON parser would, or raise
+    OSError(EINVAL): besides invalid JSON, it refuses NUL characters and
+    lone surrogates in strings (text a process or SQLite cannot take),
+    integers beyond 64 bits and numbers beyond a double, each named by its
+    path.  The walk over the document only happens when the text holds
+    something suspect, so plain jobspecs cost one scan of the text."""
+    try:
+        doc = _DECODER.decode(text)
     except ValueError as exc:
         raise OSError(errno.EINVAL, f"jobspec: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise OSError(errno.EINVAL, "jobspec: invalid JSON: nested too deeply") from None
+    suspect = _SUSPECT(text) is not None
+    if not suspect and not text.isascii():
+        suspect = _string_error(text) is not None
+    if suspect:
+        bad = _bad_value(doc)
+        if bad is not None:
+            raise OSError(errno.EINVAL, f"jobspec: {bad[0]}: {bad[1]}")
+    return doc
+
+
+def validate_text(text):
+    """Validate jobspec text; return the decoded dict or raise OSError(EINVAL)."""
+    jobspec = parse_text(text)
     from flux.job.Jobspec import validate_jobspec
 
     try:
-        validate_jobspec(text, require_version=1)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise OSError(errno.EINVAL, str(exc).strip("'\"") or type(exc).__name__) from None
+        validate_jobspec(jobspec, require_version=1)
+    except RecursionError:
+        raise OSError(errno.EINVAL, "jobspec: nested too deeply") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        # str() of a KeyError is the repr of the key: give the key itself
+        text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise OSError(errno.EINVAL, text or type(exc).__name__) from None
     why = request_error(jobspec)
     if why:
         raise OSError(errno.EINVAL, f"unsupported resource request: {why}")
@@ -175,14 +274,12 @@ class JobIngest(Service):
             self.cache.popitem(last=False)
 
     def h_submit(self, msg):
-        req = msg.get_object()
-        if not isinstance(req, dict):
-            raise OSError(errno.EPROTO, "job-ingest.submit: malformed request")
+        req = payload.request(msg)
         flags = req.get("flags", 0)
         urgency = req.get("urgency", 16)
-        if not isinstance(flags, int) or flags & ~VALID_FLAGS:
+        if type(flags) is not int or flags & ~VALID_FLAGS:
             raise OSError(errno.EINVAL, "invalid submit flags")
-        if not isinstance(urgency, int) or not 0 <= urgency <= 31:
+        if type(urgency) is not int or not 0 <= urgency <= 31:
             raise OSError(errno.EINVAL, "urgency range is [0:31]")
         owner = bool(msg.rolemask & FLUX_ROLE_OWNER)
         if not owner and (flags & OWNER_FLAGS or urgency > 16):
@@ -190,10 +287,7 @@ class JobIngest(Service):
                           " or an urgency above 16")
         text, J = self.unwrap(req.get("J"), msg.userid)
         if flags & FLUX_JOB_NOVALIDATE:
-            try:
-                jobspec = json.loads(text)
-            except ValueError as exc:
-                raise OSError(errno.EINVAL, f"jobspec: invalid JSON: {exc}") from None
+            jobspec = parse_text(text)  # what no service could store or run
             if not isinstance(jobspec, dict):
                 raise OSError(errno.EINVAL, "jobspec: not a JSON object")
         else:

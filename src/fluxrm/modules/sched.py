@@ -24,6 +24,7 @@ import asyncio
 import heapq
 import time
 
+from flux.job.Jobspec import TASKS_MAX
 from fluxrm.broker.service import Service
 from fluxrm.modules.resource import make_R
 
@@ -55,11 +56,36 @@ def _count(res, what):
     return count
 
 
+def _mapping(value, what):
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a mapping")
+    return value
+
+
+def _children(res, what):
+    children = res.get("with") or []
+    if not isinstance(children, list):
+        raise ValueError(f"{what} 'with' must be a list")
+    return [_mapping(child, "resource") for child in children]
+
+
+def _duration(jobspec):
+    """``attributes.system.duration`` in seconds (0: unlimited)."""
+    attributes = jobspec.get("attributes") or {}
+    system = _mapping(attributes, "attributes").get("system") or {}
+    duration = _mapping(system, "attributes.system").get("duration") or 0
+    if (type(duration) not in (int, float)
+            or not 0 <= duration < (1 << 31)):  # false for NaN as well
+        raise ValueError("attributes.system.duration must be a number of"
+                         " seconds >= 0 and < 2**31")
+    return float(duration)
+
+
 def _slot_shape(slot):
     if slot.get("type") != "slot":
         raise ValueError(f"expected a slot, found '{slot.get('type')}'")
     cores = gpus = 0
-    for child in slot.get("with") or []:
+    for child in _children(slot, "slot"):
         ctype = child.get("type")
         if ctype == "core":
             cores = _count(child, "core")
@@ -75,18 +101,23 @@ def _slot_shape(slot):
 
 
 def parse_request(jobspec):
-    """Turn a jobspec into a ``Request``; ``ValueError`` for unsupported shapes."""
-    resources = jobspec.get("resources")
+    """Turn a jobspec into a ``Request``; ``ValueError`` for unsupported shapes.
+
+    Any decoded JSON is taken (a job submitted with FLUX_JOB_NOVALIDATE
+    skips the RFC 25 checks): the error is then a message for the job's
+    exception note, never another Python exception.
+    """
+    resources = _mapping(jobspec, "jobspec").get("resources")
     if not isinstance(resources, list) or len(resources) != 1:
         raise ValueError("jobspec must have exactly one top-level resource")
-    top = resources[0]
+    top = _mapping(resources[0], "resource")
     exclusive = False
     if top.get("type") == "node":
         nnodes = _count(top, "node")
         if nnodes < 1:
             raise ValueError("node count must be at least 1")
         exclusive = bool(top.get("exclusive", False))
-        children = top.get("with") or []
+        children = _children(top, "node")
         if len(children) != 1:
             raise ValueError("a node must contain exactly one slot")
         slot = children[0]
@@ -100,9 +131,35 @@ def parse_request(jobspec):
     if nslots < 1:
         raise ValueError("slot count must be at least 1")
     cores, gpus = _slot_shape(slot)
+    duration = _duration(jobspec)
+    _check_ntasks(jobspec, nslots * (nnodes or 1), cores)
+    return Request(nnodes, nslots, cores, gpus, exclusive, duration)
+
+
+def _check_ntasks(jobspec, nslots, cores):
+    """Refuse more tasks than a system can run (job-ingest's validation
+    does too; this also covers jobs submitted without it)."""
+    tasks = jobspec.get("tasks")
+    if not isinstance(tasks, list) or len(tasks) != 1:
+        raise ValueError("tasks must contain exactly one task")
+    count = _mapping(_mapping(tasks[0], "task").get("count"), "task count")
+    if "total" in count:
+        ntasks = count["total"]
+    else:
+        ntasks = count.get("per_slot", 1)
+        if type(ntasks) is int:
+            ntasks *= nslots
+    if type(ntasks) is not int or not 1 <= ntasks <= TASKS_MAX:
+        raise ValueError(f"the task count must be an integer in [1:{TASKS_MAX}]")
     system = (jobspec.get("attributes") or {}).get("system") or {}
-    duration = system.get("duration") or 0
-    return Request(nnodes, nslots, cores, gpus, exclusive, float(duration))
+    options = (system.get("shell") or {}).get("options") if isinstance(
+        system.get("shell"), dict) else None
+    per_resource = options.get("per-resource") if isinstance(options, dict) else None
+    if isinstance(per_resource, dict):
+        n = per_resource.get("count", 1)
+        if type(n) is not int or not 1 <= n * nslots * cores <= TASKS_MAX:
+            raise ValueError("the per-resource task count must be an integer"
+                             f" giving at most {TASKS_MAX} tasks")
 
 
 class RankState:
