@@ -9,7 +9,8 @@
   ``flux run`` usually pays for no argparse at all;
 - `build_jobspec(args, command)` turns parsed options and a command into a
   `JobspecV1` (``from_command``/``per_resource`` with ``cwd`` defaulting to
-  the current directory, then ``apply_options``);
+  the current directory, then ``apply_options``), refusing (`check_utf8`)
+  any argument, variable or other string that is not valid UTF-8;
 - `submit_flags(args)` and `urgency_value(text)` give the submission flags
   and urgency; `CLIError` is a bad-usage error reported as one line.
 
@@ -562,7 +563,7 @@ def build_jobspec(args, command, task_command=None):
     argv = list(args.command if task_command is None else task_command)
     cwd = args.cwd if args.cwd is not None else os.getcwd()
     if command in ("batch", "alloc"):
-        return _build_nested(JobspecV1, args, command, argv, cwd)
+        return check_utf8(_build_nested(JobspecV1, args, command, argv, cwd))
     if not argv:
         raise CLIError("job command and arguments are missing")
     layout, kw = _resource_kwargs(args)
@@ -580,7 +581,64 @@ def build_jobspec(args, command, task_command=None):
     else:
         jobspec = JobspecV1.from_command(argv, **kw, **common)
     _apply(jobspec, args)
+    return check_utf8(jobspec)
+
+
+def _utf8(text):
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_utf8(jobspec):
+    """Return ``jobspec``, or raise `CLIError` naming the first string in
+    it that is not valid UTF-8.
+
+    Python gives the bytes of a non-UTF-8 argument, variable or directory
+    name as lone surrogates, which a jobspec (JSON text) cannot carry: the
+    instance would refuse the job; refusing here says which one it is.
+    """
+    system = jobspec.jobspec["attributes"]["system"]
+    for i, arg in enumerate(jobspec.jobspec["tasks"][0]["command"]):
+        if not _utf8(arg):
+            raise CLIError(f"argument {i + 1} of the command is not valid UTF-8: {arg!r}")
+    for name, value in (system.get("environment") or {}).items():
+        if not _utf8(name) or not _utf8(value):
+            raise CLIError(f"environment variable {name!r} is not valid UTF-8"
+                           f" (leave it out with --env=-{name})")
+    cwd = system.get("cwd")
+    if isinstance(cwd, str) and not _utf8(cwd):
+        raise CLIError(f"the working directory {cwd!r} is not valid UTF-8"
+                       " (choose another with --cwd)")
+    bad = _first_non_utf8(jobspec.jobspec, "")  # an option value, a file name...
+    if bad is not None:
+        raise CLIError(f"{bad[0]}: {bad[1]!r} is not valid UTF-8")
     return jobspec
+
+
+def _first_non_utf8(value, path):
+    """``(path, string)`` of the first string (or key) in ``value`` that is
+    not valid UTF-8, or None.  Jobspecs built here are a few levels deep."""
+    if isinstance(value, str):
+        return None if _utf8(value) else (path or "jobspec", value)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and not _utf8(key):
+                return here, key
+            bad = _first_non_utf8(item, here)
+            if bad is not None:
+                return bad
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            bad = _first_non_utf8(item, f"{path}[{i}]")
+            if bad is not None:
+                return bad
+    return None
 
 
 def _apply(jobspec, args):
