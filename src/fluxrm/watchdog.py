@@ -1,22 +1,34 @@
-"""job-exec's watchdog: no task outlives its broker, even a SIGKILLed one.
+"""job-exec's watchdog: nothing a job started outlives its broker, even a SIGKILLed one.
 
 job-exec starts it (``Watchdog`` below is the broker's end) as ``python -m
-fluxrm.watchdog FD``, FD being its end of a UNIX ``SOCK_SEQPACKET``
-socketpair, and hands it a pidfd of each task it starts.  The watchdog
-sleeps; when the broker's end closes (the broker exited or died), it kills
-(SIGKILL) the process group of every task still running, then exits.
+fluxrm.watchdog FD --uri=URI``, FD being its end of a UNIX
+``SOCK_SEQPACKET`` socketpair and URI the instance's ``local-uri``, and hands
+it a pidfd of each task it starts.  The watchdog sleeps; when the broker's
+end closes without a goodbye (the broker died), it kills (SIGKILL) the
+process group of every task still running, then every process whose
+environment (as it started) has ``FLUX_URI=URI`` and a ``FLUX_JOB_ID``: the
+tasks' children that left the task's process group or session, or outlived
+their task (job-exec gives every task those two variables), and any
+descendant of those; it scans ``/proc`` again until a scan finds nothing (a
+process forking meanwhile), at most ``MAX_SCANS`` times, then exits.  The
+broker stopping normally (it killed its jobs itself) says goodbye first
+(``STOP``) and the watchdog exits without killing anything.
 
 Protocol, broker -> watchdog only: each message's data is the tasks' pids
 as native 32-bit ints, and its SCM_RIGHTS ancillary data the tasks' pidfds,
-in the same order (at most ``MAX_FDS`` per message).  Through the pidfd the
-watchdog tells a running task from one whose pid may have been reused; it
-drops the pidfds of tasks that have ended each time a message comes.
+in the same order (at most ``MAX_FDS`` per message); or exactly ``STOP``.
+Through the pidfd the watchdog tells a running task from one whose pid may
+have been reused; it drops the pidfds of tasks that have ended each time a
+message comes.
 
 The broker sends the first task after a quiet spell at the end of that
 loop turn and later ones at most every ``BATCH_DELAY`` seconds, so at high
-job rates the watchdog wakes a few times a second, not once per job (the
-price: a task younger than that when the broker dies may be missed).  The
-tasks stay the broker's children; the watchdog only holds pidfds.
+job rates the watchdog wakes a few times a second, not once per job (a task
+younger than that when the broker dies is still found by its environment).
+The tasks stay the broker's children; the watchdog only holds pidfds.
+
+``proc_table``, ``descendants`` and ``job_marker`` (reading ``/proc``) also
+serve job-exec, to find what a job started when it cancels or cleans it up.
 """
 
 import array
@@ -28,6 +40,90 @@ import sys
 
 MAX_FDS = 250  # per message; the kernel's limit (SCM_MAX_FD) is 253
 BATCH_DELAY = 0.05
+STOP = b"\0stop"  # the broker's goodbye: not a multiple of a pid's size
+MAX_SCANS = 10
+
+
+# -- finding processes through /proc ---------------------------------------------------
+def proc_table():
+    """``{pid: (ppid, pgid, sid)}`` of every live process (zombies left out)."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rpartition(b")")[2].split(None, 5)
+        except OSError:  # gone meanwhile
+            continue
+        if len(fields) < 5 or fields[0] in (b"Z", b"X"):
+            continue
+        table[int(name)] = (int(fields[1]), int(fields[2]), int(fields[3]))
+    return table
+
+
+def descendants(table, roots):
+    """The pids in ``table`` below ``roots`` (their children, theirs...)."""
+    children = {}
+    for pid, (ppid, _pgid, _sid) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found = set()
+    todo = list(roots)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def job_marker(pid):
+    """``(FLUX_URI, FLUX_JOB_ID)`` (bytes, or None) from the environment
+    ``pid`` started with; None if it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read()
+    except OSError:  # gone, or not ours to read
+        return None
+    uri = jobid = None
+    for entry in env.split(b"\0"):
+        if entry.startswith(b"FLUX_URI="):
+            uri = entry[9:]
+        elif entry.startswith(b"FLUX_JOB_ID="):
+            jobid = entry[12:]
+    return uri, jobid
+
+
+def _kill(pid, signum):
+    try:
+        os.kill(pid, signum)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def kill_jobs_of(uri):
+    """SIGKILL every process of a job of the instance at ``uri`` (see above);
+    return how many were signalled."""
+    me = os.getpid()
+    uri = uri.encode()
+    killed = {me}  # and the ones signalled: dying, not to be counted again
+    for _scan in range(MAX_SCANS):
+        try:
+            table = proc_table()
+        except OSError:  # no /proc
+            break
+        marked = set()
+        for pid in table:
+            if pid not in killed:
+                marker = job_marker(pid)
+                if marker is not None and marker[0] == uri and marker[1] is not None:
+                    marked.add(pid)
+        targets = (marked | descendants(table, marked)) - killed
+        if not targets:
+            break
+        killed.update(pid for pid in targets if _kill(pid, signal.SIGKILL))
+    return len(killed) - 1
 
 
 def _exited(pidfds):
@@ -38,8 +134,10 @@ def _exited(pidfds):
     return {fd for fd, _events in poller.poll(0)}
 
 
-def run(sock):
-    """Hold the tasks' pidfds until end of file, then kill what still runs."""
+def run(sock, uri=None):
+    """Hold the tasks' pidfds until end of file, then kill what still runs
+    (and the jobs' other processes, given the instance's ``uri``); return
+    how many processes were signalled.  At ``STOP``, return 0 at once."""
     tasks = {}  # pidfd -> pid
     while True:
         try:
@@ -51,6 +149,8 @@ def run(sock):
             data, fds = b"", []
         if not data and not fds:
             break
+        if data == STOP and not fds:
+            return 0
         pids = array.array("i")
         pids.frombytes(data[:len(data) - len(data) % pids.itemsize])
         if len(pids) != len(fds):
@@ -72,14 +172,21 @@ def run(sock):
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    return len(running)
+    killed = len(running)
+    if uri is not None:
+        killed += kill_jobs_of(uri)
+    return killed
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    uri = None
+    if len(argv) == 2 and argv[1].startswith("--uri=") and len(argv[1]) > 6:
+        uri = argv.pop()[6:]
     if len(argv) != 1 or not argv[0].isdigit():
-        print("usage: python -m fluxrm.watchdog FD\n"
-              "(started by job-exec; FD is its end of a UNIX seqpacket socketpair)",
+        print("usage: python -m fluxrm.watchdog FD [--uri=URI]\n"
+              "(started by job-exec; FD is its end of a UNIX seqpacket socketpair,\n"
+              "URI the instance's local-uri, which its jobs have as FLUX_URI)",
               file=sys.stderr)
         return 2
     fd = int(argv[0])
@@ -96,7 +203,7 @@ def main(argv=None):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # it ends with the broker
     _raise_fd_limit()  # one pidfd per running task: thousands on a big node
     sock.setblocking(True)
-    run(sock)
+    run(sock, uri)
     return 0
 
 
@@ -136,11 +243,13 @@ class Watchdog:
     ``add(pid)`` right after a task is spawned (the task is this process's
     unreaped child, so its pid is still its own).  A watchdog that cannot
     be written to any more is closed and reported with ``on_error(self,
-    text)``.  ``close()`` lets the watchdog exit; reaping it (``pid``) is
-    the caller's business.
+    text)``.  ``close()`` says goodbye and lets the watchdog exit, killing
+    nothing; reaping it (``pid``) is the caller's business.  Given ``uri``
+    (the instance's ``local-uri``), a watchdog outliving its broker also
+    kills the processes of the instance's jobs found by their environment.
     """
 
-    def __init__(self, loop, on_error):
+    def __init__(self, loop, on_error, uri=None):
         self.loop = loop
         self.on_error = on_error
         self.pending = []  # (pid, pidfd) not sent yet
@@ -156,9 +265,11 @@ class Watchdog:
             top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
             pypath = env.get("PYTHONPATH")
             env["PYTHONPATH"] = top + (os.pathsep + pypath if pypath else "")
+            argv = [sys.executable, "-m", "fluxrm.watchdog", str(fd)]
+            if uri:
+                argv.append(f"--uri={uri}")
             self.pid = os.posix_spawn(
-                sys.executable, [sys.executable, "-m", "fluxrm.watchdog", str(fd)],
-                env, setsigmask=(), file_actions=[
+                sys.executable, argv, env, setsigmask=(), file_actions=[
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                     (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
                     *_close_inherited(fd)],
@@ -214,6 +325,10 @@ class Watchdog:
         for _pid, fd in self.pending:
             os.close(fd)
         self.pending = []
+        try:  # goodbye: the broker lives on, so nothing is to be killed
+            self.sock.send(STOP)
+        except OSError:  # it died; or its queue is full, which happens only when
+            pass  # the broker stops, having killed its jobs itself
         self.sock.close()
 
 
