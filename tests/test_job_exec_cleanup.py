@@ -12,11 +12,15 @@ in a ``finally``) by their command line.
 
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 
 import flux
 import flux.job
 from flux.job import JobspecV1
+from fluxrm.watchdog import STOP
 
 DEADLINE = 30.0  # bound on every wait: a failure, never a hang
 
@@ -141,8 +145,9 @@ def test_cancel_reaches_a_setsid_child(start_instance):
                 "setsid sleep 7233 </dev/null >/dev/null 2>&1 & echo $$ $!; wait"),
                 waitable=True)
             task, child = _pids(h, jobid, 2)
-            st = _stat(child)
-            assert st is not None and st[3] == child != _stat(task)[3]  # own session
+            # in a session of its own once setsid(1) has done its part
+            _poll(lambda: _sleeps(7233) == {child}, "the child to run sleep")
+            assert _stat(child)[3] == child != _stat(task)[3]
             flux.job.cancel(h, jobid)
             assert not _wait(h, jobid).success
             _poll(lambda: not _sleeps(7233), "the setsid child to be killed")
@@ -174,7 +179,8 @@ def test_broker_sigkill_takes_a_setsid_child_with_it(start_instance):
             jobid = flux.job.submit(h, sh("setsid sleep 7235 & echo $!; wait"),
                                     waitable=True)
             (child,) = _pids(h, jobid, 1)
-            assert _sleeps(7235) == {child}
+            _poll(lambda: _sleeps(7235) == {child}, "the child to run sleep")
+            assert _stat(child)[3] == child  # a session of its own
             os.kill(inst.proc.pid, signal.SIGKILL)
             inst.proc.wait()
             _poll(lambda: not _sleeps(7235), "the setsid child to die with the broker")
@@ -193,7 +199,7 @@ def _stuck_job_across_restart(start_instance, statedir, seconds, how):
                                 waitable=True)
         (task,) = _pids(h, jobid, 1)
         _poll(lambda: _stat(task) is None or _stat(task)[0] in "ZX", "the task to exit")
-        assert len(_sleeps(seconds)) == 1
+        _poll(lambda: len(_sleeps(seconds)) == 1, "the child to run sleep")
         assert flux.job.list.get_job(h, jobid)["state"] == "RUN"
         how(inst)
     _poll(lambda: not _sleeps(seconds), "the child to die with the broker")
@@ -221,3 +227,57 @@ def test_stuck_job_broker_stopped_then_restarted(start_instance, tmp_path):
         _stuck_job_across_restart(start_instance, tmp_path, 7237, lambda inst: None)
     finally:
         _kill_sleeps(7237)
+
+
+def test_orphaned_setsid_child_found_by_its_environment(start_instance):
+    """The task exits at once; its child left the task's session and holds
+    stdout: it is the broker's (a subreaper's) child now, and only its
+    environment (FLUX_URI, FLUX_JOB_ID) tells which job it is of."""
+    try:
+        with start_instance("job-exec.output-grace=0.2") as inst:
+            h = inst.handle()
+            jobid = flux.job.submit(h, sh("setsid sleep 7238 & echo $!"), waitable=True)
+            res = _wait(h, jobid)
+            assert res.success, res.errstr
+            _poll(lambda: not _sleeps(7238), "the orphan to be killed")
+    finally:
+        _kill_sleeps(7238)
+
+
+def test_invalid_output_grace_is_logged_and_the_default_used(start_instance, flux_cli):
+    try:
+        with start_instance("job-exec.output-grace=soon") as inst:
+            dmesg = flux_cli("dmesg", env=inst.env()).stdout
+            assert "job-exec.output-grace: invalid duration 'soon'; using 2s" in dmesg
+            h = inst.handle()
+            jobid = flux.job.submit(h, sh("sleep 7239 & exit 0"), waitable=True)
+            assert _wait(h, jobid).success
+            _poll(lambda: not _sleeps(7239), "the background sleep to be killed")
+    finally:
+        _kill_sleeps(7239)
+
+
+def test_watchdog_kills_by_environment_only_when_the_broker_dies():
+    """Straight through its command line: a process with the instance's
+    FLUX_URI and a FLUX_JOB_ID survives a watchdog told goodbye (the broker
+    stops normally) and dies with one whose socket just closes."""
+    uri = f"local:///nonexistent/fluxrm-test-{os.getpid()}/local"
+    env = dict(os.environ, FLUX_URI=uri, FLUX_JOB_ID="f1")
+    victim = subprocess.Popen(["sleep", "7240"], env=env)
+    try:
+        for goodbye in (True, False):
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "fluxrm.watchdog", str(theirs.fileno()),
+                 f"--uri={uri}"], pass_fds=[theirs.fileno()])
+            theirs.close()
+            if goodbye:
+                ours.send(STOP)
+            ours.close()
+            assert proc.wait(DEADLINE) == 0
+            if goodbye:
+                assert victim.poll() is None
+        assert victim.wait(DEADLINE) == -signal.SIGKILL
+    finally:
+        victim.kill()
+        victim.wait()

@@ -98,6 +98,7 @@ DEFAULT_OUTPUT_LIMIT = 10 * 1024 * 1024
 DEFAULT_KILL_TIMEOUT = 5.0
 DEFAULT_OUTPUT_GRACE = 2.0
 PR_SET_CHILD_SUBREAPER = 36
+MAX_SCANS = 10  # of /proc, by a SIGKILL sweep
 READ_SIZE = 65536
 WATCHDOG_STOP_TIMEOUT = 10.0
 WATCHDOG_RESTART_INTERVAL = 1.0
@@ -834,15 +835,38 @@ class JobExec(Service):
 
     def sweep(self, batch):
         """Signal every process of the jobs in ``batch`` (ExecJob -> signal);
-        SIGKILL orphans of jobs that are over.  See the module docstring."""
-        if not batch:
-            return
+        SIGKILL orphans of jobs that are over.  See the module docstring.
+
+        A process may fork while the scan runs: for SIGKILL (which leaves
+        nothing able to fork again) the scan is repeated until it finds
+        nothing new, at most ``MAX_SCANS`` times."""
+        signalled = set()
+        for _scan in range(MAX_SCANS):
+            if not batch:
+                return
+            try:
+                table = proc_table()
+            except OSError as exc:  # no /proc: the tasks' groups were signalled
+                self.log(LOG_ERR, f"cannot list processes: /proc: {exc.strerror}")
+                return
+            owner, strays = self.processes_of(batch, table)
+            targets = [(pid, batch[ej]) for pid, ej in owner.items()]
+            targets.extend((pid, signal.SIGKILL) for pid in strays)
+            found = False
+            for pid, signum in targets:
+                if pid not in signalled:
+                    signalled.add(pid)
+                    found = True
+                    _kill(pid, signum)
+            if not found:
+                return
+            batch = {ej: signum for ej, signum in batch.items()
+                     if signum == signal.SIGKILL}
+
+    def processes_of(self, batch, table):
+        """The processes below the broker of the jobs in ``batch`` (pid ->
+        ExecJob), and the orphans of jobs that are over (a list of pids)."""
         me = os.getpid()
-        try:
-            table = proc_table()
-        except OSError as exc:  # no /proc: the tasks' groups were signalled
-            self.log(LOG_ERR, f"cannot list processes: /proc: {exc.strerror}")
-            return
         below = descendants(table, [me]) - self.watchdog_pids
         groups = {}  # process group id -> ExecJob, from the tasks' pids
         for ej in batch:
@@ -868,7 +892,7 @@ class JobExec(Service):
             if ej is not None and ej in batch:
                 owner[pid] = ej
         # the descendants of a job's process are the job's (a setsid child
-        # of a task that still runs, say)
+        # of a task that still runs, say), and those of a stray are strays
         children = {}
         for pid in below:
             children.setdefault(table[pid][0], []).append(pid)
@@ -879,10 +903,13 @@ class JobExec(Service):
                 if child not in owner:
                     owner[child] = ej
                     todo.append(child)
-        for pid, ej in owner.items():
-            _kill(pid, batch[ej])
-        for pid in strays + list(descendants(table, strays)):
-            _kill(pid, signal.SIGKILL)
+        todo = list(strays)
+        while todo:
+            for child in children.get(todo.pop(), ()):
+                if child not in owner:
+                    strays.append(child)
+                    todo.append(child)
+        return owner, strays
 
     def orphan_owner(self, pid):
         """The running job an orphan (the broker's child, not a task) belongs
