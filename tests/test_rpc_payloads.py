@@ -261,3 +261,25 @@ def test_cancel_of_unknown_matchtag_answers(h):
     refused(h, "kvs-watch.cancel", {"matchtag": [1]}, (errno.EPROTO,), field="matchtag")
     refused(h, "job-info.eventlog-watch-cancel", {"matchtag": {}}, (errno.EPROTO,),
             field="matchtag")
+
+
+def test_lone_surrogates_are_not_kept(h):
+    """JSON text may escape a lone surrogate, which no message can carry:
+    kept as an attribute or a log line it would break attr.list or dmesg."""
+    refused(h, "attr.set", '{"name": "test.s\\ud800", "value": "v"}', (errno.EPROTO,),
+            field="name")
+    refused(h, "attr.set", '{"name": "test.s", "value": "\\udc00"}', (errno.EPROTO,),
+            field="value")
+    refused(h, "log.append", '{"message": "\\ud800"}', (errno.EPROTO,), field="message")
+    assert "broker.pid" in call(h, "attr.list", {})["names"]
+    stream = h.rpc("log.dmesg", {}, flags=flux.constants.FLUX_RPC_STREAMING)
+    for _ in range(100000):  # the whole backlog, then ENODATA
+        stream.wait_for(WAIT)
+        try:
+            assert stream.get()["message"] is not None
+        except OSError as err:
+            assert err.errno == errno.ENODATA, err
+            break
+        stream.reset()
+    else:
+        pytest.fail("log.dmesg does not end")

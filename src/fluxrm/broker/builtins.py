@@ -23,7 +23,8 @@ RPC topics:
 Request fields are read through ``fluxrm.broker.payload``: a missing or
 wrongly typed field is EPROTO, an empty name EINVAL.  Payloads that are sent
 back or on (``broker.ping``, ``event.pub``) may nest at most ``MAX_NESTING``
-levels, so that they can always be encoded again.
+levels, and strings kept to be sent later (attribute names and values, log
+lines) must be valid Unicode, so that they can always be encoded again.
 """
 
 import errno
@@ -61,9 +62,25 @@ def check_nesting(value, field):
                      if type(child) in (dict, list))
 
 
+def stored_text(req, field, default=payload.MISSING, max_length=payload.STRING_MAX):
+    """A string field kept and sent back later (an attribute, a log line).
+
+    JSON text may carry a lone surrogate (``"\\ud800"``), which no message
+    can encode: kept, it would break every later ``attr.list`` or ``dmesg``.
+    """
+    text = payload.string(req, field, default, max_length)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise OSError(errno.EPROTO, f"malformed request: {field}: "
+                          "not valid Unicode") from None
+    return text
+
+
 def name_field(req, field, what):
     """A required non-empty string field (EPROTO if not a string)."""
-    name = payload.string(req, field)
+    name = stored_text(req, field)
     if not name:
         raise OSError(errno.EINVAL, f"{what} must be a non-empty string")
     return name
@@ -124,7 +141,7 @@ class AttrService(Service):
         self.require_owner(msg)
         req = payload.request(msg)
         name = self._name(req)
-        value = payload.string(req, "value")
+        value = stored_text(req, "value")
         entry = self.broker.attrs.get(name)
         if entry is not None and entry[1] & ATTR_IMMUTABLE:
             raise OSError(errno.EPERM, f"attribute {name} is immutable")
@@ -172,8 +189,8 @@ class LogService(Service):
     def append(self, msg):
         req = payload.request(msg, required=False)
         level = payload.integer(req, "level", 6, *LOG_LEVELS)
-        text = payload.string(req, "message", "")
-        appname = payload.string(req, "appname", "client", max_length=256)
+        text = stored_text(req, "message", "")
+        appname = stored_text(req, "appname", "client", max_length=256)
         self.broker.log(level, text, appname=appname)
         if not msg.flags & 0x02:  # MSGFLAG_NORESPONSE
             self.respond(msg, {})
