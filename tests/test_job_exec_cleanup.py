@@ -263,7 +263,10 @@ def test_watchdog_kills_by_environment_only_when_the_broker_dies():
     stops normally) and dies with one whose socket just closes."""
     uri = f"local:///nonexistent/fluxrm-test-{os.getpid()}/local"
     env = dict(os.environ, FLUX_URI=uri, FLUX_JOB_ID="f1")
-    victim = subprocess.Popen(["sleep", "7240"], env=env)
+    # it echoes lines: an answer proves it has no SIGKILL pending
+    victim = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfor line in sys.stdin: print(line, end='')"],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
     try:
         for goodbye in (True, False):
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -276,7 +279,8 @@ def test_watchdog_kills_by_environment_only_when_the_broker_dies():
             ours.close()
             assert proc.wait(DEADLINE) == 0
             if goodbye:
-                assert victim.poll() is None
+                victim.stdin.write("still here\n")
+                assert victim.stdout.readline() == "still here\n"
         assert victim.wait(DEADLINE) == -signal.SIGKILL
     finally:
         victim.kill()

@@ -916,7 +916,7 @@ class JobExec(Service):
         to by its environment; False if it belongs to a job that is over;
         None if it cannot tell."""
         marker = job_marker(pid)
-        if marker is None or marker[0] != self.uri.encode() or not marker[1]:
+        if marker is None or marker[0] != (self.uri or "").encode() or not marker[1]:
             return None
         from flux.job.JobID import JobID
 
