@@ -105,9 +105,9 @@ def _kill(pid, signum):
 def kill_jobs_of(uri):
     """SIGKILL every process of a job of the instance at ``uri`` (see above);
     return how many were signalled."""
-    me = os.getpid()
     uri = uri.encode()
-    killed = {me}  # and the ones signalled: dying, not to be counted again
+    seen = {os.getpid()}  # and the ones already signalled (dying) or not ours
+    killed = 0
     for _scan in range(MAX_SCANS):
         try:
             table = proc_table()
@@ -115,15 +115,16 @@ def kill_jobs_of(uri):
             break
         marked = set()
         for pid in table:
-            if pid not in killed:
+            if pid not in seen:
                 marker = job_marker(pid)
                 if marker is not None and marker[0] == uri and marker[1] is not None:
                     marked.add(pid)
-        targets = (marked | descendants(table, marked)) - killed
+        targets = (marked | descendants(table, marked)) - seen
         if not targets:
             break
-        killed.update(pid for pid in targets if _kill(pid, signal.SIGKILL))
-    return len(killed) - 1
+        seen |= targets
+        killed += sum(_kill(pid, signal.SIGKILL) for pid in targets)
+    return killed
 
 
 def _exited(pidfds):

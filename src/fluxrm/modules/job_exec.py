@@ -777,8 +777,8 @@ class JobExec(Service):
 
         One timer serves every job: it is started when none runs, and left
         to run out even if the job completes meanwhile (cheaper than starting
-        and cancelling one per job when end of file is read just after the
-        reap, the common case).
+        and cancelling one per job whose end of file is read just after its
+        reap, which happens all the time).
         """
         self.draining[ej] = self.loop.time() + self.output_grace
         if self.grace_handle is None:
