@@ -534,6 +534,19 @@ def test_forged_response_fails_only_its_rpc(tmp_path, over, errnum):
         assert h.rpc("good").get() == {"ok": True}  # the connection lives on
 
 
+def test_non_json_object_payload_from_broker(tmp_path):
+    """Any msgpack value is a valid object payload; as text it is EPROTO."""
+    def respond(req):
+        return [reply(req, obj={"b": b"\x00bytes", "deep": [[[[1]]]]})]
+
+    with fake_broker(tmp_path, respond) as uri:
+        h = flux.Flux(uri)
+        assert h.rpc("a").get()["b"] == b"\x00bytes"
+        with pytest.raises(OSError) as e:
+            h.rpc("b").get_str()
+        assert e.value.errno == errno.EPROTO
+
+
 def test_garbage_from_broker_fails_pending_rpcs(tmp_path):
     # a map with a list as key cannot even be decoded: the framing is lost
     def respond(req):

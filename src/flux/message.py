@@ -118,6 +118,20 @@ def loads_payload(raw):
         raise PayloadError(errno.EPROTO, f"payload is not valid JSON: {exc}") from None
 
 
+def dumps_payload(obj):
+    """JSON text of an object payload that came off the wire.
+
+    Any msgpack value may arrive; one JSON cannot carry (bytes, a bytes key,
+    nesting too deep) raises ``PayloadError`` (EPROTO).
+    """
+    try:
+        return json.dumps(obj, ensure_ascii=False)
+    except RecursionError:
+        raise PayloadError(errno.EPROTO, "payload is nested too deeply") from None
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(errno.EPROTO, f"payload is not JSON data: {exc}") from None
+
+
 def check_topic(topic):
     """Validate a topic argument and return it as ``str``."""
     if topic is None:
@@ -227,7 +241,7 @@ class Message:
         if self._raw is not None:
             return self._raw.decode("utf-8", errors="surrogateescape")
         if self._obj is not None:
-            return json.dumps(self._obj, ensure_ascii=False)
+            return dumps_payload(self._obj)
         return None
 
     @property
@@ -236,7 +250,7 @@ class Message:
         if self._raw is not None:
             return self._raw
         if self._obj is not None:
-            return json.dumps(self._obj, ensure_ascii=False).encode("utf-8")
+            return dumps_payload(self._obj).encode("utf-8")
         return None
 
     @property
