@@ -285,3 +285,14 @@ def test_watchdog_kills_by_environment_only_when_the_broker_dies():
     finally:
         victim.kill()
         victim.wait()
+
+
+def test_flux_run_of_a_task_leaving_a_child_returns(start_instance, flux_cli):
+    try:
+        with start_instance("job-exec.output-grace=0.2") as inst:
+            res = flux_cli("run", "sh", "-c", "echo hi; sleep 7241 & exit 5",
+                           env=inst.env(), timeout=DEADLINE)
+            assert (res.returncode, res.stdout) == (5, "hi\n"), res.stderr
+            _poll(lambda: not _sleeps(7241), "the background sleep to be killed")
+    finally:
+        _kill_sleeps(7241)
