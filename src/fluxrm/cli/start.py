@@ -118,14 +118,15 @@ def spawn_initial_program(cmd, env, own_group):
     """Start COMMAND; return its pid.
 
     Signals that ``flux start`` ignores or handles get their default
-    disposition back in the child.  With ``own_group`` the command leads a
+    disposition back in the child, and none is blocked there.  With ``own_group`` the command leads a
     process group of its own, so that a signal forwarded to it, or the
     teardown after the broker died, reaches everything it started.
     """
     resets = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM,
               signal.SIGHUP)
     kwargs = {"setpgroup": 0} if own_group else {}
-    return os.posix_spawnp(cmd[0], cmd, env, setsigdef=resets, **kwargs)
+    return os.posix_spawnp(cmd[0], cmd, env, setsigdef=resets, setsigmask=(),
+                           **kwargs)
 
 
 def wait_pid(pid, timeout):
@@ -189,9 +190,14 @@ def main(argv, prog="flux-start", command="start"):
     if os.path.exists(os.path.join(scripts, "flux")):
         # the initial program finds this installation's `flux` first
         env["PATH"] = scripts + os.pathsep + env.get("PATH", "")
+    # SIGTERM or SIGHUP arriving while COMMAND starts waits (blocked) until
+    # the handler that forwards it is in place
+    forwarded = (signal.SIGTERM, signal.SIGHUP)
+    signal.pthread_sigmask(signal.SIG_BLOCK, forwarded)
     try:
         child = spawn_initial_program(cmd, env, own_group=not interactive)
     except OSError as exc:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
         print(f"{prog}: {cmd[0]}: {exc.strerror}", file=sys.stderr)
         stop_broker(proc)
         return 127
@@ -211,10 +217,11 @@ def main(argv, prog="flux-start", command="start"):
     def forward(signum, frame):
         signal_command(signum)
 
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in forwarded:
         signal.signal(sig, forward)
     # Ctrl-C from a terminal reaches COMMAND itself; we only wait for it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
 
     code = None
     while code is None:
