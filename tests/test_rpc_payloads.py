@@ -215,7 +215,8 @@ def test_constraints(h):
     for bad in ({"t_submit": [2**2000]}, {"t_run": [[1]]}, {"t_run": [True]},
                 {"userid": [2**64]}, {"userid": [-2]}, {"ranks": [1.5]},
                 {"ranks": [{"a": 1}]}, {"ranks": [2**64]}, {"states": [{}]},
-                {"hostlist": ["n[0-699999],m[0-699999]"]}, {"name": [None]},
+                {"hostlist": ["n[0-49999],m[0-49999]"]}, {"name": [None]},
+                {"hostlist": ["n[0-39999]", "m[0-39999]"]},
                 {"and": [[]]}, {"or": "x"}, {"not": [5]}, {"nosuch": []}):
         refused(h, "job-list.list", dict(base, constraint=bad), (errno.EPROTO,))
 

@@ -18,12 +18,12 @@ import errno
 import os
 import re
 
+from fluxrm.broker.payload import JOBID_MAX  # ids are SQLite INTEGERs
 from fluxrm.kvstree import DIR, VAL
 
 TOP = "job"
 JOB_KEYS = ("J", "R", "eventlog", "jobspec")
 GUEST_KEYS = {"exec": None, "output": "guest.output", "input": "guest.input"}
-JOBID_MAX = (1 << 63) - 1  # ids are SQLite INTEGERs
 _GROUP = re.compile(r"[0-9a-f]{4}")
 
 

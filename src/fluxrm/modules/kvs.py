@@ -180,9 +180,10 @@ def _op_from_wire(key, flags, dirent, out):
             if not isinstance(target, str):
                 raise oserror(errno.EINVAL, "treeobj: symlink needs a target")
             out.append(("symlink", key, target))
-        else:
-            kind = kind if isinstance(kind, str) else type(kind).__name__
+        elif isinstance(kind, str):
             raise oserror(errno.EINVAL, f"treeobj: unknown type {kind!r}")
+        else:
+            raise oserror(errno.EINVAL, "treeobj: type must be a string")
 
 
 # -- watches --------------------------------------------------------------------
