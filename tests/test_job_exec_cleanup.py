@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 import flux
 import flux.job
 from flux.job import JobspecV1
@@ -172,7 +174,10 @@ def test_cancel_reaches_a_setsid_child_that_ignores_sigterm(start_instance):
         _kill_sleeps(7234)
 
 
-def test_broker_sigkill_takes_a_setsid_child_with_it(start_instance):
+@pytest.mark.parametrize("target", ["broker", "its process group"])
+def test_broker_sigkill_takes_a_setsid_child_with_it(start_instance, target):
+    """Also when the whole process group of the broker is killed at once
+    (kill -9 -PGID): the watchdog lives in a session of its own."""
     try:
         with start_instance() as inst:
             h = inst.handle()
@@ -181,7 +186,10 @@ def test_broker_sigkill_takes_a_setsid_child_with_it(start_instance):
             (child,) = _pids(h, jobid, 1)
             _poll(lambda: _sleeps(7235) == {child}, "the child to run sleep")
             assert _stat(child)[3] == child  # a session of its own
-            os.kill(inst.proc.pid, signal.SIGKILL)
+            if target == "broker":
+                os.kill(inst.proc.pid, signal.SIGKILL)
+            else:
+                os.killpg(os.getpgid(inst.proc.pid), signal.SIGKILL)
             inst.proc.wait()
             _poll(lambda: not _sleeps(7235), "the setsid child to die with the broker")
     finally:

@@ -269,8 +269,10 @@ class Watchdog:
             argv = [sys.executable, "-m", "fluxrm.watchdog", str(fd)]
             if uri:
                 argv.append(f"--uri={uri}")
+            # a session of its own: a signal to the broker's process group
+            # (kill -9 -PGID) must not take the watchdog with the broker
             self.pid = os.posix_spawn(
-                sys.executable, argv, env, setsigmask=(), file_actions=[
+                sys.executable, argv, env, setsigmask=(), setsid=True, file_actions=[
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                     (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
                     *_close_inherited(fd)],
