@@ -363,6 +363,22 @@ def test_client_that_does_not_read_is_paused():
         assert peak_rss_kib(inst.proc.pid) < before + 48 * 1024
 
 
+def test_client_that_never_reads_events_is_dropped():
+    """Events pile up for a subscriber that never reads: past the output
+    limit the broker drops it, with a log line, and serves the others."""
+    with _start_instance("connector.out-limit=1048576") as inst, \
+            raw_client(inst) as c:
+        c.send(fields("event.subscribe", {"topic": "flood"}, matchtag=1))
+        assert c.recv().errnum == 0
+        h = inst.handle()
+        for _ in range(200):  # 12.5 MiB of events, far past the limit
+            h.rpc("event.pub", {"topic": "flood", "payload": {"d": "e" * 65536}}).get()
+        assert any("output unread; dropping the connection" in m for m in dmesg(h))
+        with contextlib.suppress(ConnectionResetError):
+            c.until_eof()  # what the kernel held, then end of file
+        other_client_ok(inst)
+
+
 # -- the broker goes away under a client ----------------------------------------------------
 
 

@@ -16,8 +16,9 @@ that breaks the framing or the size limits gets one CONTROL "error" message
 saying why (then end of file), and the connection is closed, with a log
 line.  Outgoing: above
 ``OUT_PAUSE`` bytes waiting in the transport we stop reading that client's
-requests until it reads its responses; above ``OUT_LIMIT`` (events pile up
-for a client that never reads) the connection is dropped, with a log line.
+requests until it reads its responses; above ``OUT_LIMIT`` (256 MiB, or the
+broker attribute ``connector.out-limit`` in bytes: events pile up for a
+client that never reads) the connection is dropped, with a log line.
 """
 
 import asyncio
@@ -44,6 +45,7 @@ LOG_INFO = 6
 
 OUT_PAUSE = 8 << 20  # stop reading a client with this much output unread
 OUT_LIMIT = 256 << 20  # drop a client with this much output unread
+OUT_LIMIT_ATTR = "connector.out-limit"  # broker attribute overriding OUT_LIMIT
 REFUSE_GRACE = 5.0  # seconds a refused client has to read why and hang up
 
 _ident_counter = itertools.count(1)
@@ -98,6 +100,7 @@ class ClientConnection(asyncio.Protocol):
         self._outbuf = []
         self._flush_scheduled = False
         self._grace = None
+        self.out_limit = OUT_LIMIT
 
     def __repr__(self):
         return f"<ClientConnection {self.ident} uid={self.uid}>"
@@ -124,8 +127,12 @@ class ClientConnection(asyncio.Protocol):
         self.rolemask = FLUX_ROLE_OWNER | FLUX_ROLE_LOCAL | FLUX_ROLE_USER
         hello.payload = {"rank": self.broker.rank, "size": self.broker.size}
         transport.write(encode(hello))
+        try:
+            self.out_limit = int(self.broker.attr(OUT_LIMIT_ATTR, OUT_LIMIT))
+        except (TypeError, ValueError):
+            self.out_limit = OUT_LIMIT
         # pause_writing() fires above OUT_PAUSE, resume_writing() below 1/4 of it
-        transport.set_write_buffer_limits(high=OUT_PAUSE)
+        transport.set_write_buffer_limits(high=min(OUT_PAUSE, self.out_limit // 2))
         self.router.add_connection(self)
 
     def data_received(self, data):
@@ -244,9 +251,9 @@ class ClientConnection(asyncio.Protocol):
         self._outbuf.clear()
         transport = self.transport
         transport.write(data)
-        if transport.get_write_buffer_size() > OUT_LIMIT:
+        if transport.get_write_buffer_size() > self.out_limit:
             self.broker.log(LOG_ERR, f"connector: {self.ident}: more than"
-                            f" {OUT_LIMIT >> 20} MiB of output unread;"
+                            f" {self.out_limit} bytes of output unread;"
                             " dropping the connection")
             self.closed = True
             transport.abort()
