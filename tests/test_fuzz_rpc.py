@@ -3,11 +3,13 @@
 Hypothesis picks a topic of a private instance and a payload (usually an
 object with the topic's real field names mapped to random JSON-like values:
 huge integers, odd floats, strings, nested lists and objects; sometimes
-another JSON value or raw text).  Each answer must be a success or an
+another JSON value, raw text, or JSON text with tokens such as ``1e400``,
+5000 digits or deep nesting).  Each answer must be a success or an
 ``OSError`` with a deliberate message: not the router's "internal error",
 no Python exception text leaking out, no hang; and the broker must answer
 ``broker.ping`` after every example.  Failures are collected so that one run
-shows them all.
+shows them all; those of topics in ``OTHERS_TO_FIX`` are only warnings.
+``FUZZ_RPC_EXAMPLES=N`` runs N examples instead of 400.
 
 Topics left out: ``broker.shutdown`` (ends the instance) and
 ``service.add`` (a random service name could shadow a real topic with this
