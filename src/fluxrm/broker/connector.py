@@ -232,7 +232,12 @@ class ClientConnection(asyncio.Protocol):
 
     # sending -------------------------------------------------------------------
     def deliver_event(self, msg):
-        self.send(msg)
+        try:
+            self.send(msg)
+        except (TypeError, ValueError, RecursionError) as exc:
+            # one subscriber's failure must not stop delivery to the others
+            self.broker.log(LOG_ERR, f"connector: {self.ident}: event"
+                            f" {msg._topic}: cannot be encoded: {exc}")
 
     def send(self, msg):
         if self.closed:
