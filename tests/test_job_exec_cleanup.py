@@ -304,3 +304,18 @@ def test_flux_run_of_a_task_leaving_a_child_returns(start_instance, flux_cli):
             _poll(lambda: not _sleeps(7241), "the background sleep to be killed")
     finally:
         _kill_sleeps(7241)
+
+
+def test_background_child_not_holding_output_ends_with_the_job(start_instance):
+    """``sleep >/dev/null &`` holds no pipe, so the job completes at once;
+    what was left in the task's process group goes with it."""
+    try:
+        with start_instance() as inst:
+            h = inst.handle()
+            jobid = flux.job.submit(
+                h, sh("sleep 7241 >/dev/null 2>&1 & echo $!; exit 0"), waitable=True)
+            (child,) = _pids(h, jobid, 1)
+            assert _wait(h, jobid).success
+            _poll(lambda: not _sleeps(7241), "the background child to end with its job")
+    finally:
+        _kill_sleeps(7241)

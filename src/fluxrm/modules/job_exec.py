@@ -45,7 +45,9 @@ SIGCHLD handler).  Below the broker, a job's processes are its tasks, the
 members of its tasks' process groups, the broker's orphaned children whose
 environment (as they started) has the instance's ``FLUX_URI`` and the job's
 ``FLUX_JOB_ID``, and every descendant of those.  (Orphans naming a job that
-is over are killed whenever a scan meets them.)  Only a process that leaves
+is over are killed whenever a scan meets them; when a job completes on
+its own, what is left in its tasks' process groups is killed, one
+``killpg`` per task.)  Only a process that leaves
 the job's process group, clears its environment and loses its parent before
 the scan escapes.  A cgroup per job would close that gap but is not used:
 the development VM has no cgroup2 hierarchy, and on its cgroup v1 ``pids``
@@ -946,6 +948,15 @@ class JobExec(Service):
         if ej.kill_signal_sent:
             # its tasks are gone: what they started (ignoring SIGTERM, say) goes too
             self.queue_sweep(ej, signal.SIGKILL)
+        else:
+            # what a task left running in its process group with its output
+            # elsewhere (``daemon >/dev/null &``) ends with the job: one
+            # syscall per task, most often ESRCH.  The group's number cannot
+            # have been reused: its leader was reaped moments ago and pids
+            # are handed out in sequence.
+            for task in ej.tasks:
+                if task.pid is not None:
+                    _killpg(task.pid, signal.SIGKILL)
         manager = self.manager
         manager.append(job, EXEC, _ev("complete", {"status": ej.status}))
         manager.append(job, EXEC, _ev("done"))
