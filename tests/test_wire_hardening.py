@@ -249,6 +249,25 @@ def test_bad_submit_mixed_with_honest_submissions(inst):
     other_client_ok(inst)
 
 
+def test_provider_malformed_response_reaches_requester_as_eproto(inst):
+    """A service provider answering with a malformed field: its requester
+    gets EPROTO instead of waiting forever."""
+    with raw_client(inst) as provider:
+        provider.send(fields("service.add", {"service": "rawsvc"}, matchtag=1))
+        assert provider.recv().errnum == 0
+        h = inst.handle()
+        f = h.rpc("rawsvc.hello", {})
+        h._conn.flush()
+        req = provider.recv()
+        assert req.topic == "rawsvc.hello" and req.route
+        provider.send([FLUX_MSGTYPE_RESPONSE, 0, req.topic, req.matchtag, 0, 0, 0, 0,
+                       5, None, {}, req.route, 0])  # errstr 5: malformed
+        with pytest.raises(OSError) as e:
+            f.get()
+        assert e.value.errno == errno.EPROTO and "malformed response" in e.value.strerror
+        provider.ping(2)
+
+
 # -- deep nesting and bad JSON ------------------------------------------------------------
 
 

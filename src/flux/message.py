@@ -441,12 +441,27 @@ class Rejected:
                 or (type(flags) is int and not flags >> _MSGFLAG_BITS
                     and flags & MSGFLAG_NORESPONSE)):
             return None
+        return self._error(f"malformed message: {self.reason}")
+
+    def error_for_requester(self):
+        """For a malformed response from a service provider that still has
+        a usable matchtag and route: the EPROTO response its requester gets
+        instead (routed like the original); else None."""
+        route = self.fields[11]
+        if (not self.is_type(FLUX_MSGTYPE_RESPONSE) or self.matchtag is None
+                or route is None or not route or not _route_ok(route)):
+            return None
+        rsp = self._error(f"malformed response from the service: {self.reason}")
+        rsp.route = list(route)
+        return rsp
+
+    def _error(self, text):
         topic = self.fields[2]
         if type(topic) is not str or len(topic) > MAX_TOPIC:
             topic = None
         rsp = Message.build(FLUX_MSGTYPE_RESPONSE, topic, matchtag=self.matchtag)
         rsp.errnum = errno.EPROTO
-        rsp.errstr = f"malformed message: {self.reason}"
+        rsp.errstr = text
         return rsp
 
     def __repr__(self):
@@ -493,20 +508,17 @@ def _unpack_error(exc):
     return str(exc) or type(exc).__name__
 
 
-# a fresh unpacker replaces one that grew for a large message once this many
-# bytes went through it and nothing is pending (its buffer never shrinks)
-_RENEW_AFTER = 16 << 20
-
-
 class Decoder:
     """Incremental decoder: feed bytes, iterate complete messages.
 
     Messages with a malformed field are appended to ``rejected`` (a list of
     ``Rejected`` the caller handles and clears); bytes that break the framing
-    raise ``ProtocolError``.
+    raise ``ProtocolError``, after which the decoder is done.  The buffer
+    keeps the size of the largest message seen until the decoder goes (an
+    unpacker cannot tell whether it holds part of the next message).
     """
 
-    __slots__ = ("_unpacker", "_max", "_max_field", "_max_items", "_fed", "rejected")
+    __slots__ = ("_unpacker", "_max", "_max_field", "_max_items", "rejected")
 
     def __init__(self, max_buffer_size=MAX_INFLIGHT, max_field=MAX_MESSAGE,
                  max_items=MAX_ITEMS):
@@ -514,7 +526,6 @@ class Decoder:
         self._max_field = min(max_field, max_buffer_size)
         self._max_items = max_items
         self._unpacker = self._new_unpacker()
-        self._fed = 0
         self.rejected = []
 
     def _new_unpacker(self):
@@ -564,8 +575,4 @@ class Decoder:
             # garbage collections are rare)
             self._unpacker = unpacker = None
             raise error
-        self._fed += len(data)
-        if self._fed > _RENEW_AFTER and unpacker.tell() == self._fed:
-            self._unpacker = self._new_unpacker()
-            self._fed = 0
         return out

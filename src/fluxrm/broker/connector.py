@@ -10,15 +10,16 @@ Outgoing messages are gathered per loop turn and written with one syscall.
 
 Limits (see ``flux.message``): no message may be larger than 64 MiB, and a
 connection may have at most 68 MiB of an incomplete message buffered.  A
-message with a malformed field is refused on its own (an EPROTO response if
-it is a request someone waits for, else dropped with a log line).  A client
-that breaks the framing or the size limits gets one CONTROL "error" message
-saying why (then end of file), and the connection is closed, with a log
-line.  Outgoing: above
-``OUT_PAUSE`` bytes waiting in the transport we stop reading that client's
-requests until it reads its responses; above ``OUT_LIMIT`` (256 MiB, or the
-broker attribute ``connector.out-limit`` in bytes: events pile up for a
-client that never reads) the connection is dropped, with a log line.
+message with a malformed field is refused on its own: a request someone
+waits for gets an EPROTO response, a service provider's response becomes an
+EPROTO response to its requester, anything else is dropped; one log line.
+A client that breaks the framing or the size limits gets one CONTROL
+"error" message saying why (then end of file), and the connection is
+closed, with a log line.  Outgoing: above ``OUT_PAUSE`` bytes waiting in
+the transport we stop reading that client's requests until it reads its
+responses; above ``OUT_LIMIT`` (256 MiB, or the broker attribute
+``connector.out-limit`` in bytes: events pile up for a client that never
+reads) the connection is dropped, with a log line.
 """
 
 import asyncio
@@ -177,6 +178,14 @@ class ClientConnection(asyncio.Protocol):
             rsp = bad.error_response()
             if rsp is not None:
                 self.send(rsp)
+                continue
+            rsp = bad.error_for_requester()  # a provider's bad response
+            if rsp is not None:
+                try:
+                    self.router.dispatch_response(rsp)
+                except Exception:  # as in _dispatch: never past this message
+                    self.broker.log(LOG_ERR, f"connector: {self.ident}: "
+                                    + traceback.format_exc())
         self.broker.log(LOG_WARNING, f"connector: {self.ident}: refused"
                         f" {len(rejected)} malformed message(s): {rejected[0].reason}")
         rejected.clear()
