@@ -266,6 +266,12 @@ def test_provider_malformed_response_reaches_requester_as_eproto(inst):
             f.get()
         assert e.value.errno == errno.EPROTO and "malformed response" in e.value.strerror
         provider.ping(2)
+        # a request whose route could not grow by one more hop is refused
+        with raw_client(inst) as c:
+            c.send(fields("rawsvc.hello", {}, matchtag=3, route=["x"] * 32))
+            rsp = c.recv()
+            assert rsp.matchtag == 3 and rsp.errnum == errno.EPROTO
+            assert "route too long" in rsp.errstr
 
 
 # -- deep nesting and bad JSON ------------------------------------------------------------

@@ -29,7 +29,7 @@ from flux.constants import (
     FLUX_NODEID_ANY,
     FLUX_NODEID_UPSTREAM,
 )
-from flux.message import Message, MSGFLAG_NORESPONSE, MSGFLAG_STREAMING
+from flux.message import MAX_ROUTE, Message, MSGFLAG_NORESPONSE, MSGFLAG_STREAMING
 
 LOG_ERR = 3
 LOG_DEBUG = 7
@@ -147,6 +147,10 @@ class Router:
             self.error(msg, errno.ENOSYS, None)
             return
         if isinstance(svc, ClientService):
+            if msg.route and len(msg.route) >= MAX_ROUTE:
+                # one more hop and the provider's answer could not come back
+                self.error(msg, errno.EPROTO, f"{topic}: route too long")
+                return
             svc.forward(msg, sender)
             return
         sender.services_used.add(svc.name)
