@@ -532,7 +532,7 @@ class Decoder:
         limit = self._max_field
         return msgpack.Unpacker(
             raw=False, strict_map_key=False, max_buffer_size=self._max,
-            read_size=min(self._max, 1 << 16), max_str_len=limit,
+            read_size=min(self._max, 1 << 20), max_str_len=limit,
             max_bin_len=limit, max_array_len=self._max_items,
             max_map_len=self._max_items, max_ext_len=limit,
         )
