@@ -135,3 +135,18 @@ def test_message_properties():
         msg.decode()
     assert msg_typestr(8) == "control"
     assert msg_typestr(99) == "unknown"
+
+
+def test_raw_json_payload_is_strict_utf8_without_lone_surrogates():
+    """As upstream's JSON parser: bytes are UTF-8 (never guessed UTF-16),
+    and a lone surrogate escape is refused; a surrogate pair is fine."""
+    import errno as _errno
+
+    from flux.message import loads_payload
+
+    assert loads_payload(b'{"a": "\\ud83d\\ude00"}') == {"a": "\U0001F600"}
+    for raw in (b'{"a": "\\ud800"}', b'{"\\uDC80": 1}', "1\x00".encode("utf-16-le"),
+                b'"\xff"'):
+        with pytest.raises(OSError) as info:
+            loads_payload(raw)
+        assert info.value.errno == _errno.EPROTO

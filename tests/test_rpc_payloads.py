@@ -266,12 +266,16 @@ def test_cancel_of_unknown_matchtag_answers(h):
 
 def test_lone_surrogates_are_not_kept(h):
     """JSON text may escape a lone surrogate, which no message can carry:
-    kept as an attribute or a log line it would break attr.list or dmesg."""
+    kept as an attribute or a log line it would break attr.list or dmesg.
+    The payload is refused as a whole, as upstream's JSON parser does."""
     refused(h, "attr.set", '{"name": "test.s\\ud800", "value": "v"}', (errno.EPROTO,),
-            field="name")
+            field="lone surrogate")
     refused(h, "attr.set", '{"name": "test.s", "value": "\\udc00"}', (errno.EPROTO,),
-            field="value")
-    refused(h, "log.append", '{"message": "\\ud800"}', (errno.EPROTO,), field="message")
+            field="lone surrogate")
+    refused(h, "log.append", '{"message": "\\ud800"}', (errno.EPROTO,),
+            field="lone surrogate")
+    # a surrogate pair is a character like any other
+    call(h, "attr.set", '{"name": "test.pair", "value": "\\ud83d\\ude00"}')
     assert "broker.pid" in call(h, "attr.list", {})["names"]
     stream = h.rpc("log.dmesg", {}, flags=flux.constants.FLUX_RPC_STREAMING)
     for _ in range(100000):  # the whole backlog, then ENODATA

@@ -109,12 +109,27 @@ class PayloadError(OSError, ValueError):
 
 
 def loads_payload(raw):
-    """Parse a raw JSON payload; raise ``PayloadError`` (EPROTO) if it is not."""
+    """Parse a raw JSON payload; raise ``PayloadError`` (EPROTO) if it is not.
+
+    As upstream's JSON parser: the text must be UTF-8 (``json.loads`` would
+    guess UTF-16 or UTF-32 from bytes), and a ``\\u`` escape of a lone
+    surrogate is refused, since no UTF-8 text can carry it onwards (checked
+    only when the text has such an escape at all).
+    """
     try:
-        return json.loads(raw)
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+        obj = json.loads(text)
+        if "\\ud" in text or "\\uD" in text:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        return obj
     except RecursionError:
         raise PayloadError(errno.EPROTO, "payload is nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+    except UnicodeEncodeError:
+        raise PayloadError(errno.EPROTO, "payload is not valid JSON:"
+                           " a \\u escape of a lone surrogate") from None
+    except UnicodeDecodeError:
+        raise PayloadError(errno.EPROTO, "payload is not valid JSON: not UTF-8") from None
+    except ValueError as exc:  # JSONDecodeError
         raise PayloadError(errno.EPROTO, f"payload is not valid JSON: {exc}") from None
 
 
