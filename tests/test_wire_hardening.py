@@ -640,3 +640,38 @@ def test_bad_hello_is_a_clear_error(tmp_path, hello):
             flux.Flux(uri)
         assert e.value.errno == errno.EPROTO
         assert "Unable to connect to Flux" in e.value.strerror
+
+
+def test_in_flight_bytes_are_bounded_over_all_connections():
+    """Each connection within its own limit, several together are still held
+    to the broker's budget: the one that passes it is refused (ENOBUFS), the
+    others, and new clients, are served."""
+    limit = 40 << 20
+    with _start_instance(f"connector.inflight-limit={limit}") as inst:
+        clients = []
+        try:
+            for i in range(3):  # 3 x 14 MiB of a message announcing 16 MiB
+                c = RawClient(os.path.join(inst.rundir, "local"))
+                clients.append(c)
+                header = msgpack.packb(fields(matchtag=1, raw=b""))[:-4]
+                header = header[:-1] + b"\xc6" + (16 << 20).to_bytes(4, "big")
+                c.sock.sendall(header + b'"' + b"y" * ((14 << 20) - 1))  # JSON text
+                if i < 2:
+                    # the broker took it in: a ping on another connection is
+                    # answered after the broker read what came before it
+                    assert inst.handle().rpc("broker.ping").get()
+            msgs = clients[2].until_eof()
+            assert msgs and msgs[-1].errnum == errno.ENOBUFS
+            assert "limit" in msgs[-1].errstr
+            clients[2].close()
+            clients.pop()
+            # the first two still complete their messages and are answered
+            for c in clients:
+                # the rest of the raw payload, then obj, route, seq
+                c.sock.sendall(b"y" * ((2 << 20) - 1) + b'"' + b"\xc0\xc0\x00")
+                rsp = c.recv()
+                assert rsp.matchtag == 1 and rsp.errnum == 0
+            other_client_ok(inst)
+        finally:
+            for c in clients:
+                c.close()

@@ -20,6 +20,14 @@ the transport we stop reading that client's requests until it reads its
 responses; above ``OUT_LIMIT`` (256 MiB, or the broker attribute
 ``connector.out-limit`` in bytes: events pile up for a client that never
 reads) the connection is dropped, with a log line.
+
+All connections together may hold at most ``INFLIGHT_TOTAL`` bytes of
+incomplete messages (256 MiB, or the broker attribute
+``connector.inflight-limit`` in bytes): the connection whose data would
+pass that budget is refused (ENOBUFS, said in a CONTROL "error" message),
+so many connections cannot add up what one may not hold.  A connection's
+share is the bytes it sent since its last read that completed a message
+(within one read of the truth: the tail of that read is not counted).
 """
 
 import asyncio
@@ -48,6 +56,8 @@ OUT_PAUSE = 8 << 20  # stop reading a client with this much output unread
 OUT_LIMIT = 256 << 20  # drop a client with this much output unread
 OUT_LIMIT_ATTR = "connector.out-limit"  # broker attribute overriding OUT_LIMIT
 REFUSE_GRACE = 5.0  # seconds a refused client has to read why and hang up
+INFLIGHT_TOTAL = 256 << 20  # incomplete input held over all connections
+INFLIGHT_TOTAL_ATTR = "connector.inflight-limit"  # broker attribute overriding it
 
 _ident_counter = itertools.count(1)
 
@@ -71,6 +81,15 @@ def _give_back_memory():
 
 
 _malloc_trim = None
+
+
+class _InflightBudget:
+    """Bytes of incomplete messages held over all connections."""
+    total = 0
+    limit = INFLIGHT_TOTAL
+
+
+_inflight = _InflightBudget()
 
 
 def peer_uid(sock):
@@ -102,6 +121,7 @@ class ClientConnection(asyncio.Protocol):
         self._flush_scheduled = False
         self._grace = None
         self.out_limit = OUT_LIMIT
+        self._partial = 0  # this connection's share of the in-flight budget
 
     def __repr__(self):
         return f"<ClientConnection {self.ident} uid={self.uid}>"
@@ -142,6 +162,13 @@ class ClientConnection(asyncio.Protocol):
         decoder = self.decoder
         try:
             msgs = decoder.feed(data)
+            if msgs or decoder.rejected:
+                self._set_partial(0)
+            elif self._set_partial(self._partial + len(data)):
+                self.refuse_connection(
+                    errno.ENOBUFS, "incoming data over all connections is over the"
+                    f" broker's limit ({_inflight.limit} bytes): message too large")
+                return
         except ProtocolError as exc:
             # the messages before the error are good: serve them, then hang up
             self._dispatch(exc.messages)
@@ -151,6 +178,13 @@ class ClientConnection(asyncio.Protocol):
         if decoder.rejected:
             self._refuse_messages(decoder.rejected)
         self._dispatch(msgs)
+
+    def _set_partial(self, nbytes):
+        """Account this connection's incomplete input; True if that puts
+        all connections over the budget."""
+        _inflight.total += nbytes - self._partial
+        self._partial = nbytes
+        return _inflight.total > _inflight.limit
 
     def _dispatch(self, msgs):
         dispatch = self.router.dispatch
@@ -201,7 +235,8 @@ class ClientConnection(asyncio.Protocol):
         self._flush()
         self.closed = True  # from now on what the client sends is discarded
         self.decoder = None  # and the buffered input goes now
-        if errnum == errno.EMSGSIZE:
+        self._set_partial(0)
+        if errnum in (errno.EMSGSIZE, errno.ENOBUFS):
             _give_back_memory()
         transport = self.transport
         if not tell:
@@ -222,6 +257,7 @@ class ClientConnection(asyncio.Protocol):
     def connection_lost(self, exc):
         self.closed = True
         self.decoder = None
+        self._set_partial(0)
         if self._grace is not None:
             self._grace.cancel()
         if self.rolemask:  # only accepted connections were ever routed
@@ -276,6 +312,11 @@ class ClientConnection(asyncio.Protocol):
 async def listen(broker, path):
     """Start the UNIX socket server at ``path`` (mode 0600)."""
     loop = asyncio.get_running_loop()
+    try:
+        _inflight.limit = int(broker.attr(INFLIGHT_TOTAL_ATTR, INFLIGHT_TOTAL))
+    except (TypeError, ValueError):
+        broker.log(LOG_ERR, f"connector: {INFLIGHT_TOTAL_ATTR}: not a number of"
+                   f" bytes; using {INFLIGHT_TOTAL}")
     if os.path.exists(path):
         os.unlink(path)
     server = await loop.create_unix_server(lambda: ClientConnection(broker), path)
