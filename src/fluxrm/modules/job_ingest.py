@@ -13,8 +13,10 @@ is [0:31]"), owner-only flags (EPERM), the signer is the requester
 parser, ``parse_text`` also refuses NUL characters and lone surrogates in
 strings, integers beyond 64 bits and non-finite numbers, naming the path,
 e.g. "jobspec: tasks[0].command[1]: string contains a NUL character"), the
-V1 rules (EINVAL with the validator's message, unless FLUX_JOB_NOVALIDATE),
-and a resource shape the scheduler can serve (EINVAL).  A valid request
+V1 rules (EINVAL with the validator's message; FLUX_JOB_NOVALIDATE skips
+them, but not ``check_runnable``: the command, environment, cwd and shell
+options job-exec reads must have the right types), and a resource shape
+the scheduler can serve (EINVAL).  A valid request
 larger than the instance is accepted and then gets a fatal ``alloc``
 exception "unsatisfiable request ..." from sched, as upstream.
 
@@ -60,6 +62,7 @@ CACHE_SIZE = 256
 BULK_BATCH = 32  # submissions in one loop turn that make a bulk submission
 BULK_WINDOW = 0.002  # s after such a batch that the bulk is still coming
 UNWRAPPED_MAX_SIZE = 1 << 16  # longer J texts are unwrapped every time
+LOG_ERR = 3
 
 
 def unwrap_J(J, userid):
@@ -182,9 +185,85 @@ def parse_text(text):
     return doc
 
 
+def parse_object(text):
+    """``parse_text``, and the document must be a JSON object."""
+    jobspec = parse_text(text)
+    if not isinstance(jobspec, dict):
+        raise OSError(errno.EINVAL, "jobspec: not a JSON object")
+    return jobspec
+
+
+def _check_stdio_options(options):
+    """The shell options job-exec reads to open files: ``input.stdin`` and
+    ``output.stdout``/``output.stderr`` mappings of string ``type`` and
+    ``path``; ``output.mode`` a string."""
+    where = "attributes.system.shell.options"
+    for name, streams in (("input", ("stdin",)), ("output", ("stdout", "stderr"))):
+        group = options.get(name) or {}
+        if not isinstance(group, dict):
+            raise TypeError(f"{where}.{name} must be a mapping")
+        if not isinstance(group.get("mode", ""), str):
+            raise TypeError(f"{where}.{name}.mode must be a string")
+        for stream in streams:
+            spec = group.get(stream) or {}
+            if not isinstance(spec, dict):
+                raise TypeError(f"{where}.{name}.{stream} must be a mapping")
+            for key in ("type", "path"):
+                if not isinstance(spec.get(key, ""), str):
+                    raise TypeError(f"{where}.{name}.{stream}.{key} must be a string")
+
+
+def _check_exec_test(system):
+    """``attributes.system.exec.test`` (simulated execution) must be a
+    mapping; the values in it are job-exec's to check (a bad one fails the
+    job with an exception, as upstream's testexec)."""
+    where = "attributes.system.exec"
+    exec_ = system.get("exec", {})
+    if not isinstance(exec_, dict):
+        raise TypeError(f"{where} must be a mapping")
+    if not isinstance(exec_.get("test", {}), dict):
+        raise TypeError(f"{where}.test must be a mapping")
+
+
+def check_runnable(jobspec):
+    """What job-exec reads to start the tasks, which RFC 25 leaves loose or
+    which a job submitted without validation (FLUX_JOB_NOVALIDATE) must
+    still have right: a command (a list of strings), an environment of
+    strings, a cwd string, the shell's stdio options (see
+    ``_check_stdio_options``) and simulated execution's attributes (see
+    ``_check_exec_test``).  Raises OSError(EINVAL) naming the field."""
+    from flux.job.Jobspec import _check_command, _check_environment
+
+    try:
+        tasks = jobspec.get("tasks")
+        if not isinstance(tasks, list) or not tasks or not isinstance(tasks[0], dict):
+            raise ValueError("tasks must contain a task")
+        _check_command(tasks[0].get("command"))
+        attributes = jobspec.get("attributes", {})
+        if not isinstance(attributes, dict):
+            raise TypeError("attributes must be a mapping")
+        system = attributes.get("system", {})
+        if not isinstance(system, dict):
+            raise TypeError("attributes.system must be a mapping")
+        if "environment" in system:
+            _check_environment(system["environment"])
+        if not isinstance(system.get("cwd", ""), str):
+            raise TypeError("attributes.system.cwd must be a string")
+        shell = system.get("shell", {})
+        if not isinstance(shell, dict):
+            raise TypeError("attributes.system.shell must be a mapping")
+        options = shell.get("options", {})
+        if not isinstance(options, dict):
+            raise TypeError("attributes.system.shell.options must be a mapping")
+        _check_stdio_options(options)
+        _check_exec_test(system)
+    except (TypeError, ValueError) as exc:
+        raise OSError(errno.EINVAL, str(exc)) from None
+
+
 def validate_text(text):
     """Validate jobspec text; return the decoded dict or raise OSError(EINVAL)."""
-    jobspec = parse_text(text)
+    jobspec = parse_object(text)
     from flux.job.Jobspec import validate_jobspec
 
     try:
@@ -195,6 +274,7 @@ def validate_text(text):
         # str() of a KeyError is the repr of the key: give the key itself
         text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         raise OSError(errno.EINVAL, text or type(exc).__name__) from None
+    check_runnable(jobspec)
     why = request_error(jobspec)
     if why:
         raise OSError(errno.EINVAL, f"unsupported resource request: {why}")
@@ -287,9 +367,8 @@ class JobIngest(Service):
                           " or an urgency above 16")
         text, J = self.unwrap(req.get("J"), msg.userid)
         if flags & FLUX_JOB_NOVALIDATE:
-            jobspec = parse_text(text)  # what no service could store or run
-            if not isinstance(jobspec, dict):
-                raise OSError(errno.EINVAL, "jobspec: not a JSON object")
+            jobspec = parse_object(text)  # what no service could store or run
+            check_runnable(jobspec)
         else:
             jobspec, text = self.check(text)
         job = Job(0, jobspec, J=J, jobspec_text=text)
@@ -315,13 +394,16 @@ class JobIngest(Service):
 
         def answer(exc):
             for msg, job, _ctx in batch:
-                if exc is None:
-                    self.respond(msg, {"id": job.id})
-                else:
+                try:
+                    if exc is None:
+                        self.respond(msg, {"id": job.id})
+                        continue
                     self.respond_error(msg, errno.EIO, f"job store: {exc}")
                     # the submitter was told it failed: the job must not run
                     if self.manager.active.get(job.id) is job:
                         self.manager.raise_exception(
                             job, "ingest", 0, f"job store: {exc}")
+                except Exception as err:  # the others still get their answer
+                    self.log(LOG_ERR, f"answering a submission: {err!r}")
 
         self.store.on_durable(answer)
