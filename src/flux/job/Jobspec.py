@@ -14,7 +14,9 @@ shared with the command line.
 
 Validation raises `TypeError` for a value of the wrong type and
 `ValueError` for a missing, extraneous or out-of-range value, stopping at
-the first problem.  Constraint hostlists (RFC 31) are checked for type
+the first problem.  Counts are at most ``COUNT_MAX`` (2**31 - 1, a C int
+upstream); commands, ``cwd`` and ``environment`` must be what a process can
+be given (strings, no NUL, no ``=`` in a variable name).  Constraint hostlists (RFC 31) are checked for type
 only: upstream compares them with a live instance's hostlist, which a
 client-side validator cannot do; the scheduler rejects impossible ones.
 
@@ -822,9 +824,11 @@ def _optional_mapping(value, what):
 class JobspecV1(Jobspec):
     """A version 1 jobspec (RFC 25): what a Flux instance runs.
 
-    Beyond the `Jobspec` checks: version 1, ``attributes.system.duration``
-    required and numeric, task counts ``per_slot`` or ``total``, resource
-    counts plain ints.  The full RFC 25 shape is left to the scheduler.
+    Beyond the `Jobspec` checks: version 1, exactly one task,
+    ``attributes.system.duration`` required, a number in [0, 2**31), task
+    counts ``per_slot`` or ``total``, resource counts plain ints, and no more
+    than ``TASKS_MAX`` tasks in all.  The full RFC 25 shape is left to the
+    scheduler.
     """
 
     def __init__(self, resources, tasks, attributes, version=1):

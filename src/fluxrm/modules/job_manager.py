@@ -40,9 +40,19 @@ Jobs, eventlogs, R and output live in the ``jobs`` table of the shared
 SQLite store.  Writes are coalesced: a job touched while a store batch is
 open is written once, just before that batch commits (``Store.before_commit``),
 so a short job is often stored once, already finished.  Inactive jobs leave
-memory once stored.
+memory once stored.  One job's row can never fail a whole batch: if writing
+the batch's rows raises for a value (text with lone surrogates, which
+SQLite cannot store), each row is written alone with its texts escaped
+(``storable``, lossless for JSON text); eventlog lines are made storable
+as they are appended.
 On restart, active jobs are replayed from their stored eventlogs: pending
 jobs return to the queue; running ones get an exception and are cleaned up.
+A row whose eventlog cannot be replayed is logged and left alone; a pending
+job whose stored jobspec holds lone surrogates (stored before job-ingest
+refused them) gets a fatal ``ingest`` exception instead of running.
+
+Request fields are read with ``fluxrm.broker.payload``: a wrong type or an
+id beyond 64 bits is EPROTO/EINVAL naming the field.
 """
 
 import asyncio
@@ -686,7 +696,7 @@ class JobManager(Service):
         if type(severity) is not int or not 0 <= severity <= 7:
             raise OSError(errno.EPROTO, "severity must be 0-7")
         etype = req.get("type")
-        if (type(etype) is not str or not etype or len(etype) > 64
+        if (type(etype) is not str or not etype
                 or any(c.isspace() or c == "=" for c in etype)):
             raise OSError(errno.EPROTO, "invalid exception type")
         return etype, severity, payload.string(req, "note", "")

@@ -18,6 +18,9 @@ instance, gets a fatal ``alloc`` exception at once.
 Supported shapes (RFC 25 subset, checked by ``parse_request``, which
 job-ingest also calls to reject other shapes at submission):
 ``slot>core[,gpu]`` and ``node>slot>core[,gpu]``, with ``exclusive`` nodes.
+``parse_request`` takes any decoded JSON (jobs submitted without
+validation too) and refuses more tasks than a system can run
+(``flux.job.Jobspec.TASKS_MAX``) with a message, never a Python error.
 """
 
 import asyncio
