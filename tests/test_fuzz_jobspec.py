@@ -34,7 +34,7 @@ from flux.job import JobspecV1
 from flux.job.submit import sign_none
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-MAX_EXAMPLES = int(os.environ.get("FUZZ_JOBSPEC_EXAMPLES", 200))  # more by hand
+MAX_EXAMPLES = int(os.environ.get("FUZZ_JOBSPEC_EXAMPLES", 500))  # more by hand
 WAIT = 20.0  # s: bound on any answer or job; never reached when all is well
 RUN_WAIT = 3.0  # s: a job still running after this is canceled
 DEEP = 3000  # levels of the deeply nested values
