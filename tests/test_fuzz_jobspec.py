@@ -138,7 +138,7 @@ def mutated_jobspecs(draw, cwd):
     return text.replace(json.dumps(DEEP_MARK), deep)
 
 
-def test_fuzz_jobspecs(start_instance, tmp_path):
+def test_fuzz_jobspecs(start_instance, tmp_path, monkeypatch):
     failures = []
     known = set()
     tried = {"inputs": 0, "accepted": 0, "refused": 0}
@@ -146,6 +146,8 @@ def test_fuzz_jobspecs(start_instance, tmp_path):
     honest.setattr("system.exec.test", {"run_duration": "0s"})
     honest_J = sign_none(honest.dumps())
 
+    # a mutation may drop the cwd: the broker's own must be a scratch one
+    monkeypatch.chdir(tmp_path)
     with start_instance() as inst:
         handles = {"fuzz": inst.handle(), "honest": inst.handle()}
 
