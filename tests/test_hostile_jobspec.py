@@ -149,6 +149,16 @@ def test_python_api_surrogate_gets_einval(h):
     assert "tasks[0].command[1]" in info.value.strerror
 
 
+def test_python_api_text_jobspec_with_a_raw_surrogate_gets_einval(h):
+    """A jobspec given as text holding an unpaired surrogate (what
+    surrogateescape makes of a non-UTF-8 byte) cannot even be sent."""
+    text = JobspecV1.from_command(["echo", "x"]).dumps().replace('"x"', '"caf\udce9"')
+    with pytest.raises(OSError) as info:
+        flux.job.submit(h, text)
+    assert info.value.errno == errno.EINVAL
+    assert "not valid UTF-8" in info.value.strerror
+
+
 # -- requests with wrong types and ids of 2**64 ------------------------------------------
 
 BIG = [2**63, 2**64 - 1, 2**64]

@@ -27,7 +27,7 @@ from flux.constants import (
     FLUX_NODEID_ANY,
     FLUX_RPC_STREAMING,
 )
-from flux.message import MAX_INFLIGHT, MAX_MESSAGE, Decoder
+from flux.message import MAX_INFLIGHT, MAX_MESSAGE, Decoder, Message
 
 from conftest import _start_instance
 
@@ -675,3 +675,43 @@ def test_in_flight_bytes_are_bounded_over_all_connections():
         finally:
             for c in clients:
                 c.close()
+
+
+def test_unencodable_response_reaches_the_requester_as_an_error():
+    """No input reaches a service that would make it answer with a lone
+    surrogate any more; should a service still build such a response, the
+    requester gets an EPROTO error instead of waiting forever."""
+    import asyncio
+
+    from fluxrm.broker.connector import ClientConnection
+
+    class Broker:
+        router = None
+        logs = []
+
+        def log(self, level, text):
+            self.logs.append(text)
+
+    class Transport:
+        written = b""
+
+        def write(self, data):
+            self.written += data
+
+        def get_write_buffer_size(self):
+            return 0
+
+    req = Message.build(FLUX_MSGTYPE_REQUEST, "svc.get", matchtag=7)
+
+    async def answer():
+        conn = ClientConnection(Broker())
+        conn.transport = Transport()
+        conn.send(req.response({"text": "caf\udce9"}))
+        conn.send(req.response(errnum=errno.ENOENT, errstr="no key \udce9"))
+        await asyncio.sleep(0)
+        return conn.transport.written
+
+    msgs = Decoder().feed(asyncio.run(answer()))
+    assert [(m.matchtag, m.errnum) for m in msgs] == [(7, errno.EPROTO)] * 2
+    assert "could not be encoded" in msgs[0].errstr
+    assert any("cannot be encoded" in line for line in Broker.logs)

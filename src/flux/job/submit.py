@@ -88,7 +88,12 @@ def _encode_jobspec(jobspec):
     if isinstance(jobspec, (bytes, bytearray)):
         return bytes(jobspec)
     if isinstance(jobspec, str):
-        return jobspec.encode("utf-8")
+        try:
+            return jobspec.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate (surrogateescape)
+            raise OSError(errno.EINVAL, "jobspec is not valid UTF-8 text: "
+                          f"{exc.object[exc.start:exc.end]!r} at offset {exc.start}"
+                          ) from None
     from flux.job.Jobspec import Jobspec
 
     if isinstance(jobspec, Jobspec):

@@ -42,6 +42,7 @@ import traceback
 from flux.constants import (
     FLUX_MSGTYPE_CONTROL,
     FLUX_MSGTYPE_REQUEST,
+    FLUX_MSGTYPE_RESPONSE,
     FLUX_ROLE_OWNER,
     FLUX_ROLE_LOCAL,
     FLUX_ROLE_USER,
@@ -287,10 +288,37 @@ class ClientConnection(asyncio.Protocol):
     def send(self, msg):
         if self.closed:
             return
-        self._outbuf.append(encode(msg))
+        try:
+            data = encode(msg)
+        except (TypeError, ValueError, RecursionError) as exc:
+            data = self._unencodable(msg, exc)
+            if data is None:
+                return
+        self._outbuf.append(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
+
+    def _unencodable(self, msg, exc):
+        """A message that cannot be encoded (a lone surrogate in a text a
+        service built, a value JSON cannot carry): log it; a response goes
+        out as an EPROTO error the requester can read, so nobody waits
+        forever; anything else is dropped.  The bytes to send, or None."""
+        self.broker.log(LOG_ERR, f"connector: {self.ident}: {msg!r}: cannot be"
+                        f" encoded: {exc}")
+        if msg.type != FLUX_MSGTYPE_RESPONSE:
+            return None
+        err = Message.__new__(Message)
+        for name in ("type", "flags", "_topic", "matchtag", "nodeid", "userid",
+                     "rolemask", "route", "seq", "sender"):
+            setattr(err, name, getattr(msg, name))
+        err.errnum = errno.EPROTO
+        err.errstr = f"{msg._topic}: the response could not be encoded"
+        err._raw = err._obj = None
+        try:
+            return encode(err)
+        except (TypeError, ValueError):
+            return None
 
     def _flush(self):
         self._flush_scheduled = False

@@ -87,6 +87,7 @@ import select
 import shutil
 import signal
 import time
+import traceback
 
 from flux.idset import IDset
 from fluxrm.broker.service import Service
@@ -435,6 +436,19 @@ class JobExec(Service):
         ej = ExecJob(job)
         job.exec_data = ej
         self.jobs[job.id] = ej
+        try:
+            self._start_job(job, ej)
+        except Exception:  # a bug must fail this job, not leave it in RUN
+            self.log(LOG_ERR, f"job {job.id}: start: {traceback.format_exc()}")
+            if not ej.start_failed:
+                ej.start_failed = True
+                ej.status = 127 << 8
+                self.manager.raise_exception(
+                    job, "exec", 0, "start failed: internal error in job-exec"
+                    " (the broker log has the details)")
+            self.maybe_complete(ej)
+
+    def _start_job(self, job, ej):
         manager = self.manager
         jobspec = job.jobspec
         system = (jobspec.get("attributes") or {}).get("system") or {}
@@ -447,6 +461,12 @@ class JobExec(Service):
         manager.append(job, EXEC, _ev("starting"))
         test = system.get("exec", {}).get("test") if isinstance(
             system.get("exec"), dict) else None
+        if test is not None and not isinstance(test, dict):
+            ej.start_failed = True
+            manager.raise_exception(job, "exec", 0, "invalid system.exec.test"
+                                    " attribute: must be an object")
+            self.maybe_complete(ej)
+            return
         if test is not None and test.get("mock_exception") == "init":
             ej.start_failed = True
             manager.raise_exception(job, "exec", 0, "mock initialization exception")
@@ -472,11 +492,12 @@ class JobExec(Service):
         }))
         try:
             self.spawn_tasks(ej, system, ntasks, f58)
-        except Exception as exc:  # a bug here must fail the job, not the broker
-            self.log(LOG_ERR, f"job {job.id}: start: {exc!r}")
+        except Exception:  # a bug here must fail the job, not the broker
+            self.log(LOG_ERR, f"job {job.id}: start: {traceback.format_exc()}")
             ej.start_failed = True
             ej.status = 127 << 8
-            manager.raise_exception(job, "exec", 0, f"start failed: {exc}")
+            manager.raise_exception(job, "exec", 0, "start failed: internal error"
+                                    " in job-exec (the broker log has the details)")
         if not ej.start_failed:
             manager.append(job, EXEC, _ev("shell.start", {
                 "taskmap": {"version": 1, "map": [[0, 1, ntasks, 1]]}}))
@@ -488,14 +509,21 @@ class JobExec(Service):
         manager = self.manager
         mock = test.get("mock_exception")
         duration = test.get("run_duration", 0)
+        why = None
         try:
             seconds = parse_fsd(duration) if isinstance(duration, str) \
                 else float(duration)
-            status = int(test.get("wait_status", 0))
-        except (TypeError, ValueError) as exc:
+            if not 0 <= seconds < 2**31:
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
+            why = f"run_duration must be a duration, not {duration!r:.100}"
+        status = test.get("wait_status", 0)
+        if type(status) is not int or not 0 <= status <= 0xFFFF:
+            why = why or f"wait_status must be a wait status, not {status!r:.100}"
+        if why is not None:
             ej.start_failed = True
             manager.raise_exception(job, "exec", 0,
-                                    f"invalid system.exec.test attribute: {exc}")
+                                    f"invalid system.exec.test attribute: {why}")
             self.maybe_complete(ej)
             return
         manager.append(job, EXEC, _ev("shell.start", {
