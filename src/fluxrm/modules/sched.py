@@ -213,6 +213,7 @@ class Sched(Service):
         self.ranks = []
         self._pass_scheduled = False
         self.manager = None
+        self._last_parsed = None  # (jobspec, its Request)
 
     async def start(self):
         services = self.broker.router.services
@@ -223,11 +224,20 @@ class Sched(Service):
 
     # -- the queue ---------------------------------------------------------------------
     def enqueue(self, job):
-        try:
-            req = parse_request(job.jobspec)
-        except (ValueError, TypeError, AttributeError) as exc:
-            self.manager.raise_exception(job, "alloc", 0, f"unsatisfiable request: {exc}")
-            return
+        jobspec = job.jobspec
+        last = self._last_parsed
+        if last is not None and last[0] is jobspec:
+            # identical submissions share one decoded jobspec (job-ingest's
+            # cache), and a Request is never modified: parse it once
+            req = last[1]
+        else:
+            try:
+                req = parse_request(jobspec)
+            except (ValueError, TypeError, AttributeError) as exc:
+                self.manager.raise_exception(job, "alloc", 0,
+                                             f"unsatisfiable request: {exc}")
+                return
+            self._last_parsed = (jobspec, req)
         why = self.never_fits(req)
         if why:
             self.manager.raise_exception(job, "alloc", 0, f"unsatisfiable request: {why}")
