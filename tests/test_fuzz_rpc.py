@@ -88,11 +88,7 @@ MAY_BLOCK = {"kvs.lookup", "kvs-watch.lookup", "log.dmesg", "job-info.eventlog-w
 # job_ingest.py): their failures are reported as warnings, not test
 # failures, and they get the short wait.  Remove a topic from here once its
 # handler is fixed.
-OTHERS_TO_FIX = {
-    # a cancel that expects a response gets none (kvs-watch.cancel and
-    # job-info.eventlog-watch-cancel answer {}): the client waits forever
-    "job-manager.events-journal-cancel",
-}
+OTHERS_TO_FIX = set()  # topics whose failures only warn (none now)
 
 # the router's text for an unexpected exception, and Python exception texts
 # that a deliberate error would not contain

@@ -16,8 +16,9 @@ RPC topics:
   With ``full`` the events of active jobs are replayed first.  The first
   response is ``{events: [...replay], sentinel: true}`` (an empty replay
   without ``full``), so a client knows when it is following live events.
-  Ends only with ``job-manager.events-journal-cancel`` {matchtag} (ENODATA)
-  or when the client disconnects.  The requester sees only its own jobs
+  Ends only with ``job-manager.events-journal-cancel`` {matchtag} (ENODATA;
+  the cancel itself is answered {} only if it was sent expecting an
+  answer) or when the client disconnects.  The requester sees only its own jobs
   unless it is the instance owner.
 
 In-process API (used by job-ingest, sched, job-exec, job-info, job-list):
@@ -71,6 +72,7 @@ from flux.constants import (
     FLUX_ROLE_OWNER,
 )
 from flux.job.submit import sign_none
+from flux.message import MSGFLAG_NORESPONSE
 from fluxrm import jobstate
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service
@@ -778,6 +780,10 @@ class JobManager(Service):
         stream = self.journal.pop((msg.sender, matchtag), None)
         if stream is not None:
             self.respond_error(stream, errno.ENODATA)
+        if not msg.flags & MSGFLAG_NORESPONSE:
+            # upstream's clients send it without expecting an answer; one
+            # that does expect one gets {} rather than waiting forever
+            self.respond(msg, {})
 
     @staticmethod
     def _journal_visible(msg, job):
