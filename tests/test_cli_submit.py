@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 
-import pytest
 
 F58 = re.compile(r"^[f\u0192][1-9A-HJ-NP-Za-km-z]+$")
 SIM = "--setattr=system.exec.test.run_duration=0s"

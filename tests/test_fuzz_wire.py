@@ -14,7 +14,6 @@ import os
 import socket
 
 import msgpack
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from flux.constants import (

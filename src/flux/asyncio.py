@@ -79,7 +79,7 @@ __all__ = [
     "event_watch",
     "cancel",
     "kill",
-    "loop",
+    "loop",  # noqa: F822 (made on first use by the module's __getattr__)
 ]
 
 
