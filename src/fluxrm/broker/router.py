@@ -10,11 +10,16 @@ Every request carries a destination ``nodeid``: ``FLUX_NODEID_ANY`` and
 ``FLUX_NODEID_UPSTREAM`` are served here on a single-rank instance, as is our
 own rank; any other rank is unreachable until an overlay joins more ranks.
 
-A handler's exception costs only its own request: an ``OSError`` answers
-with its errno, a malformed payload (``ValueError``, ``TypeError``,
-``KeyError``, nesting too deep) with EPROTO, anything else with EPROTO and
-"internal error" plus a log line.  Messages reach the router already checked
-field by field (``flux.message``); the connector also guards each dispatch.
+A handler's exception costs only its own request.  An ``OSError`` with an
+errno is a deliberate answer: the requester gets that errno and text (request
+fields are checked by ``fluxrm.broker.payload``, which raises EPROTO or
+EINVAL naming the field).  A ``RecursionError`` is taken for a payload nested
+too deeply to walk: EPROTO.  Any other exception is a bug in the service: its
+traceback goes to the broker log (LOG_ERR) and the requester gets EIO with
+"<topic>: internal error in service <name> (see the broker log)", so a bug
+never passes for a bad request.  The same holds for a coroutine handler's
+exception.  Messages reach the router already checked field by field
+(``flux.message``); the connector also guards each dispatch.
 """
 
 import asyncio
@@ -177,19 +182,33 @@ class Router:
             self.handler_failed(svc, msg, exc)
 
     def handler_failed(self, svc, msg, exc):
+        """Answer a request whose handler (or its coroutine) raised ``exc``."""
         if isinstance(exc, OSError) and exc.errno:
             self.error(msg, exc.errno, exc.strerror)
             return
-        if isinstance(exc, (ValueError, TypeError, KeyError)):
-            # malformed request payloads end up here
-            self.error(msg, errno.EPROTO, f"{msg._topic}: {exc}")
-            return
-        if isinstance(exc, RecursionError):  # a payload nested too deeply
+        if isinstance(exc, RecursionError):
+            # a payload nested too deeply to walk (flux.message bounds what it
+            # decodes, but a handler may still recurse through a value);
+            # logged at debug level in case it was a runaway recursion instead
+            self.broker.log(LOG_DEBUG, f"{svc.name}: {msg._topic}: "
+                            + "".join(traceback.format_exception(exc, limit=-3)))
             self.error(msg, errno.EPROTO, f"{msg._topic}: payload is nested too deeply")
             return
-        self.broker.log(LOG_ERR, f"{svc.name}: {msg._topic}: "
-                        + "".join(traceback.format_exception(exc)))
-        self.error(msg, errno.EPROTO, f"{msg._topic}: internal error: {exc}")
+        self.internal_error(msg, svc.name, exc)
+
+    def internal_error(self, msg, name, exc):
+        """Log ``exc`` with its traceback and answer ``msg`` with EIO.
+
+        ``exc`` is a bug in service ``name`` met while handling ``msg``.  The
+        answer says so without Python text; the log has the details.  EIO,
+        not EPROTO or EINVAL: the request may have been fine, the service
+        failed.
+        """
+        topic = msg._topic
+        self.broker.log(LOG_ERR, f"{name}: internal error handling {topic}: "
+                        + "".join(traceback.format_exception(exc)).rstrip("\n"))
+        self.error(msg, errno.EIO,
+                   f"{topic}: internal error in service {name} (see the broker log)")
 
     def error(self, msg, errnum, errstr):
         """Answer a request with an error unless it asked for no response."""

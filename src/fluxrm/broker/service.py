@@ -6,8 +6,12 @@ in ``__init__``; a handler may be a plain function or a coroutine function.
 A handler answers with ``self.respond(msg, payload)`` (several times for a
 streaming request, ending with ``self.respond_error(msg, errno.ENODATA)``),
 or raises ``OSError(errno, text)``, which the router turns into an error
-response.  ``disconnect(sender)`` is called when a client that sent requests
-to this service goes away, so the service can drop its streams.
+response.  Request fields are read through ``fluxrm.broker.payload``, which
+raises such an ``OSError`` (EPROTO or EINVAL, naming the field) for a bad
+request.  Any other exception a handler raises is a bug: the router logs its
+traceback and answers EIO "internal error in service <name>".
+``disconnect(sender)`` is called when a client that sent requests to this
+service goes away, so the service can drop its streams.
 """
 
 import errno
