@@ -4,6 +4,16 @@ Each subcommand lives in ``fluxrm.cli.<module>`` and exposes ``main(argv)``
 returning an exit code.  Modules are imported only when their command runs,
 so ``flux run`` pays for nothing else.  ``flux mini CMD`` is an alias of
 ``flux CMD``, as the seed documents use it.
+
+Errors: an exception escaping a subcommand is printed here as one line on
+stderr and the exit status is 1 (130 for Ctrl-C, which prints nothing).  An
+``OSError`` prints ``flux-CMD: <strerror>``; anything else prints
+``flux-CMD: ERROR: <text>`` as upstream's ``CLIMain``, with the exception's
+type before the text unless it is a ``ValueError`` (the type commands raise
+for bad input on purpose).  With ``FLUX_PYCLI_LOGLEVEL=debug`` (or a logging
+level number of at most 10, upstream's form) the traceback follows the line.
+Subcommand modules that catch their own errors may call `report_error` to
+print them the same way.
 """
 
 import os
@@ -42,25 +52,69 @@ def usage(stream):
         print(f"  {name:<10} {text}", file=stream)
 
 
+def debug_enabled():
+    """True when ``FLUX_PYCLI_LOGLEVEL`` asks for debug output.
+
+    Upstream reads a Python logging level number there (10 is DEBUG); the
+    level's name, ``debug``, is accepted too.
+    """
+    value = os.environ.get("FLUX_PYCLI_LOGLEVEL", "").strip()
+    if not value:
+        return False
+    if value.lower() == "debug":
+        return True
+    try:
+        return int(value) <= 10
+    except ValueError:
+        return False
+
+
+def error_text(exc):
+    """The one-line text for an exception a command did not expect."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    text = " ".join(str(exc).split())  # one line whatever the message
+    if isinstance(exc, ValueError) and text:
+        return f"ERROR: {text}"
+    name = type(exc).__name__
+    return f"ERROR: {name}: {text}" if text else f"ERROR: {name}"
+
+
+def report_error(prog, exc, text=None):
+    """Print ``<prog>: <text>`` on stderr, then the traceback if debugging.
+
+    ``text`` defaults to `error_text(exc)`.  Call it from an ``except``
+    block handling ``exc``.
+    """
+    try:
+        print(f"{prog}: {text if text is not None else error_text(exc)}",
+              file=sys.stderr, flush=True)
+        if debug_enabled():
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+    except OSError:
+        pass  # stderr is gone: nothing more can be said
+
+
 def run_command(name, argv):
-    """Import and run one subcommand; turn expected errors into one line."""
+    """Import and run one subcommand; any exception becomes one line."""
     import importlib
 
-    modname = COMMANDS[name][0]
-    module = importlib.import_module(f"fluxrm.cli.{modname}")
+    prog = f"flux-{name}"
     try:
-        return module.main(argv, prog=f"flux-{name}", command=name)
+        module = importlib.import_module(f"fluxrm.cli.{COMMANDS[name][0]}")
+        return module.main(argv, prog=prog, command=name)
     except BrokenPipeError:
         # the reader went away (`flux jobs | head -1`): quietly stop writing
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except OSError as exc:
-        text = exc.strerror or str(exc)
-        print(f"flux-{name}: {text}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        report_error(prog, exc)
+        return 1
 
 
 def main(argv=None):

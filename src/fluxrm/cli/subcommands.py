@@ -6,7 +6,9 @@ argument, ``-h``, ``--help`` or ``help`` it prints the list of
 subcommands (exit 0, or 2 on stderr when nothing was given); an unknown
 name is one line on stderr and exit 2.  ``run(args)`` returns the exit
 status; a ``Fail`` it raises is printed as ``<prog>: <message>`` and exits
-with its code, and so is a ``ValueError`` or ``TypeError`` (exit 1).
+with its code, and so is a ``ValueError`` or ``TypeError`` (exit 1, with the
+traceback too under ``FLUX_PYCLI_LOGLEVEL=debug``).  Any other exception is
+left to ``fluxrm.cli.main``, which prints it as one line.
 """
 
 import sys
@@ -51,5 +53,7 @@ def run_subcommand(argv, command, prog, table, width,
         print(f"{prog}: {exc}", file=sys.stderr)
         return exc.code
     except (ValueError, TypeError) as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        from fluxrm.cli.main import report_error
+
+        report_error(prog, exc, str(exc))
         return 1
