@@ -29,7 +29,8 @@ from flux.constants import FLUX_JOB_LOOKUP_JSON_DECODE
 from flux.message import MSGFLAG_NORESPONSE
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service
-from fluxrm.modules.job_manager import DATA_COLUMNS, LOG_PATHS, MAIN
+from fluxrm.jobstore import DATA_COLUMNS
+from fluxrm.modules.job_manager import LOG_PATHS, MAIN
 
 MATCHTAG_MAX = (1 << 32) - 1
 

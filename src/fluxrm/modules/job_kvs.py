@@ -11,7 +11,9 @@ event); instead the KVS asks this view for any key under ``job.``:
 are directories too.  Read-only: a lookup returns ``(type, value)`` with
 ``type`` one of ``fluxrm.kvstree.VAL``/``DIR`` and ``value`` bytes for a
 value or ``[(name, type, value_or_None)]`` for a directory; a missing key
-raises ENOENT, a path through a value ENOTDIR.
+raises ENOENT, a path through a value ENOTDIR.  Stored jobs are read
+through the job-manager (``find``, ``job_data``, ``load_inactive``) and its
+job store (``fluxrm.jobstore``: ``any_jobs``, ``ids``).
 """
 
 import errno
@@ -43,8 +45,7 @@ class JobKVSView:
         manager = self.manager
         if manager is None:
             return False
-        return bool(manager.active or manager.recent) or manager.store.query_one(
-            "SELECT 1 FROM jobs LIMIT 1") is not None
+        return bool(manager.active or manager.recent) or manager.jobstore.any_jobs()
 
     def readdir_treeobjs(self, key, nodata, treeobj):
         """A directory's entries as wire tree objects (values looked up)."""
@@ -60,8 +61,7 @@ class JobKVSView:
         manager = self.manager
         if manager is None:
             return []
-        for (jobid,) in manager.store.conn.execute("SELECT id FROM jobs ORDER BY id"):
-            yield jobid
+        yield from manager.jobstore.ids()
 
     def _groups(self, prefix):
         """Distinct next hex groups of job ids whose dothex starts with prefix."""

@@ -51,7 +51,8 @@ How the data is kept:
 - When a job becomes inactive the job-manager stores ``inactive_info(job)``
   (the job's full attribute dict) in the ``info`` column of its row; inactive
   jobs are listed from there with an indexed, ordered query read
-  incrementally, so a small ``max_entries`` never scans the table.
+  incrementally (``fluxrm.jobstore.JobStore.inactive_rows``), so a small
+  ``max_entries`` never scans the table.
 - The counters of ``job-stats`` are kept incrementally; the inactive ones are
   counted from the store at start, so they survive a restart.  Purged jobs
   (``job_purge``) leave the inactive counts and add to ``inactive_purged``
@@ -845,29 +846,9 @@ class JobList(Service):
 
     def _count_inactive(self):
         """Add the stored inactive jobs to the counters."""
-        store = self.manager.store
-        rows = []
-        try:
-            rows = store.query(
-                "SELECT json_extract(info, '$.queue'),"
-                " json_extract(info, '$.result'), count(*)"
-                " FROM jobs WHERE state = ? AND info IS NOT NULL"
-                " GROUP BY 1, 2", (INACTIVE,))
-        except Exception:  # no JSON1: decode in Python
-            counts = {}
-            for (info,) in store.query(
-                    "SELECT info FROM jobs WHERE state = ? AND info IS NOT NULL",
-                    (INACTIVE,)):
-                try:
-                    d = json.loads(info)
-                except ValueError:
-                    d = {}
-                key = (d.get("queue"), d.get("result"))
-                counts[key] = counts.get(key, 0) + 1
-            rows = [(q, r, n) for (q, r), n in counts.items()]
-        for (jobid,) in store.query(
-                "SELECT id FROM jobs WHERE state = ? AND info IS NULL",
-                (INACTIVE,)):
+        jobstore = self.manager.jobstore
+        rows = list(jobstore.inactive_counts())
+        for jobid in jobstore.inactive_ids_without_info():
             job = self.stored_job(jobid)
             if job is not None:
                 rows.append((self.spec(job, self.list_data(job))["queue"],
@@ -922,24 +903,6 @@ class JobList(Service):
                 pass
         job = self.stored_job(jobid)
         return None if job is None else self.inactive_info(job)
-
-    def _inactive_rows(self, since, uids):
-        # the literal state lets SQLite use the partial index of inactive jobs
-        sql = f"SELECT id, info FROM jobs WHERE state = {INACTIVE:d}"
-        params = []
-        if since > 0:
-            sql += " AND t_inactive > ?"
-            params.append(since)
-        if uids is not None:
-            sql += f" AND userid IN ({','.join('?' * len(uids))})"
-            params.extend(sorted(uids))
-        sql += " ORDER BY t_inactive DESC, id DESC"
-        cur = self.manager.store.conn.execute(sql, params)
-        while True:
-            rows = cur.fetchmany(256)
-            if not rows:
-                return
-            yield from rows
 
     # -- requests -----------------------------------------------------------------
     @staticmethod
@@ -1009,7 +972,7 @@ class JobList(Service):
         if not states & INACTIVE or (limit is not None and len(out) >= limit):
             return out
         self.manager.flush()  # jobs that just became inactive have info now
-        for jobid, info in self._inactive_rows(since, uids):
+        for jobid, info in self.manager.jobstore.inactive_rows(since, uids):
             d = self._stored_info(jobid, info)
             if d is None or not pred(d.get):
                 continue

@@ -38,14 +38,17 @@ In-process API (used by job-ingest, sched, job-exec, job-info, job-list):
 - ``listeners``: callables ``(job, event)`` told of every main-log event.
 
 Jobs, eventlogs, R and output live in the ``jobs`` table of the shared
-SQLite store.  Writes are coalesced: a job touched while a store batch is
-open is written once, just before that batch commits (``Store.before_commit``),
-so a short job is often stored once, already finished.  Inactive jobs leave
+SQLite store, read and written only through ``fluxrm.jobstore.JobStore``
+(``self.jobstore``).  Writes are coalesced: a job touched while a store
+batch is open is written once, just before that batch commits
+(``Store.before_commit``, then ``JobStore.write_rows`` for all of them), so
+a short job is often stored once, already finished.  Inactive jobs leave
 memory once stored.  One job's row can never fail a whole batch: if writing
 the batch's rows raises for a value (text with lone surrogates, which
 SQLite cannot store), each row is written alone with its texts escaped
-(``storable``, lossless for JSON text); eventlog lines are made storable
-as they are appended.
+(``storable``, lossless for JSON text); a job whose row still cannot be
+written gets a fatal exception.  Eventlog lines are made storable as they
+are appended.
 On restart, active jobs are replayed from their stored eventlogs: pending
 jobs return to the queue; running ones get an exception and are cleaned up.
 A row whose eventlog cannot be replayed is logged and left alone; a pending
@@ -62,7 +65,6 @@ import json
 import re
 import os
 import signal
-import sqlite3
 import time
 from collections import OrderedDict, deque
 
@@ -71,14 +73,12 @@ from flux.constants import (
     FLUX_JOBID_ANY,
     FLUX_ROLE_OWNER,
 )
-from flux.job.submit import sign_none
 from flux.message import MSGFLAG_NORESPONSE
 from fluxrm import jobstate
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service
 from fluxrm.compact_json import dumps
 from fluxrm.modules.job_purge import Purger
-from fluxrm.modules.jobspec_texts import JOBSPEC_SQL, JobspecTexts
 from fluxrm.jobstate import (
     CLEANUP,
     DEPEND,
@@ -87,6 +87,12 @@ from fluxrm.jobstate import (
     PRIORITY,
     RUN,
     SCHED,
+)
+from fluxrm.jobstore import (
+    LOG_COLUMNS,
+    JobStore,
+    signed_J,
+    storable,
 )
 from fluxrm.store import shared_store
 
@@ -98,41 +104,9 @@ EXEC = "guest.exec.eventlog"
 OUTPUT = "guest.output"
 INPUT = "guest.input"
 LOG_PATHS = (MAIN, EXEC, OUTPUT, INPUT)
-LOG_COLUMNS = {MAIN: "eventlog", EXEC: "exec_eventlog", OUTPUT: "output",
-               INPUT: "input"}
-# every job datum by key (as job-info and the KVS name it) -> jobs column
-DATA_COLUMNS = {"jobspec": "jobspec", "R": "R", "J": "J", **LOG_COLUMNS}
-
-# errors writing one job's row that are about that row's values (text with
-# lone surrogates, an integer beyond 64 bits...), not about the store
-ROW_ERRORS = (ValueError, TypeError, OverflowError, sqlite3.InterfaceError,
-              sqlite3.IntegrityError)
+assert tuple(LOG_COLUMNS) == LOG_PATHS  # the job store's names for them
 
 RECENT_INACTIVE = 1000  # inactive jobs kept in memory for fast lookups
-
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY,
-    userid INTEGER NOT NULL,
-    state INTEGER NOT NULL,
-    flags INTEGER NOT NULL DEFAULT 0,
-    t_submit REAL NOT NULL,
-    t_inactive REAL NOT NULL DEFAULT 0,
-    J TEXT,
-    jobspec TEXT,
-    R TEXT,
-    eventlog TEXT NOT NULL DEFAULT '',
-    exec_eventlog TEXT,
-    output TEXT,
-    input TEXT,
-    info TEXT,
-    wait_pending INTEGER NOT NULL DEFAULT 0
-);
-DROP INDEX IF EXISTS jobs_inactive;
-CREATE INDEX IF NOT EXISTS jobs_inactive_by_time ON jobs (t_inactive, id)
-    WHERE state = {INACTIVE:d};
-CREATE TABLE IF NOT EXISTS job_meta (key TEXT PRIMARY KEY, value TEXT);
-"""
 
 
 def event_line(event):
@@ -148,25 +122,6 @@ def event_line(event):
 
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z").match
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def storable(text):
-    """JSON text as SQLite (and the wire) can carry it.
-
-    A Python string may hold lone surrogates (a non-UTF-8 file name in an
-    error message, a jobspec stored before job-ingest refused them), which
-    cannot be encoded as UTF-8.  In JSON text they can only sit inside
-    string literals, so writing each as its ``\\uXXXX`` escape is lossless:
-    the text decodes to the same value.
-    """
-    if text is None or text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    return text
 
 
 def make_event(name, context=None, timestamp=None):
@@ -227,15 +182,6 @@ class Job:
 
     def __repr__(self):
         return f"<Job {self.id} {jobstate.STATE_NAMES.get(self.state)}>"
-
-
-def signed_J(J, jobspec_text, userid):
-    """A job's J as submitted.  job-ingest keeps J only when it is not
-    just ``sign_none(jobspec, userid)`` (the usual case); else it is None
-    here, and is rebuilt (the same text, byte for byte)."""
-    if J is not None or jobspec_text is None:
-        return J
-    return sign_none(jobspec_text, userid)
 
 
 def wait_errstr(view):
@@ -304,7 +250,7 @@ class JobManager(Service):
         self._unconfirmed = []  # jobs written in the batch not yet committed
         self._unstorable = set()  # ids of jobs whose row could not be written
         self.store = None
-        self.jobspecs = None  # JobspecTexts: each distinct jobspec stored once
+        self.jobstore = None  # JobStore: all SQL on the job tables
         self.stopped = False
         self.sched = None
         self.exec = None
@@ -312,13 +258,12 @@ class JobManager(Service):
     # -- lifecycle ------------------------------------------------------------------
     async def start(self):
         self.store = shared_store(self.broker)
-        self.store.script(SCHEMA)
-        self.jobspecs = JobspecTexts(self.store)
+        self.jobstore = JobStore(self.store,
+                                 log=lambda text: self.log(LOG_ERR, text))
         services = self.broker.router.services
         self.sched = services.get("sched")
         self.exec = services.get("job-exec")
-        row = self.store.query_one("SELECT max(id) FROM jobs")
-        self.max_jobid = row[0] or 0 if row else 0
+        self.max_jobid = self.jobstore.max_id()
         self.recover()
 
     async def stop(self):
@@ -328,12 +273,10 @@ class JobManager(Service):
         self.stopped = True
 
     def meta_get(self, key):
-        row = self.store.query_one("SELECT value FROM job_meta WHERE key = ?", (key,))
-        return row[0] if row else None
+        return self.jobstore.meta_get(key)
 
     def meta_set(self, key, value):
-        self.store.execute(
-            "INSERT OR REPLACE INTO job_meta (key, value) VALUES (?, ?)", (key, value))
+        self.jobstore.meta_set(key, value)
 
     # -- lookups --------------------------------------------------------------------
     def find(self, jobid):
@@ -350,31 +293,17 @@ class JobManager(Service):
         """
         if self._dirty_jobs:
             self.flush()  # rows are written just before the store commits
-        select = ", ".join(_select_expr(c.strip()) for c in columns.split(","))
-        cur = self.store.conn.execute(f"SELECT {select} FROM jobs WHERE id = ?",
-                                      (jobid,))
-        row = cur.fetchone()
-        if row is None:
-            return None
-        names = [d[0] for d in cur.description]
-        return dict(zip(names, row))
+        return self.jobstore.load_row(jobid, columns)
 
     def job_data(self, jobid, keys):
-        """``{key: text or None}`` for keys of ``DATA_COLUMNS``, from memory
+        """``{key: text or None}`` for keys of ``jobstore.DATA_COLUMNS``, from memory
         or the store (one query); None if the job is unknown."""
         job = self.find(jobid)
         if job is not None:
             return {key: job.data_text(key) for key in keys}
-        cols = [DATA_COLUMNS[k] for k in keys]
-        if "J" in keys:
-            cols += ["userid", "jobspec"]  # to rebuild a J stored as NULL
-        row = self.load_inactive(jobid, ", ".join(cols) or "id")
-        if row is None:
-            return None
-        data = {key: row[DATA_COLUMNS[key]] for key in keys}
-        if "J" in keys:
-            data["J"] = signed_J(data["J"], row["jobspec"], row["userid"])
-        return data
+        if self._dirty_jobs:
+            self.flush()  # rows are written just before the store commits
+        return self.jobstore.data(jobid, keys)
 
     # -- persistence ------------------------------------------------------------------
     def mark(self, job, column):
@@ -396,75 +325,15 @@ class JobManager(Service):
         first = not self._unconfirmed
         self._unconfirmed.extend(jobs)
         try:
-            try:
-                self._write_rows(jobs)
-            except ROW_ERRORS as exc:
-                # one bad row must not fail the whole batch (and every batch
-                # after it, since failed rows are written again); errors of
-                # the store itself (locked, full disk) do fail the batch
-                self._write_rows_one_by_one(jobs, exc)
+            failed = self.jobstore.write_rows(jobs, self._info_text, self.zombies)
         finally:
             if first:  # once per batch (at once if nothing was written)
                 self.store.on_durable(self._confirm)
-
-    def _write_rows(self, jobs):
-        store = self.store
-        inserts = []
-        for job in jobs:
-            if job.new:
-                job.new = False
-                job.dirty.clear()
-                inserts.append((
-                    job.id, job.view.userid, job.state, job.view.flags,
-                    job.view.t_submit, job.view.t_inactive, job.J,
-                    self._jobspec_id(job), _dumps_or_none(job.R), job.log_text(MAIN),
-                    job.log_text(EXEC), job.log_text(OUTPUT), job.log_text(INPUT),
-                    self._info_text(job), 1 if job.id in self.zombies else 0,
-                ))
-                continue
-            cols = job.dirty
-            job.dirty = set()
-            sets, params = ["state = ?"], [job.state]
-            for col in cols:
-                if col in LOG_COLUMNS:
-                    sets.append(f"{LOG_COLUMNS[col]} = ?")
-                    params.append(job.log_text(col))
-                elif col == "R":
-                    sets.append("R = ?")
-                    params.append(_dumps_or_none(job.R))
-            if job.state == INACTIVE:
-                sets += ["t_inactive = ?", "info = ?", "wait_pending = ?"]
-                params += [job.view.t_inactive, self._info_text(job),
-                           1 if job.id in self.zombies else 0]
-            params.append(job.id)
-            store.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", params)
-        if inserts:
-            store.executemany(
-                "INSERT OR REPLACE INTO jobs (id, userid, state, flags, t_submit,"
-                " t_inactive, J, jobspec_id, R, eventlog, exec_eventlog, output, input,"
-                " info, wait_pending) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", inserts)
-
-    def _write_rows_one_by_one(self, jobs, error):
-        """Writing a batch of rows failed: write each whole row in its own
-        savepoint, its texts made storable; a row that still fails is
-        logged and its job, if still active, gets a fatal exception, so
-        one job can never stop the others from being stored."""
-        self.log(LOG_ERR, f"writing job rows: {error!r}; writing them one by one")
-        for job in jobs:
-            job.J = storable(job.J)
-            job.jobspec_text = storable(job.jobspec_text)
-            for path, lines in job.logs.items():
-                job.logs[path] = [storable(line) for line in lines]
-            job.new = True  # the whole row (statements done so far are redone)
-            try:
-                with self.store.savepoint():
-                    self._write_rows([job])
-            except ROW_ERRORS as exc:
-                self.log(LOG_ERR, f"job {job.id}: its row cannot be stored: {exc!r}")
-                if job.state != INACTIVE and job.id not in self._unstorable:
-                    self._unstorable.add(job.id)
-                    # not from inside the commit: posting marks rows dirty
-                    asyncio.get_running_loop().call_soon(self._fail_unstorable, job)
+        for job in failed:  # logged by the job store
+            if job.state != INACTIVE and job.id not in self._unstorable:
+                self._unstorable.add(job.id)
+                # not from inside the commit: posting marks rows dirty
+                asyncio.get_running_loop().call_soon(self._fail_unstorable, job)
 
     def _fail_unstorable(self, job):
         if job.state != INACTIVE:
@@ -482,13 +351,8 @@ class JobManager(Service):
             job.new = True  # INSERT OR REPLACE of every column
             self.mark(job, MAIN)
 
-    def _jobspec_id(self, job):
-        text = job.jobspec_text
-        return None if text is None else self.jobspecs.id_of(text)
-
     def _info_text(self, job):
-        if job.state != INACTIVE:
-            return None
+        """The ``info`` column of an inactive job: job-list's attributes."""
         joblist = self.broker.router.services.get("job-list")
         if joblist is None or not hasattr(joblist, "inactive_info"):
             return None
@@ -678,7 +542,7 @@ class JobManager(Service):
         self.id_waiters[job.id] = msg
 
     def _waited(self, jobid):
-        self.store.execute("UPDATE jobs SET wait_pending = 0 WHERE id = ?", (jobid,))
+        self.jobstore.set_waited(jobid)
 
     # -- raise, kill, urgency --------------------------------------------------------------
     def _job_for_request(self, msg, jobid, errnum):
@@ -822,9 +686,7 @@ class JobManager(Service):
     # -- restart ------------------------------------------------------------------------------
     def recover(self):
         """Replay active jobs from the store after a restart."""
-        rows = self.store.query(
-            f"SELECT id, J, {JOBSPEC_SQL}, R, eventlog, exec_eventlog, output, input"
-            " FROM jobs WHERE state != ? ORDER BY id", (INACTIVE,))
+        rows = self.jobstore.load_active()
         refused = {}  # job id -> why its stored jobspec is refused now
         for (jobid, J, jobspec_text, R, eventlog, exec_log, output, input_) in rows:
             try:
@@ -856,12 +718,9 @@ class JobManager(Service):
             self.active[jobid] = job
             if job.waitable:
                 self.nwaitable_active += 1
-        for (jobid, result) in self.store.query(
-                "SELECT id, info FROM jobs WHERE wait_pending = 1 AND state = ?",
-                (INACTIVE,)):
-            row = self.load_inactive(jobid, "eventlog")
+        for (jobid, eventlog) in self.jobstore.load_waiting():
             view = jobstate.replay(json.loads(line) for line in
-                                   (row["eventlog"] or "").splitlines())
+                                   (eventlog or "").splitlines())
             self.zombies[jobid] = {"id": jobid, "success": view.success(),
                                    "errstr": wait_errstr(view)}
         if not self.active:
@@ -888,15 +747,6 @@ class JobManager(Service):
                         "job was running when the instance stopped")
                 else:
                     self.release(job)
-
-
-def _select_expr(column):
-    """A column of ``jobs`` as a SELECT list item (see ``load_inactive``)."""
-    if column == "jobspec":
-        return f"{JOBSPEC_SQL} AS jobspec"
-    if column == "*":
-        return f"*, {JOBSPEC_SQL} AS jobspec"  # the later "jobspec" wins
-    return column
 
 
 def _escape_non_utf8(value):

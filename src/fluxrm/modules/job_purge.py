@@ -21,7 +21,8 @@ instance owner only (EPERM otherwise):
 A purged job is gone: its row is deleted, and its jobspec text too unless
 another job shares it.  ``Purger.listeners``, callables ``(purged)`` given
 ``[(id, info text)]``, learn of each purge (job-list updates its counts).
-The number purged so far is kept in the store (``purged_total``).
+The number purged so far is kept in the store (``purged_total``).  The
+rows are read and deleted through the job store (``fluxrm.jobstore``).
 """
 
 import errno
@@ -55,7 +56,7 @@ class Purger:
 
     @property
     def purged_total(self):
-        value = self.manager.meta_get(META_KEY)
+        value = self.manager.jobstore.meta_get(META_KEY)
         return int(value) if value else 0
 
     # -- requests ----------------------------------------------------------------------
@@ -103,15 +104,13 @@ class Purger:
         inactive jobs there are).  Either limit selects a prefix of the
         inactive jobs in the order they ended, so both together select the
         longer prefix."""
-        store = self.manager.store
-        inactive = f"FROM jobs WHERE state = {INACTIVE:d}"
-        total = store.query_one(f"SELECT count(*) {inactive}")[0]
+        jobstore = self.manager.jobstore
+        total = jobstore.count_inactive()
         n = 0
         if num_limit >= 0:
             n = max(n, total - num_limit)
         if age_limit >= 0:
-            old = store.query_one(f"SELECT count(*) {inactive} AND t_inactive < ?",
-                                  (time.time() - age_limit,))[0]
+            old = jobstore.count_inactive(ended_before=time.time() - age_limit)
             n = max(n, old)
         return n, total
 
@@ -122,10 +121,7 @@ class Purger:
         out = []
         if n <= 0:
             return out
-        cur = manager.store.conn.execute(
-            f"SELECT id, wait_pending FROM jobs WHERE state = {INACTIVE:d}"
-            " ORDER BY t_inactive, id LIMIT ?", (n,))
-        for jobid, wait_pending in cur:
+        for jobid, wait_pending in manager.jobstore.oldest_inactive(n):
             if not wait_pending and jobid not in manager.zombies:
                 out.append(jobid)
                 if most is not None and len(out) >= most:
@@ -138,10 +134,10 @@ class Purger:
             return "cannot purge an active job"
         if jobid in manager.zombies:
             return "cannot purge a job not yet waited for"
-        row = manager.store.query_one("SELECT state FROM jobs WHERE id = ?", (jobid,))
-        if row is None:
+        state = manager.jobstore.state_of(jobid)
+        if state is None:
             return "unknown job id"
-        if row[0] != INACTIVE:
+        if state != INACTIVE:
             return "cannot purge an active job"
         return None
 
@@ -150,21 +146,10 @@ class Purger:
         if not ids:
             return 0
         manager = self.manager
-        store = manager.store
-        purged = []
-        spec_ids = set()
-        for jobid in ids:
-            row = store.query_one("SELECT info, jobspec_id FROM jobs WHERE id = ?",
-                                  (jobid,))
-            if row is None:
-                continue
-            purged.append((jobid, row[0]))
-            if row[1] is not None:
-                spec_ids.add(row[1])
-            store.execute("DELETE FROM jobs WHERE id = ?", (jobid,))
+        purged = manager.jobstore.purge(ids)
+        for jobid, _info in purged:
             manager.recent.pop(jobid, None)
-        manager.jobspecs.forget_unused(spec_ids)
-        manager.meta_set(META_KEY, str(self.purged_total + len(purged)))
+        manager.jobstore.meta_set(META_KEY, str(self.purged_total + len(purged)))
         for listener in self.listeners:
             listener(purged)
         return len(purged)
