@@ -31,8 +31,7 @@ NO_BROKER = "local:///nonexistent/flux/socket"
     (["kvs", "get", "missing.key"], "missing.key"),
     (["kvs", "put", "a"], "key=value"),
     (["resource", "list", "-s", "bogus"], "bogus"),
-    pytest.param(["getattr", "nosuchattr"], "nosuchattr", marks=pytest.mark.xfail(
-        strict=True, reason="fluxrm/cli/attr.py prints this error on stdout")),
+    (["getattr", "nosuchattr"], "nosuchattr"),
 ], ids=" ".join)
 def test_failing_command_prints_one_line(instance, flux_cli, args, words):
     proc = flux_cli(*args)

@@ -199,13 +199,13 @@ class ClientConnection(asyncio.Protocol):
                     self.control(msg)
                 else:
                     dispatch(msg, self)
-            except Exception:  # a bug must cost one message, not the others
-                self.broker.log(LOG_ERR, f"connector: {self.ident}: {msg!r}: "
-                                + traceback.format_exc())
+            except Exception as exc:  # a bug must cost one message, not the others
                 if msg.type == FLUX_MSGTYPE_REQUEST:
                     msg.sender = self
-                    self.router.error(msg, errno.EPROTO,
-                                      f"{msg._topic}: internal error")
+                    self.router.internal_error(msg, "connector", exc)
+                else:
+                    self.broker.log(LOG_ERR, f"connector: {self.ident}: {msg!r}: "
+                                    + traceback.format_exc())
 
     def _refuse_messages(self, rejected):
         """Answer or drop messages with a malformed field; log once per read."""

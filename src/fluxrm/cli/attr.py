@@ -1,6 +1,7 @@
 """``flux getattr NAME``, ``flux setattr NAME VALUE``, ``flux lsattr [-v]``."""
 
 import argparse
+import sys
 
 
 def main(argv, prog="flux-getattr", command="getattr"):
@@ -21,7 +22,7 @@ def main(argv, prog="flux-getattr", command="getattr"):
         try:
             print(h.attr_get(args.name))
         except FileNotFoundError:
-            print(f"{prog}: {args.name}: no such attribute")
+            print(f"{prog}: {args.name}: no such attribute", file=sys.stderr)
             return 1
     elif command == "setattr":
         h.attr_set(args.name, args.value)
