@@ -1,8 +1,9 @@
 """flux.job.wait: result()/result_async() and wait()/wait_async() (spec 3.4, 10).
 
-Result accumulation is tested from plain event lists first; then against
-real (simulated) jobs.  Tests of ``FLUX_JOBID_ANY`` use a private instance,
-since any unwaited waitable job of the shared one would answer them.
+The result rule itself (flux.eventlog's replay) is tested without an
+instance in tests/unit/test_eventlog.py; here it meets real (simulated)
+jobs.  Tests of ``FLUX_JOBID_ANY`` use a private instance, since any
+unwaited waitable job of the shared one would answer them.
 """
 
 import errno
@@ -26,7 +27,6 @@ from flux.job.wait import (
     JobWaitResult,
     result,
     result_async,
-    result_from_events,
     wait,
     wait_async,
     wait_get_status,
@@ -48,92 +48,6 @@ def raises(errnum, fn, *args, **kwargs):
         fn(*args, **kwargs)
     assert e.value.errno == errnum, e.value
     return e.value
-
-
-def ev(ts, name, **context):
-    event = {"timestamp": ts, "name": name}
-    if context:
-        event["context"] = context
-    return event
-
-
-def exc(ts, etype, severity=0, note=""):
-    return ev(ts, "exception", type=etype, severity=severity, note=note)
-
-
-SUBMIT = ev(1.0, "submit", userid=1, urgency=16, flags=0, version=1)
-RAN = [SUBMIT, ev(1.1, "validate"), ev(1.2, "depend"), ev(1.3, "priority", priority=16),
-       ev(2.0, "alloc"), ev(3.0, "start")]
-END = [ev(5.0, "release", ranks="all", final=True), ev(5.1, "free"), ev(5.2, "clean")]
-
-
-# -- accumulation (no instance) ----------------------------------------------------------------
-def test_result_completed_t_run_from_alloc():
-    data = result_from_events(42, RAN + [ev(4.0, "finish", status=0)] + END)
-    assert data == {
-        "id": 42,
-        "exception_occurred": False,
-        "t_submit": 1.0,
-        "t_run": 2.0,  # alloc, not start (3.0)
-        "t_cleanup": 4.0,
-        "waitstatus": 0,
-        "result": FLUX_JOB_RESULT_COMPLETED,
-    }
-
-
-def test_result_failed_exit_status():
-    data = result_from_events(1, RAN + [ev(4.0, "finish", status=256)] + END)
-    assert data["waitstatus"] == 256
-    assert data["result"] == FLUX_JOB_RESULT_FAILED
-
-
-def test_result_canceled_while_pending():
-    data = result_from_events(1, RAN[:4] + [exc(2.5, "cancel", note="bye"),
-                                            ev(2.6, "clean")])
-    assert "t_run" not in data and "waitstatus" not in data and "t_cleanup" not in data
-    assert data["exception_occurred"] is True
-    assert (data["exception_type"], data["exception_severity"],
-            data["exception_note"]) == ("cancel", 0, "bye")
-    assert data["result"] == FLUX_JOB_RESULT_CANCELED
-
-
-def test_result_canceled_while_running():
-    events = RAN + [exc(3.5, "cancel"), ev(4.0, "finish", status=15)] + END
-    assert result_from_events(1, events)["result"] == FLUX_JOB_RESULT_CANCELED
-
-
-def test_result_completed_wins_over_exception():
-    events = RAN + [exc(3.5, "cancel"), ev(4.0, "finish", status=0)] + END
-    data = result_from_events(1, events)
-    assert data["exception_occurred"] is True
-    assert data["result"] == FLUX_JOB_RESULT_COMPLETED
-
-
-def test_result_from_events_timeout():
-    events = RAN + [exc(3.5, "timeout", note="resource allocation expired"),
-                    ev(4.0, "finish", status=142)] + END
-    assert result_from_events(1, events)["result"] == FLUX_JOB_RESULT_TIMEOUT
-
-
-def test_result_never_ran_without_cancel_is_failed():
-    events = RAN[:4] + [exc(2.5, "alloc", note="unsatisfiable request"),
-                        ev(2.6, "clean")]
-    data = result_from_events(1, events)
-    assert data["exception_type"] == "alloc"
-    assert data["result"] == FLUX_JOB_RESULT_FAILED
-
-
-def test_result_exception_replacement_rule():
-    # a stored severity > 0 that is lower than the new one is kept
-    data = result_from_events(1, [SUBMIT, exc(2, "first", 1), exc(3, "second", 3)])
-    assert (data["exception_type"], data["exception_severity"]) == ("first", 1)
-    # otherwise the later exception replaces it
-    data = result_from_events(1, [SUBMIT, exc(2, "first", 3), exc(3, "second", 1)])
-    assert (data["exception_type"], data["exception_severity"]) == ("second", 1)
-    data = result_from_events(1, [SUBMIT, exc(2, "first", 2), exc(3, "second", 2)])
-    assert data["exception_type"] == "second"
-    data = result_from_events(1, [SUBMIT, exc(2, "first", 0), exc(3, "second", 4)])
-    assert (data["exception_type"], data["exception_severity"]) == ("second", 4)
 
 
 def test_job_wait_result_is_a_namedtuple():

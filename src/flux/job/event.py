@@ -1,4 +1,6 @@
-"""Job eventlogs: ``EventLogEvent``, ``JobException`` and event watching.
+"""Job eventlogs: ``JobException``, ``MAIN_EVENTS`` and event watching.
+
+``EventLogEvent`` is ``flux.eventlog``'s, re-exported here as upstream does.
 
 A job's eventlogs (RFC 18: one compact JSON object per line) are streamed by
 the ``job-info.eventlog-watch`` service: the existing events first, then new
@@ -14,9 +16,9 @@ ones as they are appended.  The main ``eventlog`` stream ends after
 """
 
 import errno
-import json
 
 from flux.constants import FLUX_RPC_NORESPONSE, FLUX_RPC_STREAMING
+from flux.eventlog import EventLogEvent
 from flux.future import FutureExt
 from flux.watch import WatchImplementation
 
@@ -47,45 +49,6 @@ MAIN_EVENTS = frozenset({
     "debug",
     "exception",
 })
-
-
-class EventLogEvent(dict):
-    """One eventlog entry: a dict with ``timestamp``, ``name`` and ``context``.
-
-    Built from a dict or from one JSON line.  ``context`` defaults to ``{}``.
-    """
-
-    def __init__(self, event):
-        if isinstance(event, (bytes, bytearray)):
-            event = event.decode("utf-8")
-        if isinstance(event, str):
-            event = json.loads(event)
-        super().__init__(event)
-        if self.get("context") is None:
-            self["context"] = {}
-
-    @property
-    def name(self):
-        return self["name"]
-
-    @property
-    def timestamp(self):
-        return float(self["timestamp"])
-
-    @property
-    def context(self):
-        return self["context"]
-
-    @property
-    def context_string(self):
-        """The context as compact JSON with sorted keys, ``""`` if empty."""
-        if not self.context:
-            return ""
-        return json.dumps(self.context, separators=(",", ":"), sort_keys=True,
-                          ensure_ascii=False)
-
-    def __str__(self):
-        return f"{self.timestamp:.5f}: {self.name} {self.context}"
 
 
 class JobException(Exception):

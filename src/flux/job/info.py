@@ -27,6 +27,7 @@ import flux.constants as C
 # flux._format, not flux.util: importing flux.job must stay cheap
 from flux._format import _SORT_PREFIX_RE, OutputFormat, fsd
 from flux.job.JobID import JobID
+from flux.job.state import resultemoji, resulttostr, stateemoji, statetostr
 
 __all__ = [
     "JobInfo",
@@ -39,39 +40,6 @@ __all__ = [
     "ExceptionInfo",
     "InstanceInfo",
 ]
-
-_STATES = {
-    C.FLUX_JOB_STATE_NEW: ("NEW", "N", "\N{SQUARED NEW}"),
-    C.FLUX_JOB_STATE_DEPEND: ("DEPEND", "D", "\N{LINK SYMBOL}"),
-    C.FLUX_JOB_STATE_PRIORITY: ("PRIORITY", "P", "\N{INPUT SYMBOL FOR NUMBERS}"),
-    C.FLUX_JOB_STATE_SCHED: ("SCHED", "S", "\N{TEAR-OFF CALENDAR}"),
-    C.FLUX_JOB_STATE_RUN: ("RUN", "R", "\N{RUNNER}"),
-    C.FLUX_JOB_STATE_CLEANUP: ("CLEANUP", "C", "\N{BROOM}"),
-    C.FLUX_JOB_STATE_INACTIVE: ("INACTIVE", "I", "\N{SLEEPING SYMBOL}"),
-}
-_RESULTS = {
-    C.FLUX_JOB_RESULT_COMPLETED: ("COMPLETED", "CD", "\N{HEAVY CHECK MARK}"),
-    C.FLUX_JOB_RESULT_FAILED: ("FAILED", "F", "\N{CROSS MARK}"),
-    C.FLUX_JOB_RESULT_CANCELED: ("CANCELED", "CA", "\N{NO ENTRY SIGN}"),
-    C.FLUX_JOB_RESULT_TIMEOUT: ("TIMEOUT", "TO", "\N{ALARM CLOCK}"),
-}
-
-
-def statetostr(state, single=False):
-    """``"SCHED"`` (or ``"S"``) for a state integer; ``""`` if unknown."""
-    names = _STATES.get(state)
-    if names is None:
-        return ""
-    return names[1] if single else names[0]
-
-
-def resulttostr(result, abbrev=False):
-    """``"COMPLETED"`` (or ``"CD"``) for a result integer; ``""`` if unknown."""
-    names = _RESULTS.get(result)
-    if names is None:
-        return ""
-    return names[1] if abbrev else names[0]
-
 
 # ---------------------------------------------------------------------------
 # Helper objects
@@ -412,8 +380,7 @@ class JobInfo:
 
     @property
     def state_emoji(self):
-        names = _STATES.get(self.state_id)
-        return names[2] if names else ""
+        return stateemoji(self.state_id)
 
     @property
     def result(self):
@@ -425,8 +392,7 @@ class JobInfo:
 
     @property
     def result_emoji(self):
-        names = _RESULTS.get(self.result_id)
-        return names[2] if names else ""
+        return resultemoji(self.result_id)
 
     @property
     def status(self):

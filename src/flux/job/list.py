@@ -24,6 +24,7 @@ import flux.constants as C
 from flux.future import FutureExt, WaitAllFuture
 from flux.job.info import JobInfo
 from flux.job.JobID import JobID
+from flux.job.state import RESULT_MASKS, STATE_MASKS
 from flux.rpc import RPC
 
 __all__ = [
@@ -109,7 +110,8 @@ class JobListIdsFuture(WaitAllFuture):
             yield JobInfo(job)
 
 
-def job_list(flux_handle, max_entries=1000, attrs=["all"], userid=None,
+# The list defaults below are upstream's signatures; they are only read.
+def job_list(flux_handle, max_entries=1000, attrs=["all"], userid=None,  # noqa: B006
              states=0, results=0, since=0.0, name=None, queue=None,
              constraint=None):
     """List jobs; return a ``JobListRPC``.  ``userid`` defaults to the
@@ -141,7 +143,7 @@ def job_list(flux_handle, max_entries=1000, attrs=["all"], userid=None,
                       flags=C.FLUX_RPC_STREAMING)
 
 
-def job_list_inactive(flux_handle, since=0.0, max_entries=1000, attrs=["all"],
+def job_list_inactive(flux_handle, since=0.0, max_entries=1000, attrs=["all"],  # noqa: B006
                       name=None, queue=None):
     """List inactive jobs of every user, most recent first."""
     return job_list(flux_handle, max_entries=max_entries, attrs=attrs,
@@ -150,7 +152,7 @@ def job_list_inactive(flux_handle, since=0.0, max_entries=1000, attrs=["all"],
                     queue=queue)
 
 
-def job_list_id(flux_handle, jobid, attrs=["all"]):
+def job_list_id(flux_handle, jobid, attrs=["all"]):  # noqa: B006
     """Look up one job; return a ``JobListIdRPC``."""
     if not isinstance(jobid, JobID):
         jobid = JobID(jobid)
@@ -180,25 +182,11 @@ class JobList:
     ignores every other filter; per-id errors go to ``.errors``.
     """
 
-    STATES = {
-        "depend": C.FLUX_JOB_STATE_DEPEND,
-        "priority": C.FLUX_JOB_STATE_PRIORITY,
-        "sched": C.FLUX_JOB_STATE_SCHED,
-        "run": C.FLUX_JOB_STATE_RUN,
-        "cleanup": C.FLUX_JOB_STATE_CLEANUP,
-        "inactive": C.FLUX_JOB_STATE_INACTIVE,
-        "pending": C.FLUX_JOB_STATE_PENDING,
-        "running": C.FLUX_JOB_STATE_RUNNING,
-        "active": C.FLUX_JOB_STATE_ACTIVE,
-    }
-    RESULTS = {
-        "completed": C.FLUX_JOB_RESULT_COMPLETED,
-        "failed": C.FLUX_JOB_RESULT_FAILED,
-        "canceled": C.FLUX_JOB_RESULT_CANCELED,
-        "timeout": C.FLUX_JOB_RESULT_TIMEOUT,
-    }
+    # flux.job.state's filter names; upstream's JobList has no "new"
+    STATES = {name: mask for name, mask in STATE_MASKS.items() if name != "new"}
+    RESULTS = dict(RESULT_MASKS)
 
-    def __init__(self, flux_handle, attrs=["all"], filters=[], ids=[], user=None,
+    def __init__(self, flux_handle, attrs=["all"], filters=[], ids=[], user=None,  # noqa: B006
                  max_entries=1000, since=0.0, name=None, queue=None,
                  constraint=None):
         self.handle = flux_handle

@@ -1,9 +1,12 @@
 """Job results and waiting: ``result_async``/``result`` and ``wait_async``/``wait``.
 
 ``result_async(h, jobid)`` works for any job, any number of times: it
-watches the job's main eventlog to its end and accumulates a dict
-(``id``, ``t_submit``, ``t_run`` from ``alloc``, ``t_cleanup`` and
-``waitstatus`` from ``finish``, ``exception_*``, and ``result``).
+watches the job's main eventlog to its end, applying each event to a
+``flux.eventlog.JobView`` (the replay rule the job manager uses too), and
+reports ``flux.eventlog.result_dict``: ``id``, ``t_submit``, ``t_run``
+from ``alloc``, ``t_cleanup`` and ``waitstatus`` from ``finish``,
+``exception_*`` and ``result``.  ``result_from_events(jobid, events)``
+gives the same dict from a list of events.
 ``JobResultFuture.get_dict()`` returns that dict and ``get_info()`` a
 ``flux.job.info.JobInfo`` made from it.
 
@@ -16,15 +19,10 @@ once); ``wait()`` and ``wait_get_status()`` return a ``JobWaitResult``
 import collections
 import errno
 
-from flux.constants import (
-    FLUX_JOB_RESULT_CANCELED,
-    FLUX_JOB_RESULT_COMPLETED,
-    FLUX_JOB_RESULT_FAILED,
-    FLUX_JOB_RESULT_TIMEOUT,
-    FLUX_JOBID_ANY,
-)
+from flux.constants import FLUX_JOBID_ANY
+from flux.eventlog import JobView, apply, replay, result_dict
 from flux.future import Future
-from flux.job.event import EventLogEvent, _ComposedFuture, _watch
+from flux.job.event import _ComposedFuture, _watch
 
 __all__ = [
     "JobWaitResult",
@@ -41,60 +39,13 @@ JobWaitResult = collections.namedtuple("JobWaitResult", "jobid success errstr")
 
 
 # -- result ---------------------------------------------------------------------------
-class _ResultAccumulator:
-    """Fold main eventlog events into the dict that ``result()`` reports."""
-
-    def __init__(self, jobid):
-        self.data = {"id": int(jobid), "exception_occurred": False}
-
-    def add(self, event):
-        if not isinstance(event, EventLogEvent):
-            event = EventLogEvent(event)
-        name = event.name
-        data = self.data
-        if name == "submit":
-            data["t_submit"] = event.timestamp
-        elif name == "alloc":
-            data["t_run"] = event.timestamp
-        elif name == "finish":
-            data["t_cleanup"] = event.timestamp
-            data["waitstatus"] = event.context.get("status", 0)
-        elif name == "exception":
-            ctx = event.context
-            severity = ctx.get("severity", 0)
-            stored = data.get("exception_severity")
-            # a later exception replaces the stored one unless the stored
-            # one has a severity > 0 that is lower than the new one
-            if not (data["exception_occurred"] and 0 < stored < severity):
-                data["exception_type"] = ctx.get("type")
-                data["exception_note"] = ctx.get("note", "")
-                data["exception_severity"] = severity
-            data["exception_occurred"] = True
-
-    def result(self):
-        data = dict(self.data)
-        if data.get("t_run", 0) > 0 and data.get("waitstatus") == 0:
-            res = FLUX_JOB_RESULT_COMPLETED
-        elif data["exception_occurred"] and data.get("exception_type") == "cancel":
-            res = FLUX_JOB_RESULT_CANCELED
-        elif data["exception_occurred"] and data.get("exception_type") == "timeout":
-            res = FLUX_JOB_RESULT_TIMEOUT
-        else:
-            res = FLUX_JOB_RESULT_FAILED
-        data["result"] = res
-        return data
-
-
 def result_from_events(jobid, events):
     """The ``result()`` dict of job ``jobid`` given its whole main eventlog."""
-    acc = _ResultAccumulator(jobid)
-    for event in events:
-        acc.add(event)
-    return acc.result()
+    return result_dict(replay(events), jobid)
 
 
 def _result_init(future, jobid):
-    acc = _ResultAccumulator(jobid)
+    view = JobView()
     try:
         watch = _watch(future.get_flux(), jobid, "eventlog")
     except OSError as exc:
@@ -110,9 +61,9 @@ def _result_init(future, jobid):
             return
         if event is None:
             w.stop()
-            future.fulfill(acc.result())
+            future.fulfill(result_dict(view, jobid))
         else:
-            acc.add(event)
+            apply(view, event)
 
     watch.then(on_event)
 

@@ -112,17 +112,10 @@ def _userid(text):
 
 def state_mask(text, default):
     """A comma-separated list of states (or pending/running/active) -> mask."""
-    import flux.constants as C
+    from flux.job.state import STATE_MASKS as names
 
     if not text:
         return default
-    names = {
-        "depend": C.FLUX_JOB_STATE_DEPEND, "priority": C.FLUX_JOB_STATE_PRIORITY,
-        "sched": C.FLUX_JOB_STATE_SCHED, "run": C.FLUX_JOB_STATE_RUN,
-        "cleanup": C.FLUX_JOB_STATE_CLEANUP, "inactive": C.FLUX_JOB_STATE_INACTIVE,
-        "pending": C.FLUX_JOB_STATE_PENDING, "running": C.FLUX_JOB_STATE_RUNNING,
-        "active": C.FLUX_JOB_STATE_ACTIVE, "new": C.FLUX_JOB_STATE_NEW,
-    }
     mask = 0
     for name in text.split(","):
         name = name.strip().lower()
