@@ -332,6 +332,12 @@ TRANSITIONS = {
     (CLEANUP, "clean"): INACTIVE,
 }
 
+# the same, by state: no (state, name) tuple to build per event
+_MOVES = {state: {} for state in (NEW, DEPEND, PRIORITY, SCHED, RUN, CLEANUP, INACTIVE)}
+for (_state, _name), _next in TRANSITIONS.items():
+    _MOVES[_state][_name] = _next
+del _state, _name, _next
+
 #: the states a fatal (severity 0) exception takes to CLEANUP
 FATAL_FROM = frozenset({NEW, DEPEND, PRIORITY, SCHED, RUN})
 
@@ -456,7 +462,7 @@ def apply(view, event):
                 view.t_cleanup = ts
                 return CLEANUP
         return None
-    nxt = TRANSITIONS.get((old, name))
+    nxt = _MOVES[old].get(name)
     if nxt is None:
         return None
     if nxt == CLEANUP:
