@@ -45,7 +45,10 @@ job-manager
     the batch raises for a value (``ROW_ERRORS``: text with lone
     surrogates, an integer beyond 64 bits...) each row is written alone in
     a savepoint with the job's texts made ``storable`` (in memory too);
-    the jobs whose row still fails are returned (normally ``[]``).
+    the jobs whose row still fails are returned (normally ``[]``).  Of a
+    job it reads ``id``, ``state``, ``view`` (``userid``, ``flags``,
+    ``t_submit``, ``t_inactive``), ``J``, ``jobspec_text``, ``R`` (a dict
+    or None), ``log_text(path)`` and, in the fallback, ``logs``.
     ``max_id()``, ``load_active()`` (restart: the rows of every job not
     inactive), ``load_waiting()`` (restart: inactive jobs not yet waited
     for), ``set_waited(id)``, ``load_row(id, columns)`` (a stored row as a
