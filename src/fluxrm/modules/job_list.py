@@ -72,6 +72,7 @@ from flux.constants import (
     FLUX_JOB_RESULT_TIMEOUT,
     FLUX_USERID_UNKNOWN,
 )
+from flux.job import state as jobstates
 from flux.hostlist import Hostlist
 from flux.idset import IDset
 from flux.message import MSGFLAG_STREAMING
@@ -88,9 +89,9 @@ from fluxrm.jobstate import (
     SCHED,
 )
 
-PENDING = DEPEND | PRIORITY | SCHED
-RUNNING = RUN | CLEANUP
-ALL_STATES = NEW | PENDING | RUNNING | INACTIVE
+PENDING = jobstates.STATE_MASKS["pending"]
+RUNNING = jobstates.STATE_MASKS["running"]
+ALL_STATES = jobstates.ALL_STATES
 
 CHUNK = 1000  # jobs per response of a streaming list
 MAX_CONSTRAINT_DEPTH = 64  # and/or/not nesting in a constraint
@@ -107,20 +108,15 @@ ATTRS = (
 TIME_ATTRS = ("t_submit", "t_depend", "t_priority", "t_sched", "t_run",
               "t_cleanup", "t_inactive")
 
-STATE_NAMES = {
-    "new": NEW, "depend": DEPEND, "priority": PRIORITY, "sched": SCHED,
-    "run": RUN, "cleanup": CLEANUP, "inactive": INACTIVE,
-    "pending": PENDING, "running": RUNNING, "active": PENDING | RUNNING | NEW,
-}
-RESULT_NAMES = {
-    "completed": FLUX_JOB_RESULT_COMPLETED, "failed": FLUX_JOB_RESULT_FAILED,
-    "canceled": FLUX_JOB_RESULT_CANCELED, "timeout": FLUX_JOB_RESULT_TIMEOUT,
-}
-ALL_RESULTS = (FLUX_JOB_RESULT_COMPLETED | FLUX_JOB_RESULT_FAILED
-               | FLUX_JOB_RESULT_CANCELED | FLUX_JOB_RESULT_TIMEOUT)
+# the names a constraint may use (flux.job.state's one table); here
+# "active" also takes NEW in, which a job passes through within a loop turn
+STATE_MASKS = {**jobstates.STATE_MASKS,
+               "active": jobstates.STATE_MASKS["active"] | NEW}
+RESULT_MASKS = jobstates.RESULT_MASKS
+ALL_RESULTS = jobstates.ALL_RESULTS
 
-STAT_STATES = (("depend", DEPEND), ("priority", PRIORITY), ("sched", SCHED),
-               ("run", RUN), ("cleanup", CLEANUP), ("inactive", INACTIVE))
+STAT_STATES = tuple((name.lower(), mask) for mask, name, *_ in jobstates.STATES
+                    if mask != NEW)
 RESULT_STAT = {
     FLUX_JOB_RESULT_COMPLETED: "successful",
     FLUX_JOB_RESULT_FAILED: "failed",
@@ -518,10 +514,10 @@ def _compile_op(op, values, depth, budget):
             names.add(value)
         return (lambda get: get(op) in names), ALL_STATES
     if op == "states":
-        mask = _mask(values, STATE_NAMES, "state")
+        mask = _mask(values, STATE_MASKS, "state")
         return (lambda get: bool(get("state") & mask)), mask & ALL_STATES
     if op == "results":
-        mask = _mask(values, RESULT_NAMES, "result")
+        mask = _mask(values, RESULT_MASKS, "result")
 
         def pred(get):
             result = get("result")
