@@ -3,7 +3,7 @@
 One ``Store`` wraps one SQLite database file (normally
 ``<statedir>/content.sqlite``) opened in WAL mode with a single connection
 that lives on the broker's asyncio loop.  Every service of the broker shares
-it (the KVS today; job ingest, the job manager and friends later), each in
+it (the KVS, and the job tables through ``fluxrm.jobstore``), each in
 its own tables.
 
 Group commit
