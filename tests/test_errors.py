@@ -62,6 +62,20 @@ def test_debug_level_adds_the_traceback(flux_cli, level):
     assert rest[-1].startswith("FileNotFoundError: "), proc.stderr
 
 
+@pytest.mark.parametrize("args", [
+    ["kvs", "get", "missing.key"],          # kvs's own OSError line
+    ["jobs", "-o", "{nosuchfield}"],         # flux jobs' own format error line
+    ["submit", "--urgency=99", "true"],     # run/submit/bulksubmit's report()
+], ids=" ".join)
+def test_commands_printing_their_own_line_add_the_traceback_too(instance, flux_cli, args):
+    plain = flux_cli(*args)
+    debug = flux_cli(*args, env=dict(os.environ, FLUX_PYCLI_LOGLEVEL="debug"))
+    assert plain.returncode == debug.returncode != 0
+    assert plain.stderr.count("\n") == 1 and "Traceback" not in plain.stderr, plain.stderr
+    assert debug.stderr.splitlines()[0] == plain.stderr.strip()
+    assert "Traceback (most recent call last):" in debug.stderr, debug.stderr
+
+
 @pytest.mark.parametrize("level", [None, "20", "info", "bogus"])
 def test_no_traceback_otherwise(flux_cli, level):
     env = dict(os.environ, FLUX_URI=NO_BROKER)

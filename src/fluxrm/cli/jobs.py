@@ -181,8 +181,10 @@ def main(argv, prog="flux-jobs", command="jobs"):
     try:
         return run(args)
     except (ValueError, TypeError, KeyError) as exc:
+        from fluxrm.cli.main import report_error
+
         text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"{PROG}: {text}", file=sys.stderr)
+        report_error(PROG, exc, str(text))  # the traceback too when debugging
         return 1
 
 

@@ -133,7 +133,9 @@ def cmd_get(h, args):
         try:
             data = _val_bytes(_lookup(h, args, key))
         except OSError as exc:
-            print(f"{args.prog}: {_key_error(key, exc)}", file=sys.stderr)
+            from fluxrm.cli.main import report_error
+
+            report_error(args.prog, exc, _key_error(key, exc))
             rc = 1
             continue
         _out_value(data, args.raw, key if args.label else None)
@@ -534,7 +536,9 @@ def main(argv, prog="flux-kvs", command="kvs"):
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"{prog}: {_strip_errname(_errtext(exc))}", file=sys.stderr)
+        from fluxrm.cli.main import report_error
+
+        report_error(prog, exc, _strip_errname(_errtext(exc)))
         return 1
     except KeyboardInterrupt:
         return 130

@@ -100,7 +100,9 @@ def main(argv, prog="flux-pgrep", command="pgrep"):
             return pgrep(args, jobs)
         return pkill(h, args, jobs, prog)
     except (ValueError, TypeError) as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        from fluxrm.cli.main import report_error
+
+        report_error(prog, exc, str(exc))  # the traceback too when debugging
         return 1
 
 

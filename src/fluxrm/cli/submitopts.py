@@ -728,5 +728,7 @@ def report(prog, exc):
             text = f"{exc.filename}: {text}"
     else:
         text = str(exc)
-    print(f"{prog}: {text}", file=sys.stderr)
+    from fluxrm.cli.main import report_error
+
+    report_error(prog, exc, text)  # the traceback too when debugging
     return 1
