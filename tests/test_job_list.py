@@ -569,7 +569,7 @@ def _post(svc, job, name, context=None, ts=1.0):
 
 
 def test_listener_annotations_dependencies_and_counts():
-    from fluxrm.modules.job_manager import Job
+    from fluxrm.job import Job
 
     svc = svcmod.JobList(None)
     svc.manager = _FakeManager()

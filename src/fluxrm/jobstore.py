@@ -8,7 +8,7 @@ its methods; the KVS keeps its own tables in ``fluxrm.kvstree``):
     one row per job not yet purged: ``id`` (primary key), ``userid``,
     ``state`` (a ``fluxrm.jobstate`` state bit), ``flags``, ``t_submit``,
     ``t_inactive``, ``J`` (NULL when it is just ``sign_none(jobspec,
-    userid)``, see ``signed_J``), ``jobspec_id`` (the row of its text in
+    userid)``, see ``fluxrm.job.signed_J``), ``jobspec_id`` (the row of its text in
     ``jobspecs``), ``jobspec`` (the text inline: rows written before
     ``jobspecs`` existed), ``R``, the eventlogs ``eventlog``,
     ``exec_eventlog``, ``output``, ``input``, ``info`` (job-list's attribute
@@ -82,7 +82,7 @@ import json
 import re
 import sqlite3
 
-from flux.job.submit import sign_none
+from fluxrm.job import signed_J
 from fluxrm.compact_json import dumps
 from fluxrm.jobstate import INACTIVE
 
@@ -162,16 +162,6 @@ def storable(text):
     except UnicodeEncodeError:
         return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return text
-
-
-def signed_J(J, jobspec_text, userid):
-    """A job's J as submitted.  job-ingest keeps J only when it is not
-    just ``sign_none(jobspec, userid)`` (the usual case); else it is None
-    (NULL in the store), and is rebuilt here (the same text, byte for
-    byte)."""
-    if J is not None or jobspec_text is None:
-        return J
-    return sign_none(jobspec_text, userid)
 
 
 def _dumps_or_none(obj):

@@ -8,8 +8,8 @@ import pytest
 from flux.job.submit import sign_none
 from fluxrm import jobstate
 from fluxrm.jobstate import INACTIVE, SCHED
-from fluxrm.jobstore import JOBSPEC_SQL, JobStore, signed_J, storable
-from fluxrm.modules.job_manager import MAIN, OUTPUT, Job, event_line, make_event
+from fluxrm.jobstore import JOBSPEC_SQL, JobStore, storable
+from fluxrm.job import MAIN, OUTPUT, Job, event_line, make_event, signed_J
 from fluxrm.store import Store
 
 UID = 1000

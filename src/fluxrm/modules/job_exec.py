@@ -91,7 +91,7 @@ import traceback
 
 from flux.idset import IDset
 from fluxrm.broker.service import Service
-from fluxrm.modules.job_manager import EXEC, OUTPUT
+from fluxrm.job import EXEC, OUTPUT, make_event
 from fluxrm.watchdog import Watchdog, descendants, job_marker, proc_table
 from flux.util import parse_fsd
 
@@ -457,8 +457,8 @@ class JobExec(Service):
             ntasks = _task_count(jobspec, R)
         except (KeyError, ValueError, TypeError, IndexError):
             ntasks = 0
-        manager.append(job, EXEC, _ev("init"))
-        manager.append(job, EXEC, _ev("starting"))
+        manager.append(job, EXEC, make_event("init"))
+        manager.append(job, EXEC, make_event("starting"))
         test = system.get("exec", {}).get("test") if isinstance(
             system.get("exec"), dict) else None
         if test is not None and not isinstance(test, dict):
@@ -475,7 +475,7 @@ class JobExec(Service):
         from flux.job.JobID import JobID
 
         f58 = JobID(job.id).f58
-        manager.append(job, EXEC, _ev("shell.init", {
+        manager.append(job, EXEC, make_event("shell.init", {
             "service": f"{job.userid}-shell-{f58}", "leader-rank": 0, "size": 1}))
         expiration = R["execution"].get("expiration") or 0.0
         if expiration > 0:
@@ -484,7 +484,7 @@ class JobExec(Service):
         if test is not None:
             self.start_simulated(ej, test, ntasks)
             return
-        manager.append(job, OUTPUT, _ev("header", {
+        manager.append(job, OUTPUT, make_event("header", {
             "version": 1,
             "encoding": {"stdout": "UTF-8", "stderr": "UTF-8"},
             "count": {"stdout": ntasks, "stderr": ntasks},
@@ -499,7 +499,7 @@ class JobExec(Service):
             manager.raise_exception(job, "exec", 0, "start failed: internal error"
                                     " in job-exec (the broker log has the details)")
         if not ej.start_failed:
-            manager.append(job, EXEC, _ev("shell.start", {
+            manager.append(job, EXEC, make_event("shell.start", {
                 "taskmap": {"version": 1, "map": [[0, 1, ntasks, 1]]}}))
             manager.post(job, "start")
         self.maybe_complete(ej)
@@ -526,7 +526,7 @@ class JobExec(Service):
                                     f"invalid system.exec.test attribute: {why}")
             self.maybe_complete(ej)
             return
-        manager.append(job, EXEC, _ev("shell.start", {
+        manager.append(job, EXEC, make_event("shell.start", {
             "taskmap": {"version": 1, "map": [[0, 1, ntasks, 1]]}}))
         manager.post(job, "start")
         if mock == "run":
@@ -622,7 +622,7 @@ class JobExec(Service):
             flags |= os.O_TRUNC
 
         def redirect(stream, path):
-            self.manager.append(job, OUTPUT, _ev("redirect", {
+            self.manager.append(job, OUTPUT, make_event("redirect", {
                 "stream": stream, "rank": ranks, "path": path}))
 
         def file_of(stream):
@@ -739,7 +739,7 @@ class JobExec(Service):
             chunks, ej.pending_out = ej.pending_out, []
             for stream, rank, data, eof in chunks:
                 if stream == "log":
-                    self.manager.append(ej.job, OUTPUT, _ev("log", {
+                    self.manager.append(ej.job, OUTPUT, make_event("log", {
                         "level": 3, "message": data.decode(), "rank": rank,
                         "component": "output"}))
                     continue
@@ -764,7 +764,7 @@ class JobExec(Service):
                 if eof:
                     ctx["eof"] = True
                 if "data" in ctx or eof:
-                    self.manager.append(ej.job, OUTPUT, _ev("data", ctx))
+                    self.manager.append(ej.job, OUTPUT, make_event("data", ctx))
             self.maybe_complete(ej)
 
     # -- reaping and completion ------------------------------------------------------------
@@ -986,18 +986,11 @@ class JobExec(Service):
                 if task.pid is not None:
                     _killpg(task.pid, signal.SIGKILL)
         manager = self.manager
-        manager.append(job, EXEC, _ev("complete", {"status": ej.status}))
-        manager.append(job, EXEC, _ev("done"))
+        manager.append(job, EXEC, make_event("complete", {"status": ej.status}))
+        manager.append(job, EXEC, make_event("done"))
         manager.close_log(job, EXEC)
         manager.close_log(job, OUTPUT)
         manager.finish(job, ej.status)
-
-
-def _ev(name, context=None):
-    ev = {"timestamp": time.time(), "name": name}
-    if context:
-        ev["context"] = context
-    return ev
 
 
 def _become_subreaper():

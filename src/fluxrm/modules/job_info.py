@@ -30,7 +30,7 @@ from flux.message import MSGFLAG_NORESPONSE
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service
 from fluxrm.jobstore import DATA_COLUMNS
-from fluxrm.modules.job_manager import LOG_PATHS, MAIN
+from fluxrm.job import LOG_PATHS, MAIN
 
 MATCHTAG_MAX = (1 << 32) - 1
 

@@ -53,7 +53,7 @@ from flux.job.fluid import FluidGenerator
 from flux.job.submit import sign_none
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service
-from fluxrm.modules.job_manager import Job
+from fluxrm.job import Job
 from fluxrm.modules.sched import request_error
 
 VALID_FLAGS = FLUX_JOB_PRE_SIGNED | FLUX_JOB_DEBUG | FLUX_JOB_WAITABLE | FLUX_JOB_NOVALIDATE

@@ -62,10 +62,7 @@ id beyond 64 bits is EPROTO/EINVAL naming the field.
 import asyncio
 import errno
 import json
-import re
-import os
 import signal
-import time
 from collections import OrderedDict, deque
 
 from flux.constants import (
@@ -88,10 +85,20 @@ from fluxrm.jobstate import (
     RUN,
     SCHED,
 )
+from fluxrm.job import (
+    EXEC,
+    INPUT,
+    LOG_PATHS,
+    MAIN,
+    OUTPUT,
+    Job,
+    event_line,
+    make_event,
+    wait_errstr,
+)
 from fluxrm.jobstore import (
     LOG_COLUMNS,
     JobStore,
-    signed_J,
     storable,
 )
 from fluxrm.store import shared_store
@@ -99,120 +106,9 @@ from fluxrm.store import shared_store
 LOG_ERR = 3
 LOG_INFO = 6
 
-MAIN = "eventlog"
-EXEC = "guest.exec.eventlog"
-OUTPUT = "guest.output"
-INPUT = "guest.input"
-LOG_PATHS = (MAIN, EXEC, OUTPUT, INPUT)
 assert tuple(LOG_COLUMNS) == LOG_PATHS  # the job store's names for them
 
 RECENT_INACTIVE = 1000  # inactive jobs kept in memory for fast lookups
-
-
-def event_line(event):
-    """One RFC 18 eventlog line (compact JSON, timestamp/name/context order)."""
-    name = event["name"]
-    if len(event) > 3 or not _PLAIN_NAME(name):
-        return dumps(event) + "\n"  # unusual event: the general path
-    head = f'{{"timestamp":{event["timestamp"]!r},"name":"{name}"'
-    context = event.get("context")
-    if context is None:
-        return head + "}\n"
-    return f'{head},"context":{dumps(context)}}}\n'
-
-
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z").match
-
-
-def make_event(name, context=None, timestamp=None):
-    event = {"timestamp": time.time() if timestamp is None else timestamp,
-             "name": name}
-    if context:
-        event["context"] = context
-    return event
-
-
-class Job:
-    """An active job in memory."""
-
-    __slots__ = (
-        "id", "view", "jobspec", "J", "jobspec_text", "R", "logs", "closed",
-        "dirty", "new", "waitable", "releasing",
-        "sched_data", "exec_data", "list_data", "__weakref__",
-    )
-
-    def __init__(self, jobid, jobspec, J=None, jobspec_text=None):
-        self.id = jobid
-        self.view = jobstate.JobView()
-        self.jobspec = jobspec
-        self.J = J
-        self.jobspec_text = jobspec_text
-        self.R = None
-        self.logs = {MAIN: []}
-        self.closed = set()
-        self.dirty = set()
-        self.new = True
-        self.waitable = False
-        self.releasing = False
-        self.sched_data = None
-        self.exec_data = None
-        self.list_data = None
-
-    @property
-    def state(self):
-        return self.view.state
-
-    @property
-    def userid(self):
-        return self.view.userid
-
-    def log_text(self, path):
-        lines = self.logs.get(path)
-        return None if lines is None else "".join(lines)
-
-    def data_text(self, key):
-        """A datum as stored: jobspec, R, J or an eventlog (None if absent)."""
-        if key == "jobspec":
-            return self.jobspec_text
-        if key == "R":
-            return _dumps_or_none(self.R)
-        if key == "J":
-            return signed_J(self.J, self.jobspec_text, self.view.userid)
-        return self.log_text(key)
-
-    def __repr__(self):
-        return f"<Job {self.id} {jobstate.STATE_NAMES.get(self.state)}>"
-
-
-def wait_errstr(view):
-    """The upstream ``wait`` error text for a finished job ("" on success).
-
-    A job that ended with a fatal exception says so; otherwise the finish
-    status is read as a job shell's: signalled itself ("job shell
-    Terminated"), a task killed by signal N (exit code 128+N: "task(s)
-    Killed"), or a task's exit code.
-    """
-    if view.end_event != "finish" and view.fatal is not None:
-        etype, note = view.fatal
-        return f"Fatal exception type={etype} {note}".rstrip()
-    status = view.waitstatus
-    if status is None:
-        return "job did not run"
-    if os.WIFSIGNALED(status):
-        return f"job shell {_signame(os.WTERMSIG(status))}"
-    code = os.WEXITSTATUS(status)
-    if code > 128:
-        return f"task(s) {_signame(code - 128)}"
-    if code:
-        return f"task(s) exited with exit code {code}"
-    return ""
-
-
-def _signame(signum):
-    try:
-        return signal.strsignal(signum) or f"signal {signum}"
-    except ValueError:
-        return f"signal {signum}"
 
 
 class JobManager(Service):
@@ -776,7 +672,3 @@ def _escape_non_utf8(value):
             changed = changed or c
         return (items, True) if changed else (value, False)
     return value, False
-
-
-def _dumps_or_none(obj):
-    return None if obj is None else dumps(obj)

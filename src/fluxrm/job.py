@@ -1,0 +1,151 @@
+"""The job record shared by the job services, and what goes with it.
+
+Not a service: the job-manager owns the ``Job`` objects (it creates them
+from job-ingest's batches and at restart, drives them through their
+eventlog, and drops them once inactive and stored); the other services
+receive them from it and read them.
+
+- ``Job``: one job in memory: its id, ``view`` (the state and everything
+  else the main eventlog says, ``fluxrm.jobstate``), ``request`` (the
+  parsed jobspec, ``fluxrm.jobrequest.JobRequest``, shared read-only by
+  sched, job-exec and job-list), the submitted texts (``jobspec_text``,
+  ``J``), ``R`` once allocated, and the eventlogs as lines.  It holds
+  nothing private to one service: each service keeps its own per-job
+  state in its own dict keyed by job id;
+- ``make_event(name, context=None, timestamp=None)``: the one constructor
+  of an eventlog entry (``flux.eventlog.entry_create``), used for every
+  event of every eventlog;
+- ``event_line(event)``: an entry as its RFC 18 line;
+- ``signed_J(J, jobspec_text, userid)``: the J a job was submitted with;
+- ``wait_errstr(view)``: the upstream ``wait`` error text of a job.
+
+The names of a job's eventlogs: ``MAIN``, ``EXEC``, ``OUTPUT``, ``INPUT``
+(``LOG_PATHS``).
+"""
+
+import os
+import re
+import signal
+
+from flux.eventlog import entry_create
+from flux.job.submit import sign_none
+from fluxrm import jobstate
+from fluxrm.compact_json import dumps
+
+MAIN = "eventlog"
+EXEC = "guest.exec.eventlog"
+OUTPUT = "guest.output"
+INPUT = "guest.input"
+LOG_PATHS = (MAIN, EXEC, OUTPUT, INPUT)
+
+# the one event constructor: {"timestamp", "name"[, "context"]}, the
+# timestamp now unless given, an empty context left out
+make_event = entry_create
+
+
+def event_line(event):
+    """One RFC 18 eventlog line (compact JSON, timestamp/name/context order)."""
+    name = event["name"]
+    if len(event) > 3 or not _PLAIN_NAME(name):
+        return dumps(event) + "\n"  # unusual event: the general path
+    head = f'{{"timestamp":{event["timestamp"]!r},"name":"{name}"'
+    context = event.get("context")
+    if context is None:
+        return head + "}\n"
+    return f'{head},"context":{dumps(context)}}}\n'
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z").match
+
+
+def signed_J(J, jobspec_text, userid):
+    """A job's J as submitted.  job-ingest keeps J only when it is not
+    just ``sign_none(jobspec, userid)`` (the usual case); else it is None
+    (NULL in the store), and is rebuilt here (the same text, byte for
+    byte)."""
+    if J is not None or jobspec_text is None:
+        return J
+    return sign_none(jobspec_text, userid)
+
+
+class Job:
+    """A job in memory (owned by the job-manager; see the module docstring)."""
+
+    __slots__ = (
+        "id", "view", "jobspec", "J", "jobspec_text", "R", "logs", "closed",
+        "dirty", "new", "waitable", "releasing", "sched_data", "exec_data",
+        "list_data", "__weakref__",
+    )
+
+    def __init__(self, jobid, jobspec, J=None, jobspec_text=None):
+        self.id = jobid
+        self.view = jobstate.JobView()
+        self.jobspec = jobspec
+        self.J = J
+        self.jobspec_text = jobspec_text
+        self.R = None
+        self.logs = {MAIN: []}
+        self.closed = set()  # eventlogs that will get no more entries
+        self.dirty = set()  # columns to write with the next store commit
+        self.new = True  # no row stored yet
+        self.waitable = False
+        self.releasing = False
+        self.sched_data = None
+        self.exec_data = None
+        self.list_data = None
+
+    @property
+    def state(self):
+        return self.view.state
+
+    @property
+    def userid(self):
+        return self.view.userid
+
+    def log_text(self, path):
+        lines = self.logs.get(path)
+        return None if lines is None else "".join(lines)
+
+    def data_text(self, key):
+        """A datum as stored: jobspec, R, J or an eventlog (None if absent)."""
+        if key == "jobspec":
+            return self.jobspec_text
+        if key == "R":
+            return None if self.R is None else dumps(self.R)
+        if key == "J":
+            return signed_J(self.J, self.jobspec_text, self.view.userid)
+        return self.log_text(key)
+
+    def __repr__(self):
+        return f"<Job {self.id} {jobstate.STATE_NAMES.get(self.state)}>"
+
+
+def wait_errstr(view):
+    """The upstream ``wait`` error text for a finished job ("" on success).
+
+    A job that ended with a fatal exception says so; otherwise the finish
+    status is read as a job shell's: signalled itself ("job shell
+    Terminated"), a task killed by signal N (exit code 128+N: "task(s)
+    Killed"), or a task's exit code.
+    """
+    if view.end_event != "finish" and view.fatal is not None:
+        etype, note = view.fatal
+        return f"Fatal exception type={etype} {note}".rstrip()
+    status = view.waitstatus
+    if status is None:
+        return "job did not run"
+    if os.WIFSIGNALED(status):
+        return f"job shell {_signame(os.WTERMSIG(status))}"
+    code = os.WEXITSTATUS(status)
+    if code > 128:
+        return f"task(s) {_signame(code - 128)}"
+    if code:
+        return f"task(s) exited with exit code {code}"
+    return ""
+
+
+def _signame(signum):
+    try:
+        return signal.strsignal(signum) or f"signal {signum}"
+    except ValueError:
+        return f"signal {signum}"
