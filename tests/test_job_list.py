@@ -29,6 +29,7 @@ from flux.constants import (
 from flux.job import JobInfo, JobList, JobStats, get_job, job_list, job_list_id
 from flux.job import job_list_inactive
 from fluxrm import jobstate
+from fluxrm.jobrequest import JobRequest, listing_of
 from fluxrm.modules import job_list as svcmod
 
 NCORES = 8
@@ -511,19 +512,19 @@ def test_inactive_listing_and_stats_survive_restart(tmp_path):
 # Service internals (no instance)
 
 
-def test_derive_jobspec():
-    d = svcmod.derive_jobspec(make_jobspec(ncores=3, name="n", queue="q"))
+def test_listing_of():
+    d = listing_of(make_jobspec(ncores=3, name="n", queue="q"))
     assert d["name"] == "n" and d["queue"] == "q"
     assert (d["ntasks"], d["ncores"], d["nnodes"]) == (1, 3, None)
-    d = svcmod.derive_jobspec(make_jobspec(nodes=2, ncores=2))
+    d = listing_of(make_jobspec(nodes=2, ncores=2))
     assert (d["ntasks"], d["ncores"], d["nnodes"]) == (2, 4, 2)
-    d = svcmod.derive_jobspec(make_jobspec(nodes=2, exclusive=True))
+    d = listing_of(make_jobspec(nodes=2, exclusive=True))
     assert d["ncores"] is None and d["nnodes"] == 2
-    d = svcmod.derive_jobspec(make_jobspec(command=("/usr/bin/env",),
+    d = listing_of(make_jobspec(command=("/usr/bin/env",),
                                            duration=60))
     assert d["name"] == "env" and d["duration"] == 60.0
-    assert svcmod.derive_jobspec({})["name"] == ""
-    assert svcmod.derive_jobspec("junk")["ntasks"] is None
+    assert listing_of({})["name"] == ""
+    assert listing_of("junk")["ntasks"] is None
 
 
 def test_compile_constraint_masks():
@@ -573,7 +574,7 @@ def test_listener_annotations_dependencies_and_counts():
 
     svc = svcmod.JobList(None)
     svc.manager = _FakeManager()
-    job = Job(42, make_jobspec(queue="qa"))
+    job = Job(42, JobRequest(make_jobspec(queue="qa")))
     _post(svc, job, "submit", {"userid": 5, "urgency": 16, "flags": 0})
     _post(svc, job, "validate")
     assert svc.stats.states[svcmod.DEPEND] == 1
@@ -613,7 +614,7 @@ def test_listener_annotations_dependencies_and_counts():
     assert svc.stats.results[FLUX_JOB_RESULT_COMPLETED] == 1
     assert sum(svc.stats.states.values()) == 1
     # a job first seen mid-life is rebuilt from its eventlog
-    job2 = Job(43, make_jobspec())
+    job2 = Job(43, JobRequest(make_jobspec()))
     for line in job.logs["eventlog"][:5]:
         job2.logs["eventlog"].append(line)
         jobstate.apply(job2.view, json.loads(line))

@@ -72,15 +72,15 @@ class Job:
     """A job in memory (owned by the job-manager; see the module docstring)."""
 
     __slots__ = (
-        "id", "view", "jobspec", "J", "jobspec_text", "R", "logs", "closed",
+        "id", "view", "request", "J", "jobspec_text", "R", "logs", "closed",
         "dirty", "new", "waitable", "releasing", "sched_data", "exec_data",
         "list_data", "__weakref__",
     )
 
-    def __init__(self, jobid, jobspec, J=None, jobspec_text=None):
+    def __init__(self, jobid, request, J=None, jobspec_text=None):
         self.id = jobid
         self.view = jobstate.JobView()
-        self.jobspec = jobspec
+        self.request = request  # fluxrm.jobrequest.JobRequest, never modified
         self.J = J
         self.jobspec_text = jobspec_text
         self.R = None

@@ -10,6 +10,7 @@ from fluxrm import jobstate
 from fluxrm.jobstate import INACTIVE, SCHED
 from fluxrm.jobstore import JOBSPEC_SQL, JobStore, storable
 from fluxrm.job import MAIN, OUTPUT, Job, event_line, make_event, signed_J
+from fluxrm.jobrequest import JobRequest
 from fluxrm.store import Store
 
 UID = 1000
@@ -43,7 +44,7 @@ def post(job, name, context=None, timestamp=1.0):
 
 
 def new_job(jobid, text=SPEC, userid=UID, t=1.0, J=None):
-    job = Job(jobid, json.loads(text), J, text)
+    job = Job(jobid, JobRequest(json.loads(text)), J, text)
     post(job, "submit", {"userid": userid, "urgency": 16, "flags": 0, "version": 1}, t)
     post(job, "validate", timestamp=t)
     post(job, "depend", timestamp=t)

@@ -149,27 +149,6 @@ class ExecJob:
         self.kill_signal_sent = False
 
 
-def _task_count(jobspec, R):
-    """Tasks to start: the ``per-resource`` shell option, or the task count."""
-    execution = R["execution"]
-    system = (jobspec.get("attributes") or {}).get("system") or {}
-    options = (system.get("shell") or {}).get("options") or {}
-    per_resource = options.get("per-resource")
-    if isinstance(per_resource, dict):
-        count = int(per_resource.get("count", 1))
-        if per_resource.get("type") == "node":
-            return count * len(execution["nodelist"])
-        if per_resource.get("type") == "core":
-            ncores = sum(len(IDset(e["children"].get("core", ""))) * len(IDset(e["rank"]))
-                         for e in execution["R_lite"])
-            return count * ncores
-    task = jobspec["tasks"][0]
-    count = task.get("count") or {}
-    if "total" in count:
-        return int(count["total"])
-    return int(count.get("per_slot", 1)) * execution.get("nslots", 1)
-
-
 @functools.lru_cache(maxsize=1024)
 def _ids(idset_text):
     """An idset string as a tuple of ints (R repeats the same few strings)."""
@@ -450,17 +429,15 @@ class JobExec(Service):
 
     def _start_job(self, job, ej):
         manager = self.manager
-        jobspec = job.jobspec
-        system = (jobspec.get("attributes") or {}).get("system") or {}
+        request = job.request
         R = job.R
         try:
-            ntasks = _task_count(jobspec, R)
+            ntasks = request.ntasks(R)
         except (KeyError, ValueError, TypeError, IndexError):
             ntasks = 0
         manager.append(job, EXEC, make_event("init"))
         manager.append(job, EXEC, make_event("starting"))
-        test = system.get("exec", {}).get("test") if isinstance(
-            system.get("exec"), dict) else None
+        test = request.exec_test
         if test is not None and not isinstance(test, dict):
             ej.start_failed = True
             manager.raise_exception(job, "exec", 0, "invalid system.exec.test"
@@ -491,7 +468,7 @@ class JobExec(Service):
             "options": {},
         }))
         try:
-            self.spawn_tasks(ej, system, ntasks, f58)
+            self.spawn_tasks(ej, request, ntasks, f58)
         except Exception:  # a bug here must fail the job, not the broker
             self.log(LOG_ERR, f"job {job.id}: start: {traceback.format_exc()}")
             ej.start_failed = True
@@ -540,15 +517,14 @@ class JobExec(Service):
 
         ej.sim_handle = self.loop.call_later(seconds, done)
 
-    def spawn_tasks(self, ej, system, ntasks, f58):
+    def spawn_tasks(self, ej, request, ntasks, f58):
         job = ej.job
-        jobspec = job.jobspec
-        command = jobspec["tasks"][0]["command"]
-        env = dict(system.get("environment") or {})
-        cwd = system.get("cwd") or os.getcwd()
-        req = job.sched_data
-        cores_per_slot = req.cores if req is not None else 1
-        gpus_per_slot = req.gpus if req is not None else 0
+        command = request.command
+        env = dict(request.environment or {})
+        cwd = request.cwd or os.getcwd()
+        shape = request.shape
+        cores_per_slot = shape.cores if shape is not None else 1
+        gpus_per_slot = shape.gpus if shape is not None else 0
         cores, gpus = _cores_of(job.R, self.broker.rank)
         rank_info = self.resource.ranks[0]
         nslots = max(1, len(cores) // max(cores_per_slot, 1)) if cores else 1
@@ -558,10 +534,9 @@ class JobExec(Service):
             "FLUX_JOB_NNODES": str(len(job.R["execution"]["nodelist"])),
             "FLUX_URI": self.uri,
         })
-        shell_opts = system.get("shell", {}).get("options", {}) if isinstance(
-            system.get("shell"), dict) else {}
         try:
-            stdin_fd, out_fd, err_fd = self.open_files(ej, shell_opts, cwd, ntasks)
+            stdin_fd, out_fd, err_fd = self.open_files(ej, request.shell_options,
+                                                       cwd, ntasks)
         except OSError as exc:
             self.start_error(ej, 0, command[0], f"{exc.filename}: {exc.strerror}")
             return

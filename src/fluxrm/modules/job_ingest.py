@@ -54,7 +54,7 @@ from flux.job.submit import sign_none
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service
 from fluxrm.job import Job
-from fluxrm.modules.sched import request_error
+from fluxrm.jobrequest import JobRequest
 
 VALID_FLAGS = FLUX_JOB_PRE_SIGNED | FLUX_JOB_DEBUG | FLUX_JOB_WAITABLE | FLUX_JOB_NOVALIDATE
 OWNER_FLAGS = FLUX_JOB_WAITABLE | FLUX_JOB_NOVALIDATE
@@ -262,7 +262,7 @@ def check_runnable(jobspec):
 
 
 def validate_text(text):
-    """Validate jobspec text; return the decoded dict or raise OSError(EINVAL)."""
+    """Validate jobspec text; return its ``JobRequest`` or raise OSError(EINVAL)."""
     jobspec = parse_object(text)
     from flux.job.Jobspec import validate_jobspec
 
@@ -275,10 +275,11 @@ def validate_text(text):
         text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         raise OSError(errno.EINVAL, text or type(exc).__name__) from None
     check_runnable(jobspec)
-    why = request_error(jobspec)
-    if why:
-        raise OSError(errno.EINVAL, f"unsupported resource request: {why}")
-    return jobspec
+    request = JobRequest(jobspec)
+    if request.shape_error is not None:
+        raise OSError(errno.EINVAL,
+                      f"unsupported resource request: {request.shape_error}")
+    return request
 
 
 class JobIngest(Service):
@@ -289,7 +290,7 @@ class JobIngest(Service):
         self.handlers = {"job-ingest.submit": self.h_submit}
         self.pending = []  # (msg, job, submit context)
         self._flush_scheduled = False
-        self.cache = OrderedDict()  # jobspec text -> (error, jobspec, text)
+        self.cache = OrderedDict()  # jobspec text -> (error, JobRequest, text)
         self.unwrapped = {}  # (J, userid) -> (jobspec text, J to keep)
         self.fluid = None
         self.last_bulk = float("-inf")  # loop time of the last large batch
@@ -327,27 +328,27 @@ class JobIngest(Service):
 
     def check(self, text):
         """Validate with a small cache keyed by the exact text; return
-        ``(jobspec, text)``.
+        ``(request, text)``.
 
-        Identical submissions share one decoded jobspec, which no service
-        modifies, and one text object (the first one seen).
+        Identical submissions share one ``JobRequest`` (immutable: the
+        jobspec is parsed once) and one text object (the first one seen).
         """
         cached = self.cache.get(text)
         if cached is not None:
             self.cache.move_to_end(text)
-            err, jobspec, first = cached
+            err, request, first = cached
             if err is not None:
                 raise OSError(errno.EINVAL, err)
-            return jobspec, first
+            return request, first
         try:
-            jobspec = validate_text(text)
+            request = validate_text(text)
         except OSError as exc:
             self.cache[text] = (exc.strerror, None, text)
             self._trim()
             raise
-        self.cache[text] = (None, jobspec, text)
+        self.cache[text] = (None, request, text)
         self._trim()
-        return jobspec, text
+        return request, text
 
     def _trim(self):
         while len(self.cache) > CACHE_SIZE:
@@ -369,9 +370,10 @@ class JobIngest(Service):
         if flags & FLUX_JOB_NOVALIDATE:
             jobspec = parse_object(text)  # what no service could store or run
             check_runnable(jobspec)
+            request = JobRequest(jobspec)  # its shape is sched's to refuse
         else:
-            jobspec, text = self.check(text)
-        job = Job(0, jobspec, J=J, jobspec_text=text)
+            request, text = self.check(text)
+        job = Job(0, request, J=J, jobspec_text=text)
         job.waitable = bool(flags & FLUX_JOB_WAITABLE)
         ctx = {"userid": msg.userid, "urgency": urgency, "flags": flags, "version": 1}
         self.pending.append((msg, job, ctx))

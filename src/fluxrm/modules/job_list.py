@@ -45,9 +45,11 @@ How the data is kept:
   it updates the state counters and, for the few events that carry list
   data (``memo``, ``alloc`` annotations, ``dependency-*``,
   ``jobspec-update``), this job's ``list_data``.  Values derived from the
-  jobspec (name, cwd, queue, duration, ntasks, ncores, nnodes) are computed
-  once per job, when first needed; those derived from R (ranks, nodelist,
-  expiration) once per R.
+  jobspec (name, cwd, queue, duration, ntasks, ncores, nnodes) are the
+  job's ``request.listing`` (``fluxrm.jobrequest``: computed at ingest, once
+  per distinct jobspec), recomputed for a job only after a
+  ``jobspec-update``; those derived from R (ranks, nodelist, expiration)
+  once per R.
 - When a job becomes inactive the job-manager stores ``inactive_info(job)``
   (the job's full attribute dict) in the ``info`` column of its row; inactive
   jobs are listed from there with an indexed, ordered query read
@@ -62,7 +64,6 @@ How the data is kept:
 import copy
 import errno
 import json
-import os
 import re
 
 from flux.constants import (
@@ -79,6 +80,7 @@ from flux.message import MSGFLAG_STREAMING
 from fluxrm import jobstate
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service
+from fluxrm.jobrequest import JobRequest, listing_of
 from fluxrm.jobstate import (
     CLEANUP,
     DEPEND,
@@ -130,102 +132,7 @@ def _eproto(text):
 
 
 # ---------------------------------------------------------------------------
-# Values derived from the jobspec and from R
-
-
-def _count(res):
-    """A resource count: an int, or the ``min`` of a range object."""
-    count = res.get("count", 1)
-    if isinstance(count, dict):
-        count = count.get("min", 1)
-    if isinstance(count, bool) or not isinstance(count, int):
-        raise ValueError("invalid count")
-    return count
-
-
-def _find_slot(resources, mult=1, nodes=None, exclusive=False):
-    """Walk to the slot: (slot, slots in total, node count, node exclusive)."""
-    for res in resources or ():
-        rtype = res.get("type")
-        count = _count(res)
-        if rtype == "slot":
-            return res, mult * count, nodes, exclusive
-        if rtype == "node":
-            found = _find_slot(res.get("with"), mult * count,
-                               (nodes or 1) * count, bool(res.get("exclusive")))
-        else:
-            found = _find_slot(res.get("with"), mult * count, nodes, exclusive)
-        if found is not None:
-            return found
-    return None
-
-
-def _cores_in(resources):
-    total = 0
-    for res in resources or ():
-        count = _count(res)
-        if res.get("type") == "core":
-            total += count
-        else:
-            total += count * _cores_in(res.get("with"))
-    return total
-
-
-def derive_jobspec(jobspec):
-    """The list attributes a jobspec determines (None where it does not)."""
-    out = {"name": None, "cwd": None, "queue": None, "project": None,
-           "bank": None, "ntasks": None, "ncores": None, "nnodes": None,
-           "duration": 0.0}
-    if not isinstance(jobspec, dict):
-        return out
-    attributes = jobspec.get("attributes")
-    system = attributes.get("system") if isinstance(attributes, dict) else None
-    if not isinstance(system, dict):
-        system = {}
-    for key in ("cwd", "queue", "project", "bank"):
-        value = system.get(key)
-        if isinstance(value, str) and value:
-            out[key] = value
-    try:
-        out["duration"] = float(system.get("duration") or 0.0)
-    except (TypeError, ValueError):
-        pass
-    name = None
-    job = system.get("job")
-    if isinstance(job, dict) and isinstance(job.get("name"), str):
-        name = job["name"]
-    tasks = jobspec.get("tasks")
-    if not isinstance(tasks, list):
-        tasks = []
-    if name is None and tasks and isinstance(tasks[0], dict):
-        command = tasks[0].get("command")
-        if isinstance(command, list) and command:
-            command = command[0]
-        if isinstance(command, str) and command:
-            name = os.path.basename(command) or command
-    out["name"] = name if name is not None else ""
-    try:
-        found = _find_slot(jobspec.get("resources"))
-    except (AttributeError, TypeError, ValueError):
-        found = None
-    if found is None:
-        return out
-    slot, nslots, nnodes, exclusive = found
-    out["nnodes"] = nnodes
-    try:
-        if not exclusive:
-            out["ncores"] = nslots * _cores_in(slot.get("with"))
-        ntasks = 0
-        for task in tasks:
-            count = task.get("count") or {}
-            if "total" in count:
-                ntasks += int(count["total"])
-            elif "per_slot" in count:
-                ntasks += int(count["per_slot"]) * nslots
-        out["ntasks"] = ntasks if tasks else None
-    except (AttributeError, TypeError, ValueError):
-        pass
-    return out
+# Values derived from R (those from the jobspec: ``job.request.listing``)
 
 
 def _r_shape(R):
@@ -283,23 +190,15 @@ class ListData:
     __slots__ = ("state", "queue", "spec", "rinfo", "rinfo_of", "annotations",
                  "dependencies", "updates")
 
-    def __init__(self, jobspec):
+    def __init__(self, request):
         self.state = NEW  # the state last counted in the stats
-        self.queue = _queue_of(jobspec)
-        self.spec = None  # derive_jobspec() result, on first use
+        self.queue = request.listing["queue"]
+        self.spec = None  # listing_of() the updated jobspec, on first use
         self.rinfo = None  # _RInfo of the current R, on first use
         self.rinfo_of = None  # the R it was made from
         self.annotations = None
         self.dependencies = None
         self.updates = None  # jobspec-update contexts, in order
-
-
-def _queue_of(jobspec):
-    try:
-        queue = jobspec["attributes"]["system"].get("queue")
-    except (KeyError, TypeError, AttributeError):
-        return None
-    return queue if isinstance(queue, str) and queue else None
 
 
 def _merge(dst, src):
@@ -372,12 +271,12 @@ def _updated_jobspec(jobspec, updates):
 class _StoredJob:
     """A job rebuilt from its stored row (the job-manager's ``Job`` shape)."""
 
-    __slots__ = ("id", "view", "jobspec", "R", "list_data")
+    __slots__ = ("id", "view", "request", "R", "list_data")
 
-    def __init__(self, jobid, view, jobspec, R):
+    def __init__(self, jobid, view, request, R):
         self.id = jobid
         self.view = view
-        self.jobspec = jobspec
+        self.request = request
         self.R = R
         self.list_data = None
 
@@ -643,7 +542,6 @@ class JobList(Service):
             "job-list.job-stats": self.h_stats,
         }
         self.manager = None
-        self._spec_cache = {}  # id(jobspec) -> (jobspec, derive_jobspec())
         self._rinfo_cache = {}  # _r_shape(R) -> _RInfo
         self.stats = _Stats()
         self.queue_stats = {}
@@ -711,7 +609,7 @@ class JobList(Service):
         """The job's ``ListData``, built from its eventlog if missing."""
         ld = job.list_data
         if ld is None:
-            ld = job.list_data = ListData(job.jobspec)
+            ld = job.list_data = ListData(job.request)
             logs = getattr(job, "logs", None)
             for line in (logs or {}).get("eventlog", ()):
                 try:
@@ -722,20 +620,14 @@ class JobList(Service):
         return ld
 
     def spec(self, job, ld):
+        """The jobspec's list attributes: shared by every job of one
+        request, unless a ``jobspec-update`` changed them for this job."""
+        if ld.updates is None:
+            return job.request.listing
         spec = ld.spec
         if spec is None:
-            jobspec = job.jobspec
-            if ld.updates:
-                spec = derive_jobspec(_updated_jobspec(jobspec, ld.updates))
-            else:
-                # job-ingest hands identical submissions one jobspec object
-                cached = self._spec_cache.get(id(jobspec))
-                if cached is not None and cached[0] is jobspec:
-                    spec = cached[1]
-                else:
-                    spec = derive_jobspec(jobspec)
-                    _bounded_put(self._spec_cache, id(jobspec), (jobspec, spec))
-            ld.spec = spec
+            spec = ld.spec = listing_of(
+                _updated_jobspec(job.request.jobspec, ld.updates))
         return spec
 
     def rinfo(self, job, ld):
@@ -798,7 +690,7 @@ class JobList(Service):
         ld = job.list_data
         if ld is None:
             if event["name"] == "submit":
-                ld = job.list_data = ListData(job.jobspec)
+                ld = job.list_data = ListData(job.request)
             else:
                 # first seen mid-life: the eventlog (holding this event too)
                 ld = self.list_data(job)
@@ -879,7 +771,8 @@ class JobList(Service):
         except ValueError:
             R = None
         view = jobstate.JobView()
-        ld = ListData(jobspec)
+        request = JobRequest(jobspec)
+        ld = ListData(request)
         for line in (row["eventlog"] or "").splitlines():
             try:
                 event = json.loads(line)
@@ -887,7 +780,7 @@ class JobList(Service):
             except (ValueError, KeyError, TypeError):
                 continue
             _apply_event_data(ld, event.get("name"), event.get("context") or {})
-        job = _StoredJob(jobid, view, jobspec, R)
+        job = _StoredJob(jobid, view, request, R)
         job.list_data = ld
         return job
 

@@ -53,7 +53,9 @@ On restart, active jobs are replayed from their stored eventlogs: pending
 jobs return to the queue; running ones get an exception and are cleaned up.
 A row whose eventlog cannot be replayed is logged and left alone; a pending
 job whose stored jobspec holds lone surrogates (stored before job-ingest
-refused them) gets a fatal ``ingest`` exception instead of running.
+refused them) or no longer decodes to a JSON object gets a fatal
+``ingest`` exception instead of running.  Each recovered job gets its
+``JobRequest`` from its stored jobspec (one per distinct text).
 
 Request fields are read with ``fluxrm.broker.payload``: a wrong type or an
 id beyond 64 bits is EPROTO/EINVAL naming the field.
@@ -96,6 +98,7 @@ from fluxrm.job import (
     make_event,
     wait_errstr,
 )
+from fluxrm.jobrequest import JobRequest
 from fluxrm.jobstore import (
     LOG_COLUMNS,
     JobStore,
@@ -584,19 +587,16 @@ class JobManager(Service):
         """Replay active jobs from the store after a restart."""
         rows = self.jobstore.load_active()
         refused = {}  # job id -> why its stored jobspec is refused now
+        requests = {}  # jobspec text -> its JobRequest (shared, as at ingest)
         for (jobid, J, jobspec_text, R, eventlog, exec_log, output, input_) in rows:
-            try:
-                jobspec = json.loads(jobspec_text) if jobspec_text else {}
-                if jobspec_text and "\\u" in jobspec_text:
-                    jobspec, bad = _escape_non_utf8(jobspec)
-                    if bad:  # stored before job-ingest refused such text
-                        refused[jobid] = ("jobspec: a string is not valid Unicode"
-                                          " (a lone surrogate escape)")
-            except (ValueError, RecursionError):
-                jobspec = {}
-            if not isinstance(jobspec, dict):
-                jobspec = {}
-            job = Job(jobid, jobspec, J, jobspec_text)
+            request = requests.get(jobspec_text)
+            if request is None:
+                request, why = _request_of(jobspec_text)
+                if why is None:
+                    requests[jobspec_text] = request
+                else:
+                    refused[jobid] = why
+            job = Job(jobid, request, J, jobspec_text)
             job.new = False
             try:
                 job.R = json.loads(R) if R else None
@@ -636,13 +636,35 @@ class JobManager(Service):
             elif state == SCHED:
                 self.enter_state(job, SCHED)
             elif state in (RUN, CLEANUP):
-                job.exec_data = None
                 if state == RUN:
                     self.raise_exception(
                         job, "exec", 0,
                         "job was running when the instance stopped")
                 else:
                     self.release(job)
+
+
+def _request_of(jobspec_text):
+    """``(JobRequest, None)`` of a stored jobspec text, or ``(a JobRequest,
+    why the job must not run)``: a jobspec holding lone surrogates (stored
+    before job-ingest refused them; escaped, so that job-list can show it)
+    or one that no longer decodes to an object (the request is then that
+    of an empty jobspec)."""
+    why = None
+    try:
+        jobspec = json.loads(jobspec_text) if jobspec_text else {}
+        if jobspec_text and "\\u" in jobspec_text:
+            jobspec, bad = _escape_non_utf8(jobspec)
+            if bad:
+                why = "jobspec: a string is not valid Unicode (a lone surrogate escape)"
+    except (ValueError, RecursionError) as exc:
+        jobspec, why = {}, f"jobspec: the stored text cannot be decoded: {exc}"
+    if not isinstance(jobspec, dict):
+        jobspec, why = {}, "jobspec: the stored text is not a JSON object"
+    try:
+        return JobRequest(jobspec), why
+    except Exception as exc:  # one odd row must not stop the instance
+        return JobRequest({}), f"jobspec: cannot be read: {exc!r}"
 
 
 def _escape_non_utf8(value):

@@ -15,154 +15,26 @@ queue and stops at the first job that does not fit now (no backfill), so a
 pass costs only what it allocates.  A request that could never fit, even on an idle
 instance, gets a fatal ``alloc`` exception at once.
 
-Supported shapes (RFC 25 subset, checked by ``parse_request``, which
-job-ingest also calls to reject other shapes at submission):
-``slot>core[,gpu]`` and ``node>slot>core[,gpu]``, with ``exclusive`` nodes.
-``parse_request`` takes any decoded JSON (jobs submitted without
-validation too) and refuses more tasks than a system can run
-(``flux.job.Jobspec.TASKS_MAX``) with a message, never a Python error.
+What a job asks for is ``job.request.shape`` (``fluxrm.jobrequest``: the
+jobspec parsed once, at ingest): ``slot>core[,gpu]`` and
+``node>slot>core[,gpu]``, with ``exclusive`` nodes.  A job whose jobspec
+has another shape (``job.request.shape_error``; job-ingest refuses those
+unless FLUX_JOB_NOVALIDATE) gets a fatal ``alloc`` exception when it
+reaches SCHED.
+
+Per-job state, its own, keyed by job id: ``entries`` (the job's place in
+the queue) and ``allocations`` (the cores and gpus it holds, per rank).
 """
 
 import asyncio
 import heapq
 import time
 
-from flux.job.Jobspec import TASKS_MAX
 from fluxrm.broker.service import Service
 from fluxrm.modules.resource import make_R
 
 
 BULK_DEFER = 0.005  # s a pass waits while a bulk submission is taken in
-
-
-class Request:
-    """What a jobspec asks for."""
-
-    __slots__ = ("nnodes", "nslots", "cores", "gpus", "exclusive", "duration")
-
-    def __init__(self, nnodes, nslots, cores, gpus, exclusive, duration):
-        self.nnodes = nnodes  # None: slots may go anywhere
-        self.nslots = nslots  # per node when nnodes is set, else in total
-        self.cores = cores  # per slot
-        self.gpus = gpus  # per slot
-        self.exclusive = exclusive
-        self.duration = duration
-
-    def total_slots(self):
-        return self.nslots * (self.nnodes or 1)
-
-
-def _count(res, what):
-    count = res.get("count")
-    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-        raise ValueError(f"{what} count must be a non-negative integer")
-    return count
-
-
-def _mapping(value, what):
-    if not isinstance(value, dict):
-        raise ValueError(f"{what} must be a mapping")
-    return value
-
-
-def _children(res, what):
-    children = res.get("with") or []
-    if not isinstance(children, list):
-        raise ValueError(f"{what} 'with' must be a list")
-    return [_mapping(child, "resource") for child in children]
-
-
-def _duration(jobspec):
-    """``attributes.system.duration`` in seconds (0: unlimited)."""
-    attributes = jobspec.get("attributes") or {}
-    system = _mapping(attributes, "attributes").get("system") or {}
-    duration = _mapping(system, "attributes.system").get("duration") or 0
-    if (type(duration) not in (int, float)
-            or not 0 <= duration < (1 << 31)):  # false for NaN as well
-        raise ValueError("attributes.system.duration must be a number of"
-                         " seconds >= 0 and < 2**31")
-    return float(duration)
-
-
-def _slot_shape(slot):
-    if slot.get("type") != "slot":
-        raise ValueError(f"expected a slot, found '{slot.get('type')}'")
-    cores = gpus = 0
-    for child in _children(slot, "slot"):
-        ctype = child.get("type")
-        if ctype == "core":
-            cores = _count(child, "core")
-        elif ctype == "gpu":
-            gpus = _count(child, "gpu")
-        else:
-            raise ValueError(f"resource type '{ctype}' is not supported in a slot")
-        if child.get("with"):
-            raise ValueError(f"{ctype} cannot contain other resources")
-    if cores < 1:
-        raise ValueError("a slot must contain at least one core")
-    return cores, gpus
-
-
-def parse_request(jobspec):
-    """Turn a jobspec into a ``Request``; ``ValueError`` for unsupported shapes.
-
-    Any decoded JSON is taken (a job submitted with FLUX_JOB_NOVALIDATE
-    skips the RFC 25 checks): the error is then a message for the job's
-    exception note, never another Python exception.
-    """
-    resources = _mapping(jobspec, "jobspec").get("resources")
-    if not isinstance(resources, list) or len(resources) != 1:
-        raise ValueError("jobspec must have exactly one top-level resource")
-    top = _mapping(resources[0], "resource")
-    exclusive = False
-    if top.get("type") == "node":
-        nnodes = _count(top, "node")
-        if nnodes < 1:
-            raise ValueError("node count must be at least 1")
-        exclusive = bool(top.get("exclusive", False))
-        children = _children(top, "node")
-        if len(children) != 1:
-            raise ValueError("a node must contain exactly one slot")
-        slot = children[0]
-    elif top.get("type") == "slot":
-        nnodes = None
-        slot = top
-    else:
-        raise ValueError(f"top-level resource '{top.get('type')}' is not supported;"
-                         " use node or slot")
-    nslots = _count(slot, "slot")
-    if nslots < 1:
-        raise ValueError("slot count must be at least 1")
-    cores, gpus = _slot_shape(slot)
-    duration = _duration(jobspec)
-    _check_ntasks(jobspec, nslots * (nnodes or 1), cores)
-    return Request(nnodes, nslots, cores, gpus, exclusive, duration)
-
-
-def _check_ntasks(jobspec, nslots, cores):
-    """Refuse more tasks than a system can run (job-ingest's validation
-    does too; this also covers jobs submitted without it)."""
-    tasks = jobspec.get("tasks")
-    if not isinstance(tasks, list) or len(tasks) != 1:
-        raise ValueError("tasks must contain exactly one task")
-    count = _mapping(_mapping(tasks[0], "task").get("count"), "task count")
-    if "total" in count:
-        ntasks = count["total"]
-    else:
-        ntasks = count.get("per_slot", 1)
-        if type(ntasks) is int:
-            ntasks *= nslots
-    if type(ntasks) is not int or not 1 <= ntasks <= TASKS_MAX:
-        raise ValueError(f"the task count must be an integer in [1:{TASKS_MAX}]")
-    system = (jobspec.get("attributes") or {}).get("system") or {}
-    options = (system.get("shell") or {}).get("options") if isinstance(
-        system.get("shell"), dict) else None
-    per_resource = options.get("per-resource") if isinstance(options, dict) else None
-    if isinstance(per_resource, dict):
-        n = per_resource.get("count", 1)
-        if type(n) is not int or not 1 <= n * nslots * cores <= TASKS_MAX:
-            raise ValueError("the per-resource task count must be an integer"
-                             f" giving at most {TASKS_MAX} tasks")
 
 
 class RankState:
@@ -213,7 +85,6 @@ class Sched(Service):
         self.ranks = []
         self._pass_scheduled = False
         self.manager = None
-        self._last_parsed = None  # (jobspec, its Request)
 
     async def start(self):
         services = self.broker.router.services
@@ -224,25 +95,15 @@ class Sched(Service):
 
     # -- the queue ---------------------------------------------------------------------
     def enqueue(self, job):
-        jobspec = job.jobspec
-        last = self._last_parsed
-        if last is not None and last[0] is jobspec:
-            # identical submissions share one decoded jobspec (job-ingest's
-            # cache), and a Request is never modified: parse it once
-            req = last[1]
-        else:
-            try:
-                req = parse_request(jobspec)
-            except (ValueError, TypeError, AttributeError) as exc:
-                self.manager.raise_exception(job, "alloc", 0,
-                                             f"unsatisfiable request: {exc}")
-                return
-            self._last_parsed = (jobspec, req)
+        req = job.request.shape
+        if req is None:
+            self.manager.raise_exception(
+                job, "alloc", 0, f"unsatisfiable request: {job.request.shape_error}")
+            return
         why = self.never_fits(req)
         if why:
             self.manager.raise_exception(job, "alloc", 0, f"unsatisfiable request: {why}")
             return
-        job.sched_data = req
         entry = [-(job.view.priority or 0), job.id, job]
         self.entries[job.id] = entry
         heapq.heappush(self.queue, entry)
@@ -307,7 +168,7 @@ class Sched(Service):
                 continue
             if prio == 0:
                 break  # held jobs (priority 0) wait for a new urgency
-            alloc = self.try_alloc(job.sched_data)
+            alloc = self.try_alloc(job.request.shape)
             if alloc is None:
                 break
             heapq.heappop(queue)
@@ -345,7 +206,7 @@ class Sched(Service):
 
     def allocate(self, job, alloc):
         self.allocations[job.id] = alloc
-        req = job.sched_data
+        req = job.request.shape
         now = time.time()
         expiration = now + req.duration if req.duration > 0 else 0.0
         R = make_R(alloc, self.resource.hostnames, starttime=now,
@@ -369,13 +230,4 @@ class Sched(Service):
                 c.update(cores)
                 g.update(gpus)
         return make_R(merged, self.resource.hostnames)
-
-
-def request_error(jobspec):
-    """The message job-ingest gives for a shape we cannot schedule, or None."""
-    try:
-        parse_request(jobspec)
-    except (ValueError, TypeError, AttributeError) as exc:
-        return str(exc)
-    return None
 
