@@ -613,6 +613,11 @@ def test_listener_annotations_dependencies_and_counts():
     assert svc.stats.states[svcmod.INACTIVE] == 1
     assert svc.stats.results[FLUX_JOB_RESULT_COMPLETED] == 1
     assert sum(svc.stats.states.values()) == 1
+    # job-list's own state, by id: inactive jobs move to ``recent``, and
+    # one that left it is rebuilt from its eventlog, the same
+    assert 42 not in svc.data and 42 in svc.recent
+    del svc.recent[42]
+    assert svc.inactive_info(job) == info and 42 in svc.recent
     # a job first seen mid-life is rebuilt from its eventlog
     job2 = Job(43, JobRequest(make_jobspec()))
     for line in job.logs["eventlog"][:5]:
@@ -620,3 +625,4 @@ def test_listener_annotations_dependencies_and_counts():
         jobstate.apply(job2.view, json.loads(line))
     svc.on_event(job2, json.loads(job2.logs["eventlog"][-1]))
     assert svc.record(job2, ["dependencies"])["dependencies"] == ["after:2"]
+    assert 43 in svc.data

@@ -73,8 +73,7 @@ class Job:
 
     __slots__ = (
         "id", "view", "request", "J", "jobspec_text", "R", "logs", "closed",
-        "dirty", "new", "waitable", "releasing", "sched_data", "exec_data",
-        "list_data", "__weakref__",
+        "dirty", "new", "waitable", "releasing",
     )
 
     def __init__(self, jobid, request, J=None, jobspec_text=None):
@@ -90,9 +89,6 @@ class Job:
         self.new = True  # no row stored yet
         self.waitable = False
         self.releasing = False
-        self.sched_data = None
-        self.exec_data = None
-        self.list_data = None
 
     @property
     def state(self):

@@ -3,6 +3,13 @@
 RPC topics: none; the job-manager calls ``start_job(job)``, ``running(job)``,
 ``kill(job, signum)`` and ``terminate(job)`` in process.
 
+Per-job state, its own: ``jobs`` (job id -> ``ExecJob``: tasks, pipes,
+timers, status) from ``start_job`` until the job completes, and ``by_pid``
+(task pid -> (``ExecJob``, ``Task``)).  What to run comes from
+``job.request`` (``fluxrm.jobrequest``: command, environment, cwd, shell
+options, ``exec.test``, the task count and the cores per slot) and
+``job.R``; job-exec reads nothing of sched's.
+
 Each task is started directly with ``posix_spawn`` (no fork of the broker,
 no shell or interpreter per job) in its own process group, bound to its
 allocated CPUs (the broker's thread affinity is set around the spawn, which
@@ -124,7 +131,7 @@ class Task:
 
 
 class ExecJob:
-    """job-exec's state for one job (``job.exec_data``)."""
+    """job-exec's state for one job (``JobExec.jobs[job id]``, until it completes)."""
 
     __slots__ = ("job", "tasks", "nlive", "pipes", "status", "completed",
                  "kill_handle", "expire_handle", "sim_handle", "output_bytes",
@@ -369,11 +376,15 @@ class JobExec(Service):
 
     # -- interface for the job-manager ---------------------------------------------------
     def running(self, job):
-        ej = job.exec_data
+        ej = self.jobs.get(job.id)
         return ej is not None and not ej.completed
 
     def kill(self, job, signum):
-        ej = job.exec_data
+        ej = self.jobs.get(job.id)
+        if ej is not None:
+            self.signal(ej, signum)
+
+    def signal(self, ej, signum):
         if ej.sim_handle is not None:
             # a simulated job "dies" of the signal, as a real task would
             ej.sim_handle.cancel()
@@ -387,7 +398,9 @@ class JobExec(Service):
 
     def terminate(self, job):
         """A fatal exception hit a running job: signal it, then SIGKILL later."""
-        ej = job.exec_data
+        ej = self.jobs.get(job.id)
+        if ej is None:
+            return
         if ej.sim_handle is not None:
             ej.sim_handle.cancel()
             ej.sim_handle = None
@@ -399,7 +412,7 @@ class JobExec(Service):
         ej.kill_signal_sent = True
         fatal = job.view.fatal
         signum = signal.SIGALRM if fatal and fatal[0] == "timeout" else signal.SIGTERM
-        self.kill(job, signum)
+        self.signal(ej, signum)
         self.queue_sweep(ej, signum)  # and what else the job started
         ej.kill_handle = self.loop.call_later(self.kill_timeout, self.escalate, ej)
         self.maybe_complete(ej)
@@ -407,13 +420,12 @@ class JobExec(Service):
     def escalate(self, ej):
         """The kill timeout after ``terminate``: SIGKILL all of the job."""
         ej.kill_handle = None
-        self.kill(ej.job, signal.SIGKILL)
+        self.signal(ej, signal.SIGKILL)
         self.queue_sweep(ej, signal.SIGKILL)
 
     # -- starting ----------------------------------------------------------------------------
     def start_job(self, job):
         ej = ExecJob(job)
-        job.exec_data = ej
         self.jobs[job.id] = ej
         try:
             self._start_job(job, ej)
@@ -771,7 +783,9 @@ class JobExec(Service):
                     self.maybe_complete(ej)
 
     def expire(self, job):
-        ej = job.exec_data
+        ej = self.jobs.get(job.id)
+        if ej is None:
+            return
         ej.expire_handle = None
         if not ej.completed and job.state == 16:  # RUN
             self.manager.raise_exception(job, "timeout", 0, "resource allocation expired")

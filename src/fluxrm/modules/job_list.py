@@ -38,13 +38,16 @@ dependencies``.  A key is omitted until it applies: ``priority`` until the
 until ``finish``, and ``cwd queue project bank annotations dependencies``
 while unset.
 
-How the data is kept:
+How the data is kept (job-list's own per-job state, keyed by job id:
+``data``, a ``ListData`` per active job, and ``recent``, those of the last
+``RECENT_DATA`` jobs to become inactive; the job-manager's ``Job`` holds
+nothing of job-list's):
 
 - Active jobs are answered from the job-manager's memory.  A listener on
   the job-manager (called for every main eventlog event) does O(1) work:
   it updates the state counters and, for the few events that carry list
   data (``memo``, ``alloc`` annotations, ``dependency-*``,
-  ``jobspec-update``), this job's ``list_data``.  Values derived from the
+  ``jobspec-update``), this job's ``ListData``.  Values derived from the
   jobspec (name, cwd, queue, duration, ntasks, ncores, nnodes) are the
   job's ``request.listing`` (``fluxrm.jobrequest``: computed at ingest, once
   per distinct jobspec), recomputed for a job only after a
@@ -65,6 +68,7 @@ import copy
 import errno
 import json
 import re
+from collections import OrderedDict
 
 from flux.constants import (
     FLUX_JOB_RESULT_CANCELED,
@@ -96,6 +100,7 @@ RUNNING = jobstates.STATE_MASKS["running"]
 ALL_STATES = jobstates.ALL_STATES
 
 CHUNK = 1000  # jobs per response of a streaming list
+RECENT_DATA = 2048  # inactive jobs whose ListData is kept (job-manager: 1000)
 MAX_CONSTRAINT_DEPTH = 64  # and/or/not nesting in a constraint
 MAX_HOSTS = 1 << 16  # hosts named by the hostlists of one constraint (~50 ms)
 
@@ -185,7 +190,7 @@ class _RInfo:
 
 
 class ListData:
-    """Per-job data of job-list (``job.list_data``)."""
+    """Per-job data of job-list (``JobList.data``/``recent`` by job id)."""
 
     __slots__ = ("state", "queue", "spec", "rinfo", "rinfo_of", "annotations",
                  "dependencies", "updates")
@@ -271,14 +276,14 @@ def _updated_jobspec(jobspec, updates):
 class _StoredJob:
     """A job rebuilt from its stored row (the job-manager's ``Job`` shape)."""
 
-    __slots__ = ("id", "view", "request", "R", "list_data")
+    __slots__ = ("id", "view", "request", "R", "ld")
 
     def __init__(self, jobid, view, request, R):
         self.id = jobid
         self.view = view
         self.request = request
         self.R = R
-        self.list_data = None
+        self.ld = None  # its ListData
 
 
 # ---------------------------------------------------------------------------
@@ -542,6 +547,8 @@ class JobList(Service):
             "job-list.job-stats": self.h_stats,
         }
         self.manager = None
+        self.data = {}  # job id -> ListData, active jobs
+        self.recent = OrderedDict()  # job id -> ListData, jobs inactive lately
         self._rinfo_cache = {}  # _r_shape(R) -> _RInfo
         self.stats = _Stats()
         self.queue_stats = {}
@@ -606,18 +613,35 @@ class JobList(Service):
 
     # -- per-job data -------------------------------------------------------------
     def list_data(self, job):
-        """The job's ``ListData``, built from its eventlog if missing."""
-        ld = job.list_data
+        """The ``ListData`` of a job of the job-manager's, built from its
+        eventlog if missing."""
+        ld = self.data.get(job.id)
         if ld is None:
-            ld = job.list_data = ListData(job.request)
-            logs = getattr(job, "logs", None)
-            for line in (logs or {}).get("eventlog", ()):
+            ld = self.recent.get(job.id)
+            if ld is not None:
+                return ld
+            ld = ListData(job.request)
+            for line in job.logs.get("eventlog", ()):
                 try:
                     event = json.loads(line)
                 except ValueError:
                     continue
                 _apply_event_data(ld, event.get("name"), event.get("context") or {})
+            if job.view.state == INACTIVE:
+                self._retire(job.id, ld)
+            else:
+                self.data[job.id] = ld
         return ld
+
+    def _retire(self, jobid, ld):
+        """The job is inactive: keep its data a while (the job-manager
+        stores ``inactive_info`` with the job's row, and keeps recent
+        inactive jobs in memory), then forget it (rebuilt if asked)."""
+        self.data.pop(jobid, None)
+        recent = self.recent
+        recent[jobid] = ld
+        if len(recent) > RECENT_DATA:
+            recent.popitem(last=False)
 
     def spec(self, job, ld):
         """The jobspec's list attributes: shared by every job of one
@@ -670,9 +694,11 @@ class JobList(Service):
             return None
         return getattr(view, attr)
 
-    def record(self, job, attrs):
-        """The attribute dict of one in-memory job (omitted keys left out)."""
-        ld = self.list_data(job)
+    def record(self, job, attrs, ld=None):
+        """The attribute dict of one job (omitted keys left out): one of
+        the job-manager's, or a ``_StoredJob`` with its ``ld``."""
+        if ld is None:
+            ld = self.list_data(job)
         getters = self.getters
         rec = {"id": job.id}
         for attr in attrs:
@@ -681,16 +707,16 @@ class JobList(Service):
                 rec[attr] = value
         return rec
 
-    def inactive_info(self, job):
+    def inactive_info(self, job, ld=None):
         """The dict the job-manager stores for an inactive job (all attributes)."""
-        return self.record(job, ATTRS)
+        return self.record(job, ATTRS, ld)
 
     # -- the listener (hot path) ----------------------------------------------------
     def on_event(self, job, event):
-        ld = job.list_data
+        ld = self.data.get(job.id)
         if ld is None:
             if event["name"] == "submit":
-                ld = job.list_data = ListData(job.request)
+                ld = self.data[job.id] = ListData(job.request)
             else:
                 # first seen mid-life: the eventlog (holding this event too)
                 ld = self.list_data(job)
@@ -703,6 +729,8 @@ class JobList(Service):
         state = job.view.state
         if state != ld.state:
             self._count_state(ld, state, job)
+            if state == INACTIVE:
+                self._retire(job.id, ld)
 
     def _stats_for(self, queue):
         stats = self.queue_stats.get(queue)
@@ -739,7 +767,7 @@ class JobList(Service):
         for jobid in jobstore.inactive_ids_without_info():
             job = self.stored_job(jobid)
             if job is not None:
-                rows.append((self.spec(job, self.list_data(job))["queue"],
+                rows.append((self.spec(job, job.ld)["queue"],
                              job.view.result(), 1))
         self._count_inactive_rows(rows)
 
@@ -781,7 +809,7 @@ class JobList(Service):
                 continue
             _apply_event_data(ld, event.get("name"), event.get("context") or {})
         job = _StoredJob(jobid, view, request, R)
-        job.list_data = ld
+        job.ld = ld
         return job
 
     def _stored_info(self, jobid, info):
@@ -791,7 +819,7 @@ class JobList(Service):
             except ValueError:
                 pass
         job = self.stored_job(jobid)
-        return None if job is None else self.inactive_info(job)
+        return None if job is None else self.inactive_info(job, job.ld)
 
     # -- requests -----------------------------------------------------------------
     @staticmethod

@@ -37,6 +37,14 @@ In-process API (used by job-ingest, sched, job-exec, job-info, job-list):
   ``load_inactive(id)``: the stored row of an inactive job;
 - ``listeners``: callables ``(job, event)`` told of every main-log event.
 
+Who owns what: the job-manager owns the ``fluxrm.job.Job`` records
+(``active``, and ``recent`` inactive ones) and everything on them: the
+eventlogs, the state (``view``), R once sched gives it, the ``request``
+(parsed at ingest, read only).  Each other service keeps its per-job state
+in its own dict keyed by job id (sched: queue ``entries`` and
+``allocations``; job-exec: ``jobs`` of ``ExecJob``; job-list: ``data`` and
+``recent`` of ``ListData``), so a job leaves memory with nothing to undo.
+
 Jobs, eventlogs, R and output live in the ``jobs`` table of the shared
 SQLite store, read and written only through ``fluxrm.jobstore.JobStore``
 (``self.jobstore``).  Writes are coalesced: a job touched while a store
@@ -362,9 +370,6 @@ class JobManager(Service):
     def inactive(self, job):
         for path in LOG_PATHS:  # every log a job can have
             self.close_log(job, path)
-        # sched and job-exec are done with it; their per-job state refers
-        # back to the job (a cycle only the garbage collector would free)
-        job.sched_data = job.exec_data = None
         self.active.pop(job.id, None)
         self.recent[job.id] = job
         while len(self.recent) > RECENT_INACTIVE:
