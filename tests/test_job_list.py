@@ -31,6 +31,7 @@ from flux.job import job_list_inactive
 from fluxrm import jobstate
 from fluxrm.jobrequest import JobRequest, listing_of
 from fluxrm.modules import job_list as svcmod
+from fluxrm.modules import job_list_constraint as constraints
 
 NCORES = 8
 
@@ -528,31 +529,31 @@ def test_listing_of():
 
 
 def test_compile_constraint_masks():
-    pred, mask = svcmod.compile_constraint({"states": ["pending"]})
+    pred, mask = constraints.compile_constraint({"states": ["pending"]})
     assert mask == svcmod.PENDING
-    pred, mask = svcmod.compile_constraint(
+    pred, mask = constraints.compile_constraint(
         {"or": [{"states": ["run"]}, {"results": ["failed"]}]})
     assert mask == svcmod.RUN | svcmod.INACTIVE
     values = {"state": svcmod.INACTIVE, "result": FLUX_JOB_RESULT_FAILED}
     assert pred(values.get)
     values = {"state": svcmod.INACTIVE, "result": FLUX_JOB_RESULT_COMPLETED}
     assert not pred(values.get)
-    pred, mask = svcmod.compile_constraint(
+    pred, mask = constraints.compile_constraint(
         {"and": [{"states": ["inactive"]}, {"states": ["pending"]}]})
     assert mask == 0
-    pred, mask = svcmod.compile_constraint({})
-    assert pred({}.get) and mask == svcmod.ALL_STATES
-    pred, _ = svcmod.compile_constraint({"not": [{"name": ["x"]}]})
+    pred, mask = constraints.compile_constraint({})
+    assert pred({}.get) and mask == constraints.ALL_STATES
+    pred, _ = constraints.compile_constraint({"not": [{"name": ["x"]}]})
     assert pred({"name": "y"}.get) and not pred({"name": "x"}.get)
-    pred, _ = svcmod.compile_constraint({"or": []})
+    pred, _ = constraints.compile_constraint({"or": []})
     assert not pred({}.get)
     for bad in ([], {"and": {}}, {"name": [1]}, {"t_run": ["~3"]},
                 {"ranks": ["x"]}, {"results": ["bogus"]}):
         with pytest.raises(OSError) as exc:
-            svcmod.compile_constraint(bad)
+            constraints.compile_constraint(bad)
         assert exc.value.errno == errno.EPROTO
-    assert svcmod._userid_pushdown({"and": [{"userid": [5]}]}) == {5}
-    assert svcmod._userid_pushdown({"or": [{"userid": [5]}]}) is None
+    assert constraints._userid_pushdown({"and": [{"userid": [5]}]}) == {5}
+    assert constraints._userid_pushdown({"or": [{"userid": [5]}]}) is None
 
 
 class _FakeManager:

@@ -41,35 +41,11 @@ job whose reap is seen before the end of file of its pipes (1 in 500
 ``true`` jobs, measured) goes in and out of a dict (``draining``), and the
 one grace timer serving all jobs runs at most once per grace period.
 
-What remains of a job is found through ``/proc``, never per job in the
-common case, only when a job is cancelled or killed (``terminate``, the
-SIGKILL escalation, and SIGKILL when a terminated job completes) or when its
-grace expires, one scan per loop turn for all such jobs: the broker is a
-child subreaper (``PR_SET_CHILD_SUBREAPER``), so everything its tasks start
-stays below it, even after ``setsid()`` and the death of its parent (such
-orphans become the broker's children and are reaped and ignored by the
-SIGCHLD handler).  Below the broker, a job's processes are its tasks, the
-members of its tasks' process groups, the broker's orphaned children whose
-environment (as they started) has the instance's ``FLUX_URI`` and the job's
-``FLUX_JOB_ID``, and every descendant of those.  (Orphans naming a job that
-is over are killed whenever a scan meets them; when a job completes on
-its own, what is left in its tasks' process groups is killed, one
-``killpg`` per task.)  Only a process that leaves
-the job's process group, clears its environment and loses its parent before
-the scan escapes.  A cgroup per job would close that gap but is not used:
-the development VM has no cgroup2 hierarchy, and on its cgroup v1 ``pids``
-hierarchy a cgroup's mkdir + rmdir took ~55 us and moving the broker into a
-cgroup and back around a spawn (so the task starts inside, before it can
-fork) ~57 us, close to the broker's whole CPU time per job (~130 us).
-When the broker stops, it kills (SIGKILL) everything below it but the watchdog.
-
-If the broker dies, even by SIGKILL, its jobs die too: job-exec starts a
-watchdog process (``fluxrm.watchdog``) and hands it a pidfd of each task it
-starts (batched, a few messages a second at most); at the broker's end the
-watchdog SIGKILLs the process group of each task still running, then every
-process whose environment has the instance's ``FLUX_URI`` and a
-``FLUX_JOB_ID``, and their descendants.  A watchdog that dies is logged and
-replaced, and the new one gets the running tasks.
+Parts of job-exec in files of their own (base classes of ``JobExec``):
+the output and its grace, ``JobOutput`` (``fluxrm.modules.job_exec_output``);
+finding and signalling what remains of a job (a cancelled one, one whose
+output grace ran out) and the watchdog that kills the tasks if the broker
+dies, ``JobProcesses`` (``fluxrm.modules.job_exec_procs``).
 
 ``attributes.system.exec.test = {run_duration, wait_status, mock_exception}``
 simulates a job without starting any process.
@@ -86,11 +62,9 @@ migrates to the task's CPU for each spawn, and ``sleep 0`` itself takes
 """
 
 import asyncio
-import base64
 import errno
 import functools
 import os
-import select
 import shutil
 import signal
 import time
@@ -99,19 +73,22 @@ import traceback
 from flux.idset import IDset
 from fluxrm.broker.service import Service
 from fluxrm.job import EXEC, OUTPUT, make_event
-from fluxrm.watchdog import Watchdog, descendants, job_marker, proc_table
+from fluxrm.modules.job_exec_output import JobOutput
+from fluxrm.modules.job_exec_procs import (
+    WATCHDOG_STOP_TIMEOUT,
+    JobProcesses,
+    _become_subreaper,
+    _kill,
+    _killpg,
+    _wait_exit,
+)
+from fluxrm.watchdog import descendants, proc_table
 from flux.util import parse_fsd
 
 LOG_ERR = 3
-LOG_INFO = 6
 DEFAULT_OUTPUT_LIMIT = 10 * 1024 * 1024
 DEFAULT_KILL_TIMEOUT = 5.0
 DEFAULT_OUTPUT_GRACE = 2.0
-PR_SET_CHILD_SUBREAPER = 36
-MAX_SCANS = 10  # of /proc, by a SIGKILL sweep
-READ_SIZE = 65536
-WATCHDOG_STOP_TIMEOUT = 10.0
-WATCHDOG_RESTART_INTERVAL = 1.0
 
 # signals Python ignores or handles, reset to default in tasks
 _SIGDEF = [s for s in (signal.SIGPIPE, getattr(signal, "SIGXFSZ", None),
@@ -210,21 +187,7 @@ def _search_path(prog, path, cwd):
     return found
 
 
-def _split_utf8(data):
-    """Split bytes into (complete UTF-8 prefix or None if invalid, tail)."""
-    try:
-        return data.decode("utf-8"), b""
-    except UnicodeDecodeError as exc:
-        if exc.reason == "unexpected end of data" and len(data) - exc.start < 4:
-            head = data[: exc.start]
-            try:
-                return head.decode("utf-8"), data[exc.start:]
-            except UnicodeDecodeError:
-                return None, b""
-        return None, b""
-
-
-class JobExec(Service):
+class JobExec(JobOutput, JobProcesses, Service):
     name = "job-exec"
 
     def __init__(self, broker):
@@ -303,76 +266,6 @@ class JobExec(Service):
             self.watchdog.close()  # nothing of ours runs: it exits at once
         for pid in list(self.watchdog_pids):
             _wait_exit(pid, WATCHDOG_STOP_TIMEOUT)
-
-    # -- the watchdog (kills the tasks if the broker dies) -------------------------------
-    def start_watchdog(self):
-        """Start a watchdog and hand it every task running now."""
-        try:
-            wd = Watchdog(self.loop, self.watchdog_error, self.uri)
-        except OSError as exc:
-            self.watchdog_ok = False
-            self.log(LOG_ERR, f"cannot start the watchdog ({exc}): tasks will not "
-                     "be killed if the broker dies")
-            return
-        self.watchdog = wd
-        self.watchdog_pids.add(wd.pid)
-        self.watchdog_started = self.loop.time()
-        for pid in self.by_pid:
-            self.protect(pid)
-
-    def protect(self, pid):
-        """Hand a task just started (or running) to the watchdog."""
-        wd = self.watchdog
-        if wd is None:
-            if self.watchdog_ok:
-                self.start_watchdog()  # which hands it every task, this one too
-            return
-        try:
-            wd.add(pid)
-        except OSError as exc:
-            if exc.errno != errno.ENOSYS:  # out of file descriptors, say
-                self.log(LOG_ERR, f"watchdog: pidfd_open: {exc.strerror}; task {pid} "
-                         "will not be killed if the broker dies")
-                return
-            self.log(LOG_ERR, "watchdog: no pidfds on this system; tasks will not be "
-                     "killed if the broker dies")
-            self.watchdog_ok = False
-            self.watchdog = None
-            wd.close()
-
-    def watchdog_error(self, wd, text):
-        """The watchdog's socket failed: it died."""
-        self.log(LOG_ERR, f"watchdog (pid {wd.pid}): {text}")
-        self.replace_watchdog(wd)
-
-    def watchdog_exited(self, pid, status):
-        self.watchdog_pids.discard(pid)
-        wd = self.watchdog
-        if wd is None or wd.pid != pid:
-            return
-        how = (f"was killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
-               else f"exited with status {os.WEXITSTATUS(status)}")
-        self.log(LOG_ERR, f"watchdog (pid {pid}) {how}; starting another")
-        self.replace_watchdog(wd)
-
-    def replace_watchdog(self, wd):
-        """A new watchdog for the running tasks now (at most one a second:
-        one that cannot run must not take the broker with it), or for the
-        next task."""
-        wd.close()
-        if self.watchdog is not wd:
-            return
-        self.watchdog = None
-        if not self.by_pid or self.watchdog_restart is not None:
-            return
-        delay = self.watchdog_started + WATCHDOG_RESTART_INTERVAL - self.loop.time()
-
-        def restart():
-            self.watchdog_restart = None
-            if self.watchdog is None and self.by_pid and self.watchdog_ok:
-                self.start_watchdog()
-
-        self.watchdog_restart = self.loop.call_later(max(delay, 0.0), restart)
 
     # -- interface for the job-manager ---------------------------------------------------
     def running(self, job):
@@ -676,84 +569,6 @@ class JobExec(Service):
         self.manager.raise_exception(
             ej.job, "exec", 0, f"task {rank} ({host}): start failed: {prog}: {text}")
 
-    # -- output ------------------------------------------------------------------------------
-    def read_output(self, ej, fd):
-        try:
-            data = os.read(fd, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        rank, stream = ej.pipes[fd]
-        if not data:
-            self.close_pipe(ej, fd)
-            self.queue_output(ej, stream, rank, b"", eof=True)
-            self.maybe_complete(ej)
-            return
-        self.queue_output(ej, stream, rank, data, eof=False)
-
-    def close_pipe(self, ej, fd):
-        self.loop.remove_reader(fd)
-        ej.pipes.pop(fd, None)
-        os.close(fd)
-
-    def queue_output(self, ej, stream, rank, data, eof):
-        if data and not ej.truncated:
-            ej.output_bytes += len(data)
-            if ej.output_bytes > self.output_limit:
-                ej.truncated = True
-                keep = len(data) - (ej.output_bytes - self.output_limit)
-                data = data[:max(keep, 0)]
-                ej.pending_out.append((stream, rank, data, False))
-                ej.pending_out.append(("log", rank, (
-                    f"{stream}: output limit of {self.output_limit} bytes reached;"
-                    " further output of this job is dropped").encode(), False))
-                data = b""
-        elif ej.truncated:
-            data = b""
-        if data or eof:
-            ej.pending_out.append((stream, rank, data, eof))
-        self._out_dirty[ej.job.id] = ej
-        if not self._out_flush_scheduled:
-            self._out_flush_scheduled = True
-            self.loop.call_soon(self.flush_output)
-
-    def flush_output(self):
-        """Turn this loop turn's output chunks into eventlog entries."""
-        self._out_flush_scheduled = False
-        dirty, self._out_dirty = self._out_dirty, {}
-        for ej in dirty.values():
-            chunks, ej.pending_out = ej.pending_out, []
-            for stream, rank, data, eof in chunks:
-                if stream == "log":
-                    self.manager.append(ej.job, OUTPUT, make_event("log", {
-                        "level": 3, "message": data.decode(), "rank": rank,
-                        "component": "output"}))
-                    continue
-                ctx = {"stream": stream, "rank": str(rank)}
-                key = (rank, stream)
-                data = ej.partial.pop(key, b"") + data
-                if data:
-                    if eof:  # nothing more will come: all of it, or base64
-                        try:
-                            text = data.decode("utf-8")
-                        except UnicodeDecodeError:
-                            text = None
-                    else:  # an incomplete last character waits for the next read
-                        text, tail = _split_utf8(data)
-                        if tail:
-                            ej.partial[key] = tail
-                    if text is None:
-                        ctx["encoding"] = "base64"
-                        ctx["data"] = base64.b64encode(data).decode()
-                    elif text:
-                        ctx["data"] = text
-                if eof:
-                    ctx["eof"] = True
-                if "data" in ctx or eof:
-                    self.manager.append(ej.job, OUTPUT, make_event("data", ctx))
-            self.maybe_complete(ej)
-
     # -- reaping and completion ------------------------------------------------------------
     def reap(self):
         while True:
@@ -790,161 +605,6 @@ class JobExec(Service):
         if not ej.completed and job.state == 16:  # RUN
             self.manager.raise_exception(job, "timeout", 0, "resource allocation expired")
 
-    # -- the output grace, and what remains of a job ------------------------------------
-    def wait_for_eof(self, ej):
-        """Every task is reaped but a pipe is open: give it the grace period.
-
-        One timer serves every job: it is started when none runs, and left
-        to run out even if the job completes meanwhile (rather than started
-        and cancelled for each job whose end of file is read just after its
-        reap).
-        """
-        self.draining[ej] = self.loop.time() + self.output_grace
-        if self.grace_handle is None:
-            self.grace_handle = self.loop.call_later(self.output_grace, self.grace_over)
-
-    def grace_over(self):
-        """Close the pipes of the jobs whose grace has run out, kill what
-        remains of them, and let them complete."""
-        self.grace_handle = None
-        now = self.loop.time()
-        expired = {}
-        for ej, deadline in self.draining.items():  # in deadline order
-            if deadline > now:
-                self.grace_handle = self.loop.call_later(deadline - now, self.grace_over)
-                break
-            expired[ej] = signal.SIGKILL
-        for ej in expired:
-            del self.draining[ej]
-            self.log(LOG_INFO, f"job {ej.job.id}: output still open "
-                     f"{self.output_grace:g}s after its tasks exited: closed, "
-                     "its remaining processes killed")
-            self.close_output(ej)
-        self.sweep(expired)
-        for ej in expired:
-            self.maybe_complete(ej)
-
-    def close_output(self, ej):
-        """Close a job's pipes, keeping what they hold now."""
-        for fd, (rank, stream) in list(ej.pipes.items()):
-            for _ in range(16):  # bounded: a writer may still be writing
-                try:
-                    data = os.read(fd, READ_SIZE)
-                except OSError:  # nothing more now (EAGAIN), or an error
-                    break
-                if not data:
-                    break
-                self.queue_output(ej, stream, rank, data, eof=False)
-            self.close_pipe(ej, fd)
-            self.queue_output(ej, stream, rank, b"", eof=True)
-
-    def queue_sweep(self, ej, signum):
-        """Send ``signum`` to every process of ``ej`` at the end of this loop
-        turn: one ``/proc`` scan for all the jobs cancelled in the same turn."""
-        if not any(task.pid is not None for task in ej.tasks):
-            return  # simulated, or nothing started
-        if not self.sweeps:
-            self.loop.call_soon(self.run_sweeps)
-        if self.sweeps.get(ej) != signal.SIGKILL:
-            self.sweeps[ej] = signum
-
-    def run_sweeps(self):
-        batch, self.sweeps = self.sweeps, {}
-        self.sweep(batch)
-
-    def sweep(self, batch):
-        """Signal every process of the jobs in ``batch`` (ExecJob -> signal);
-        SIGKILL orphans of jobs that are over.  See the module docstring.
-
-        A process may fork while the scan runs: for SIGKILL (which leaves
-        nothing able to fork again) the scan is repeated until it finds
-        nothing new, at most ``MAX_SCANS`` times."""
-        signalled = set()
-        for _scan in range(MAX_SCANS):
-            if not batch:
-                return
-            try:
-                table = proc_table()
-            except OSError as exc:  # no /proc: the tasks' groups were signalled
-                self.log(LOG_ERR, f"cannot list processes: /proc: {exc.strerror}")
-                return
-            owner, strays = self.processes_of(batch, table)
-            targets = [(pid, batch[ej]) for pid, ej in owner.items()]
-            targets.extend((pid, signal.SIGKILL) for pid in strays)
-            found = False
-            for pid, signum in targets:
-                if pid not in signalled:
-                    signalled.add(pid)
-                    found = True
-                    _kill(pid, signum)
-            if not found:
-                return
-            batch = {ej: signum for ej, signum in batch.items()
-                     if signum == signal.SIGKILL}
-
-    def processes_of(self, batch, table):
-        """The processes below the broker of the jobs in ``batch`` (pid ->
-        ExecJob), and the orphans of jobs that are over (a list of pids)."""
-        me = os.getpid()
-        below = descendants(table, [me]) - self.watchdog_pids
-        groups = {}  # process group id -> ExecJob, from the tasks' pids
-        for ej in batch:
-            for task in ej.tasks:
-                if task.pid is not None:
-                    groups[task.pid] = ej
-        owner = {}  # pid -> ExecJob
-        strays = []
-        for pid in below:
-            ppid, pgid, _sid = table[pid]
-            live = self.by_pid.get(pgid)
-            if live is not None:  # the group of a task running now
-                ej = live[0]
-            elif pgid not in table:  # a group whose leader, a task, has exited
-                ej = groups.get(pgid)
-            else:  # a group led by a live process that is not a task: not
-                ej = None  # one of ours, even if it reuses a task's number
-            if ej is None and ppid == me and pid not in self.by_pid:
-                ej = self.orphan_owner(pid)
-                if ej is False:
-                    strays.append(pid)
-                    continue
-            if ej is not None and ej in batch:
-                owner[pid] = ej
-        # the descendants of a job's process are the job's (a setsid child
-        # of a task that still runs, say), and those of a stray are strays
-        children = {}
-        for pid in below:
-            children.setdefault(table[pid][0], []).append(pid)
-        todo = list(owner)
-        while todo:
-            ej = owner[todo[-1]]
-            for child in children.get(todo.pop(), ()):
-                if child not in owner:
-                    owner[child] = ej
-                    todo.append(child)
-        todo = list(strays)
-        while todo:
-            for child in children.get(todo.pop(), ()):
-                if child not in owner:
-                    strays.append(child)
-                    todo.append(child)
-        return owner, strays
-
-    def orphan_owner(self, pid):
-        """The running job an orphan (the broker's child, not a task) belongs
-        to by its environment; False if it belongs to a job that is over;
-        None if it cannot tell."""
-        marker = job_marker(pid)
-        if marker is None or marker[0] != (self.uri or "").encode() or not marker[1]:
-            return None
-        from flux.job.JobID import JobID
-
-        try:
-            jobid = int(JobID(marker[1].decode()))
-        except (ValueError, UnicodeDecodeError, TypeError, OSError):
-            return None
-        return self.jobs.get(jobid, False)
-
     def maybe_complete(self, ej):
         if ej.completed or ej.nlive or ej.pipes or ej.sim_handle is not None:
             return
@@ -980,48 +640,3 @@ class JobExec(Service):
         manager.close_log(job, EXEC)
         manager.close_log(job, OUTPUT)
         manager.finish(job, ej.status)
-
-
-def _become_subreaper():
-    """Make this process a child subreaper (orphans below it become its
-    children); False if that fails."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def _killpg(pid, signum):
-    try:
-        os.killpg(pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _wait_exit(pid, timeout):
-    """Wait up to ``timeout`` seconds for child ``pid`` to exit (then SIGKILL it)."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        pidfd = None
-    if pidfd is not None:
-        try:
-            ready, _w, _x = select.select([pidfd], [], [], timeout)
-        finally:
-            os.close(pidfd)
-        if not ready:
-            _kill(pid, signal.SIGKILL)
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-
-
-def _kill(pid, signum):
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass

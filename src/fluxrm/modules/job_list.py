@@ -19,7 +19,8 @@ RPC topics:
   Errors: EPROTO for a malformed request or constraint (a wrong type, a
   value out of range, an operator unknown or nested deeper than
   ``MAX_CONSTRAINT_DEPTH``, hostlists naming more than ``MAX_HOSTS`` hosts
-  in all), EINVAL for an unknown attribute.
+  in all: see ``fluxrm.modules.job_list_constraint``), EINVAL for an
+  unknown attribute.
 - ``job-list.list-id`` {id, attrs} -> {job: {...}}; ENOENT if unknown.
 - ``job-list.job-stats`` {} -> {job_states: {depend, priority, sched, run,
   cleanup, inactive, total}, successful, failed, timeout, canceled,
@@ -64,10 +65,8 @@ nothing of job-list's):
   (in the totals only; a queue's own ``inactive_purged`` stays 0).
 """
 
-import copy
 import errno
 import json
-import re
 from collections import OrderedDict
 
 from flux.constants import (
@@ -75,16 +74,26 @@ from flux.constants import (
     FLUX_JOB_RESULT_COMPLETED,
     FLUX_JOB_RESULT_FAILED,
     FLUX_JOB_RESULT_TIMEOUT,
-    FLUX_USERID_UNKNOWN,
 )
 from flux.job import state as jobstates
-from flux.hostlist import Hostlist
-from flux.idset import IDset
 from flux.message import MSGFLAG_STREAMING
 from fluxrm import jobstate
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service
 from fluxrm.jobrequest import JobRequest, listing_of
+from fluxrm.modules.job_list_constraint import (
+    TIME_ATTRS,
+    _userid_pushdown,
+    compile_constraint,
+)
+from fluxrm.modules.job_list_data import (
+    ListData,
+    _apply_event_data,
+    _r_shape,
+    _RInfo,
+    _StoredJob,
+    _updated_jobspec,
+)
 from fluxrm.jobstate import (
     CLEANUP,
     DEPEND,
@@ -97,12 +106,9 @@ from fluxrm.jobstate import (
 
 PENDING = jobstates.STATE_MASKS["pending"]
 RUNNING = jobstates.STATE_MASKS["running"]
-ALL_STATES = jobstates.ALL_STATES
 
 CHUNK = 1000  # jobs per response of a streaming list
 RECENT_DATA = 2048  # inactive jobs whose ListData is kept (job-manager: 1000)
-MAX_CONSTRAINT_DEPTH = 64  # and/or/not nesting in a constraint
-MAX_HOSTS = 1 << 16  # hosts named by the hostlists of one constraint (~50 ms)
 
 ATTRS = (
     "userid", "urgency", "priority", "t_submit", "t_depend", "t_priority",
@@ -112,15 +118,6 @@ ATTRS = (
     "exception_severity", "exception_note", "result", "expiration",
     "annotations", "waitstatus", "dependencies",
 )
-TIME_ATTRS = ("t_submit", "t_depend", "t_priority", "t_sched", "t_run",
-              "t_cleanup", "t_inactive")
-
-# the names a constraint may use (flux.job.state's one table); here
-# "active" also takes NEW in, which a job passes through within a loop turn
-STATE_MASKS = {**jobstates.STATE_MASKS,
-               "active": jobstates.STATE_MASKS["active"] | NEW}
-RESULT_MASKS = jobstates.RESULT_MASKS
-ALL_RESULTS = jobstates.ALL_RESULTS
 
 STAT_STATES = tuple((name.lower(), mask) for mask, name, *_ in jobstates.STATES
                     if mask != NEW)
@@ -134,373 +131,6 @@ RESULT_STAT = {
 
 def _eproto(text):
     return OSError(errno.EPROTO, text)
-
-
-# ---------------------------------------------------------------------------
-# Values derived from R (those from the jobspec: ``job.request.listing``)
-
-
-def _r_shape(R):
-    """A hashable key of what ``_RInfo`` reads from R, or None if R is odd.
-
-    Jobs of a bulk submission get R objects that differ only in their
-    start time, so their ``_RInfo`` is shared through this key.
-    """
-    try:
-        execution = R["execution"]
-        entries = tuple((e["rank"], tuple(e["children"].items()))
-                        for e in execution["R_lite"])
-        shape = (entries, tuple(execution.get("nodelist") or ()),
-                 execution.get("expiration"))
-        hash(shape)  # odd R: lists where strings belong
-        return shape
-    except (KeyError, TypeError, AttributeError):
-        return None
-
-
-class _RInfo:
-    """What listing needs from one R object."""
-
-    __slots__ = ("ranks", "nodelist", "nnodes", "ncores", "expiration")
-
-    def __init__(self, R):
-        ranks = IDset()
-        ncores = 0
-        execution = R.get("execution") if isinstance(R, dict) else None
-        execution = execution if isinstance(execution, dict) else {}
-        try:
-            for entry in execution.get("R_lite") or ():
-                rset = IDset(entry.get("rank", ""))
-                ranks.add(rset)
-                cores = (entry.get("children") or {}).get("core") or ""
-                ncores += rset.count() * IDset(cores).count()
-        except (AttributeError, TypeError, ValueError):
-            pass
-        self.ranks = str(ranks)
-        self.nnodes = ranks.count()
-        self.ncores = ncores
-        try:
-            self.nodelist = str(Hostlist(execution.get("nodelist") or []))
-        except (TypeError, ValueError, OSError):
-            self.nodelist = ""
-        try:
-            self.expiration = float(execution.get("expiration") or 0.0)
-        except (TypeError, ValueError):
-            self.expiration = 0.0
-
-
-class ListData:
-    """Per-job data of job-list (``JobList.data``/``recent`` by job id)."""
-
-    __slots__ = ("state", "queue", "spec", "rinfo", "rinfo_of", "annotations",
-                 "dependencies", "updates")
-
-    def __init__(self, request):
-        self.state = NEW  # the state last counted in the stats
-        self.queue = request.listing["queue"]
-        self.spec = None  # listing_of() the updated jobspec, on first use
-        self.rinfo = None  # _RInfo of the current R, on first use
-        self.rinfo_of = None  # the R it was made from
-        self.annotations = None
-        self.dependencies = None
-        self.updates = None  # jobspec-update contexts, in order
-
-
-def _merge(dst, src):
-    """Merge ``src`` into ``dst``; a None value deletes the key."""
-    for key, value in src.items():
-        if value is None:
-            dst.pop(key, None)
-        elif isinstance(value, dict) and isinstance(dst.get(key), dict):
-            _merge(dst[key], value)
-        else:
-            dst[key] = copy.deepcopy(value)
-
-
-def _apply_event_data(ld, name, ctx):
-    """Fold one event into the list data; return True if it changed the queue."""
-    if name == "memo":
-        ann = ld.annotations if ld.annotations is not None else {}
-        user = ann.get("user") if isinstance(ann.get("user"), dict) else {}
-        _merge(user, ctx)
-        if user:
-            ann["user"] = user
-        else:
-            ann.pop("user", None)
-        ld.annotations = ann or None
-    elif name == "alloc":
-        extra = ctx.get("annotations")
-        if isinstance(extra, dict) and extra:
-            ann = ld.annotations if ld.annotations is not None else {}
-            _merge(ann, extra)
-            ld.annotations = ann or None
-    elif name == "dependency-add":
-        desc = ctx.get("description")
-        if desc is not None:
-            if ld.dependencies is None:
-                ld.dependencies = []
-            if desc not in ld.dependencies:
-                ld.dependencies.append(desc)
-    elif name == "dependency-remove":
-        desc = ctx.get("description")
-        if ld.dependencies and desc in ld.dependencies:
-            ld.dependencies.remove(desc)
-            if not ld.dependencies:
-                ld.dependencies = None
-    elif name == "jobspec-update":
-        if ld.updates is None:
-            ld.updates = []
-        ld.updates.append(ctx)
-        ld.spec = None
-        if "attributes.system.queue" in ctx:
-            queue = ctx["attributes.system.queue"]
-            ld.queue = queue if isinstance(queue, str) and queue else None
-            return True
-    return False
-
-
-def _updated_jobspec(jobspec, updates):
-    spec = copy.deepcopy(jobspec) if isinstance(jobspec, dict) else {}
-    for ctx in updates:
-        for key, value in ctx.items():
-            parts = key.split(".")
-            node = spec
-            for part in parts[:-1]:
-                if not isinstance(node.get(part), dict):
-                    node[part] = {}
-                node = node[part]
-            node[parts[-1]] = value
-    return spec
-
-
-class _StoredJob:
-    """A job rebuilt from its stored row (the job-manager's ``Job`` shape)."""
-
-    __slots__ = ("id", "view", "request", "R", "ld")
-
-    def __init__(self, jobid, view, request, R):
-        self.id = jobid
-        self.view = view
-        self.request = request
-        self.R = R
-        self.ld = None  # its ListData
-
-
-# ---------------------------------------------------------------------------
-# Constraints (RFC 31 style)
-
-
-def _time_pred(attr, values):
-    tests = []
-    for value in values:
-        if not isinstance(value, str):
-            if type(value) not in (int, float):
-                raise _eproto(f"{attr}: invalid value of type {type(value).__name__}")
-            try:
-                tests.append((">=", float(value)))
-                continue
-            except OverflowError:  # an int beyond any float
-                raise _eproto(f"{attr}: value out of range") from None
-        for op in (">=", "<=", ">", "<", "="):
-            if value.startswith(op):
-                try:
-                    tests.append((op, float(value[len(op):])))
-                except ValueError:
-                    raise _eproto(f"{attr}: invalid value '{value}'") from None
-                break
-        else:
-            raise _eproto(f"{attr}: invalid comparison '{value}'")
-
-    def pred(get):
-        t = get(attr)
-        if t is None:
-            return False
-        for op, ref in tests:
-            if not ((op == ">=" and t >= ref) or (op == "<=" and t <= ref)
-                    or (op == ">" and t > ref) or (op == "<" and t < ref)
-                    or (op == "=" and t == ref)):
-                return False
-        return True
-
-    return pred
-
-
-def _mask(values, names, what):
-    mask = 0
-    for value in values:
-        if isinstance(value, bool):
-            raise _eproto(f"invalid {what} value {value!r}")
-        if isinstance(value, int):
-            mask |= value
-        elif isinstance(value, str) and value.lower() in names:
-            mask |= names[value.lower()]
-        else:
-            raise _eproto(f"{value} is not a valid {what}")
-    return mask
-
-
-class _Budget:
-    """What is left of the hosts one constraint's hostlists may name."""
-
-    __slots__ = ("hosts",)
-
-    def __init__(self):
-        self.hosts = MAX_HOSTS
-
-
-def compile_constraint(c, depth=0, budget=None):
-    """Turn a constraint into ``(predicate(get), possible state mask)``.
-
-    ``get(attr)`` returns a job's attribute value, or None if omitted.
-    The mask is the set of states a matching job can be in, so listing can
-    skip whole categories (e.g. never read the store for ``pending``).
-    ``depth`` is the and/or/not nesting so far (EPROTO past
-    ``MAX_CONSTRAINT_DEPTH``); ``budget`` the hosts left for hostlists.
-    """
-    if c is None:
-        return (lambda get: True), ALL_STATES
-    if not isinstance(c, dict):
-        raise _eproto("constraint must be a JSON object")
-    if depth > MAX_CONSTRAINT_DEPTH:
-        raise _eproto(f"constraint nested deeper than {MAX_CONSTRAINT_DEPTH} levels")
-    if budget is None:
-        budget = _Budget()
-    parts = []
-    for op, values in c.items():
-        if not isinstance(values, list):
-            raise _eproto(f"operator {op} values must be an array")
-        parts.append(_compile_op(op, values, depth, budget))
-    if not parts:
-        return (lambda get: True), ALL_STATES
-    if len(parts) == 1:
-        return parts[0]
-    return _and(parts)
-
-
-def _and(parts):
-    preds = [p for p, _ in parts]
-    mask = ALL_STATES
-    for _, m in parts:
-        mask &= m
-    return (lambda get: all(p(get) for p in preds)), mask
-
-
-def _compile_op(op, values, depth, budget):
-    if op in ("and", "or", "not"):
-        parts = [compile_constraint(v, depth + 1, budget) for v in values]
-    if op == "and":
-        return _and(parts)
-    if op == "or":
-        preds = [p for p, _ in parts]
-        mask = 0
-        for _, m in parts:
-            mask |= m
-        return (lambda get: any(p(get) for p in preds)), mask
-    if op == "not":
-        pred, _ = _and(parts)
-        return (lambda get: not pred(get)), ALL_STATES
-    if op == "userid":
-        uids = set()
-        for value in values:
-            if type(value) is not int:
-                raise _eproto(f"userid value {value!r} must be an integer")
-            if not -1 <= value <= FLUX_USERID_UNKNOWN:
-                raise _eproto(f"userid value {value} is out of range")
-            uids.add(value)
-        if FLUX_USERID_UNKNOWN in uids or -1 in uids:
-            return (lambda get: True), ALL_STATES
-        return (lambda get: get("userid") in uids), ALL_STATES
-    if op in ("name", "queue"):
-        names = set()
-        for value in values:
-            if not isinstance(value, str):
-                raise _eproto(f"{op} value {value!r} must be a string")
-            names.add(value)
-        return (lambda get: get(op) in names), ALL_STATES
-    if op == "states":
-        mask = _mask(values, STATE_MASKS, "state")
-        return (lambda get: bool(get("state") & mask)), mask & ALL_STATES
-    if op == "results":
-        mask = _mask(values, RESULT_MASKS, "result")
-
-        def pred(get):
-            result = get("result")
-            return result is not None and bool(result & mask)
-
-        return pred, (INACTIVE if mask & ALL_RESULTS else 0)
-    if op == "hostlist":
-        hosts = set()
-        for value in values:
-            if not isinstance(value, str):
-                raise _eproto(f"hostlist value {value!r} must be a string")
-            budget.hosts -= _hostlist_size(value)
-            if budget.hosts < 0:
-                raise _eproto(f"hostlists name more than {MAX_HOSTS} hosts")
-            try:
-                hosts.update(Hostlist(value))
-            except (TypeError, ValueError, OSError):
-                raise _eproto(f"invalid hostlist '{value}'") from None
-
-        def pred(get):
-            nodelist = get("nodelist")
-            if not nodelist:
-                return False
-            return any(host in hosts for host in Hostlist(nodelist))
-
-        return pred, ALL_STATES
-    if op == "ranks":
-        ranks = IDset()
-        for value in values:
-            if type(value) not in (str, int):
-                raise _eproto(f"ranks value of type {type(value).__name__} "
-                              "must be an idset string or an integer")
-            try:
-                ranks.add(IDset(value))
-            except (TypeError, ValueError, OSError):
-                raise _eproto(f"invalid ranks '{value}'") from None
-
-        def pred(get):
-            jobranks = get("ranks")
-            if not jobranks:
-                return False
-            return bool(ranks.intersect(IDset(jobranks)))
-
-        return pred, ALL_STATES
-    if op in TIME_ATTRS:
-        return _time_pred(op, values), ALL_STATES
-    raise _eproto(f"unknown constraint operator: {op}")
-
-
-_BRACKETS = re.compile(r"\[([^\]]*)\]")
-_SPAN = re.compile(r"([0-9]+)-([0-9]+)")
-
-
-def _hostlist_size(text):
-    """At least the number of hosts ``text`` expands to (cheap: no expansion)."""
-    n = text.count(",") + 1
-    for inner in _BRACKETS.findall(text):
-        for lo, hi in _SPAN.findall(inner):
-            if len(hi) > 18:  # Hostlist refuses such a range anyway
-                continue
-            n += max(int(hi) - int(lo), 0)
-    return n
-
-
-def _userid_pushdown(c):
-    """A set of userids every match must have (for SQL), or None."""
-    if not isinstance(c, dict) or len(c) != 1:
-        return None
-    (op, values), = c.items()
-    if op == "userid" and isinstance(values, list) and values and all(
-            isinstance(v, int) and not isinstance(v, bool)
-            and v not in (FLUX_USERID_UNKNOWN, -1) for v in values):
-        return set(values)
-    if op == "and" and isinstance(values, list):
-        for sub in values:
-            uids = _userid_pushdown(sub)
-            if uids is not None:
-                return uids
-    return None
 
 
 # ---------------------------------------------------------------------------
