@@ -21,18 +21,22 @@ RPC topics:
   answer) or when the client disconnects.  The requester sees only its own jobs
   unless it is the instance owner.
 
-In-process API (used by job-ingest, sched, job-exec, job-info, job-list):
+With sched it talks only in the scheduler protocol's messages (RFC 27's
+shape, ``fluxrm.modules.job_manager_sched``).
+
+In-process API (used by job-ingest, job-exec, job-info, job-list):
 
 - ``submit(jobs)``: take validated ``Job`` objects from job-ingest;
 - ``post(job, name, context)``: append an event to the main eventlog; the
   state machine (``fluxrm.jobstate``) derives the new state and the manager
   acts on state entries: DEPEND -> ``depend``, PRIORITY -> ``priority``,
-  SCHED -> sched, RUN -> job-exec, CLEANUP -> release/free, INACTIVE -> done;
+  SCHED -> an ``alloc`` request to sched, RUN -> job-exec, CLEANUP ->
+  cancel/release/free, INACTIVE -> done;
 - ``append(job, path, entry)``: append to any of the job's eventlogs
   (``eventlog``, ``guest.exec.eventlog``, ``guest.output``) and feed watchers;
 - ``watch(job_id, path, callback)`` / ``unwatch(...)``: follow an eventlog;
   ``callback(line)`` per new line, ``callback(None)`` when it closes;
-- ``alloc(job, R)`` (sched), ``finish(job, status)`` (job-exec);
+- ``finish(job, status)`` (job-exec);
 - ``find(id)``: an active (or recently inactive) job, else None;
   ``load_inactive(id)``: the stored row of an inactive job;
 - ``listeners``: callables ``(job, event)`` told of every main-log event.
@@ -80,6 +84,7 @@ from fluxrm import jobstate
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service
 from fluxrm.compact_json import dumps
+from fluxrm.modules.job_manager_sched import SchedClient
 from fluxrm.modules.job_purge import Purger
 from fluxrm.modules.job_recover import recover
 from fluxrm.jobstate import (
@@ -107,7 +112,7 @@ assert tuple(LOG_COLUMNS) == LOG_PATHS  # the job store's names for them
 RECENT_INACTIVE = 1000  # inactive jobs kept in memory for fast lookups
 
 
-class JobManager(Service):
+class JobManager(SchedClient, Service):
     name = "job-manager"
 
     def __init__(self, broker):
@@ -153,7 +158,7 @@ class JobManager(Service):
         self.jobstore = JobStore(self.store,
                                  log=lambda text: self.log(LOG_ERR, text))
         services = self.broker.router.services
-        self.sched = services.get("sched")
+        self.sched_init(services.get("sched"))
         self.exec = services.get("job-exec")
         self.max_jobid = self.jobstore.max_id()
         self.recover()
@@ -325,7 +330,7 @@ class JobManager(Service):
                 self.post(job, "exception", {"type": "alloc", "severity": 0,
                                              "note": "no scheduler loaded"})
             else:
-                self.sched.enqueue(job)
+                self.sched_alloc(job)
         elif state == RUN:
             self.exec.start_job(job)
         elif state == CLEANUP:
@@ -334,8 +339,7 @@ class JobManager(Service):
             self.inactive(job)
 
     def cleanup(self, job):
-        if self.sched is not None:
-            self.sched.dequeue(job)
+        self.sched_cancel(job)
         if self.exec is not None and self.exec.running(job):
             self.exec.terminate(job)  # finish() continues the cleanup
             return
@@ -347,8 +351,7 @@ class JobManager(Service):
         job.releasing = True
         if job.R is not None:
             self.post(job, "release", {"ranks": "all", "final": True})
-            if self.sched is not None:
-                self.sched.free(job)
+            self.sched_free(job)
             self.post(job, "free")
         self.post(job, "clean")
 
@@ -364,13 +367,7 @@ class JobManager(Service):
             self.reap(job)
         self.mark(job, MAIN)
 
-    # -- called by sched and job-exec -----------------------------------------------------
-    def alloc(self, job, R, annotations=None):
-        job.R = R
-        self.mark(job, "R")
-        ctx = {"annotations": annotations} if annotations else None
-        self.post(job, "alloc", ctx)
-
+    # -- called by job-exec -----------------------------------------------------------
     def finish(self, job, status):
         self.post(job, "finish", {"status": status})
         if job.state == CLEANUP:
@@ -505,9 +502,8 @@ class JobManager(Service):
             raise OSError(errno.EINVAL, "urgency cannot be changed once the job runs")
         self.post(job, "urgency", {"urgency": urgency, "userid": msg.userid})
         if job.state == PRIORITY:
-            # back from SCHED (or still there): take the new priority
-            if self.sched is not None:
-                self.sched.dequeue(job)
+            # back from SCHED: take the new priority (sched reorders its
+            # request, see SchedClient.sched_alloc)
             self.post(job, "priority",
                       {"priority": jobstate.urgency_to_priority(urgency)})
         self.respond(msg, {"old_urgency": old})

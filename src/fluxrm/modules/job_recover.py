@@ -65,6 +65,9 @@ def recover(manager):
     if not manager.active:
         return
     manager.log(LOG_INFO, f"recovering {len(manager.active)} active jobs")
+    # sched counts what the jobs that were running hold until it is freed
+    manager.sched_hello([job for job in manager.active.values()
+                         if job.R is not None and job.state in (RUN, CLEANUP)])
     for job in list(manager.active.values()):
         manager.post(job, "flux-restart")
         state = job.state

@@ -1,7 +1,12 @@
 """sched: a first-fit scheduler over the resource inventory.
 
-RPC topics: none of its own (the job-manager hands it jobs in process);
-``resource.sched-status`` (in ``resource``) asks it for the allocated set.
+RPC topics: none of its own; ``resource.sched-status`` (in ``resource``)
+asks it for the allocated set.  It talks with the job-manager in the
+scheduler protocol's messages only (RFC 27's shape: ``hello``, ``alloc``
+answered by R, a denial with a note, or ``cancel``; ``free``, ``cancel``,
+``prioritize``; see ``fluxrm.modules.job_manager_sched``): ``handle`` takes
+the job-manager's message, ``send`` queues an answer (one message per loop
+turn carries them all).  It never sees a ``Job``.
 
 Jobs are served in priority order, then submission (id) order; priority 0
 (urgency 0, held) is never scheduled.  One pass runs per loop turn however
@@ -15,21 +20,23 @@ queue and stops at the first job that does not fit now (no backfill), so a
 pass costs only what it allocates.  A request that could never fit, even on an idle
 instance, gets a fatal ``alloc`` exception at once.
 
-What a job asks for is ``job.request.shape`` (``fluxrm.jobrequest``: the
-jobspec parsed once, at ingest): ``slot>core[,gpu]`` and
-``node>slot>core[,gpu]``, with ``exclusive`` nodes.  A job whose jobspec
-has another shape (``job.request.shape_error``; job-ingest refuses those
-unless FLUX_JOB_NOVALIDATE) gets a fatal ``alloc`` exception when it
-reaches SCHED.
+What a job asks for is the ``shape`` of the ``alloc`` request's
+``request`` (``fluxrm.jobrequest``: the jobspec parsed once, at ingest):
+``slot>core[,gpu]`` and ``node>slot>core[,gpu]``, with ``exclusive``
+nodes.  A request of another shape (``shape_error``; job-ingest refuses
+those unless FLUX_JOB_NOVALIDATE) is denied at once, as is one that could
+never fit: the job gets a fatal ``alloc`` exception.
 
 Per-job state, its own, keyed by job id: ``entries`` (the job's place in
-the queue) and ``allocations`` (the cores and gpus it holds, per rank).
+the queue, with its ``alloc`` request) and ``allocations`` (the cores and
+gpus it holds, per rank).
 """
 
 import asyncio
 import heapq
 import time
 
+from flux.idset import IDset
 from fluxrm.broker.service import Service
 from fluxrm.modules.resource import make_R
 
@@ -79,40 +86,103 @@ class Sched(Service):
 
     def __init__(self, broker):
         super().__init__(broker)
-        self.queue = []  # heap of [-priority, id, job]
+        self.queue = []  # heap of [-priority, id, alloc request or None]
         self.entries = {}  # job id -> heap entry
         self.allocations = {}  # job id -> {rank: (cores, gpus)}
         self.ranks = []
         self._pass_scheduled = False
-        self.manager = None
+        self._to_manager = []  # answers of this loop turn
+        self.manager_handle = None
 
     async def start(self):
         services = self.broker.router.services
         self.resource = services["resource"]
-        self.manager = services["job-manager"]
+        # the in-process fast path of the scheduler protocol
+        self.manager_handle = services["job-manager"].sched_handle
         self.ranks = [RankState(r) for r in self.resource.ranks]
         self.ingest = services.get("job-ingest")
 
+    # -- the scheduler protocol -----------------------------------------------------------
+    def handle(self, payload):
+        """The job-manager's message: ``{"msgs": [item...]}``, in order."""
+        for msg in payload["msgs"]:
+            kind = msg["type"]
+            if kind == "alloc":
+                self.enqueue(msg)
+            elif kind == "free":
+                self.free(msg["id"])
+            elif kind == "cancel":
+                if self.dequeue(msg["id"]):
+                    self.send({"type": "cancel", "id": msg["id"]})
+            elif kind == "prioritize":
+                for jobid, priority in msg["jobs"]:
+                    self.prioritize(jobid, priority)
+            elif kind == "hello":
+                for job in msg["jobs"]:
+                    self.hello(job["id"], job["R"])
+
+    def send(self, msg):
+        out = self._to_manager
+        if not out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        out.append(msg)
+
+    def _flush(self):
+        msgs, self._to_manager = self._to_manager, []
+        if msgs:
+            self.manager_handle({"msgs": msgs})
+
     # -- the queue ---------------------------------------------------------------------
-    def enqueue(self, job):
-        req = job.request.shape
-        if req is None:
-            self.manager.raise_exception(
-                job, "alloc", 0, f"unsatisfiable request: {job.request.shape_error}")
-            return
-        why = self.never_fits(req)
+    def enqueue(self, msg):
+        request = msg["request"]
+        req = request.shape
+        why = request.shape_error if req is None else self.never_fits(req)
         if why:
-            self.manager.raise_exception(job, "alloc", 0, f"unsatisfiable request: {why}")
+            self.send({"type": "deny", "id": msg["id"],
+                       "note": f"unsatisfiable request: {why}"})
             return
-        entry = [-(job.view.priority or 0), job.id, job]
-        self.entries[job.id] = entry
+        entry = [-msg["priority"], msg["id"], msg]
+        self.entries[msg["id"]] = entry
         heapq.heappush(self.queue, entry)
         self.schedule_soon()
 
-    def dequeue(self, job):
-        entry = self.entries.pop(job.id, None)
-        if entry is not None:
-            entry[2] = None  # removed lazily from the heap
+    def dequeue(self, jobid):
+        entry = self.entries.pop(jobid, None)
+        if entry is None:
+            return False
+        entry[2] = None  # removed lazily from the heap
+        return True
+
+    def prioritize(self, jobid, priority):
+        entry = self.entries.get(jobid)
+        if entry is None or -entry[0] == priority:
+            return
+        msg = entry[2]
+        self.dequeue(jobid)
+        entry = [-priority, jobid, msg]
+        self.entries[jobid] = entry
+        heapq.heappush(self.queue, entry)
+        self.schedule_soon()
+
+    def hello(self, jobid, R):
+        """A job holding resources at start-up: they are allocated."""
+        by_rank = {r.rank: r for r in self.ranks}
+        alloc = {}
+        try:
+            for entry in R["execution"]["R_lite"]:
+                children = entry["children"]
+                for rank in IDset(entry["rank"]):
+                    r = by_rank.get(rank)
+                    if r is None:
+                        continue
+                    cores = set(IDset(children.get("core", ""))) & r.free_cores
+                    gpus = set(IDset(children.get("gpu", ""))) & r.free_gpus
+                    r.free_cores -= cores
+                    r.free_gpus -= gpus
+                    alloc[rank] = (sorted(cores), sorted(gpus))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            pass  # an odd R holds what could be read of it
+        self.allocations[jobid] = alloc
 
     def never_fits(self, req):
         ranks = self.ranks
@@ -162,18 +232,19 @@ class Sched(Service):
         self._pass_scheduled = False
         queue = self.queue
         while queue:
-            prio, _jobid, job = queue[0]
-            if job is None:
+            prio, jobid, msg = queue[0]
+            if msg is None:
                 heapq.heappop(queue)
                 continue
             if prio == 0:
                 break  # held jobs (priority 0) wait for a new urgency
-            alloc = self.try_alloc(job.request.shape)
+            req = msg["request"].shape
+            alloc = self.try_alloc(req)
             if alloc is None:
                 break
             heapq.heappop(queue)
-            del self.entries[job.id]
-            self.allocate(job, alloc)
+            del self.entries[jobid]
+            self.allocate(jobid, req, alloc)
 
     def try_alloc(self, req):
         ranks = self.ranks
@@ -204,17 +275,16 @@ class Sched(Service):
             return None
         return {r.rank: r.take(n, req) for r, n in plan}
 
-    def allocate(self, job, alloc):
-        self.allocations[job.id] = alloc
-        req = job.request.shape
+    def allocate(self, jobid, req, alloc):
+        self.allocations[jobid] = alloc
         now = time.time()
         expiration = now + req.duration if req.duration > 0 else 0.0
         R = make_R(alloc, self.resource.hostnames, starttime=now,
                    expiration=expiration, nslots=req.total_slots())
-        self.manager.alloc(job, R)
+        self.send({"type": "alloc", "id": jobid, "R": R})
 
-    def free(self, job):
-        alloc = self.allocations.pop(job.id, None)
+    def free(self, jobid):
+        alloc = self.allocations.pop(jobid, None)
         if alloc is None:
             return
         by_rank = {r.rank: r for r in self.ranks}

@@ -1,0 +1,107 @@
+"""The job-manager's side of the scheduler protocol (a part of job-manager,
+``JobManager``'s base class ``SchedClient``).
+
+The job-manager and sched talk only in messages, RFC 27's shape; one
+message per loop turn each way carries every item of that turn, in order:
+``{"msgs": [item, ...]}``.  Items the job-manager sends:
+
+- ``{"type": "hello", "jobs": [{"id", "R"}...]}``: at start-up, the jobs
+  holding resources (recovered running ones), which sched counts as
+  allocated until they are freed;
+- ``{"type": "alloc", "id", "priority", "userid", "t_submit", "request"}``:
+  a job entered SCHED (``request``: the job's ``JobRequest``; in process
+  the object itself, between ranks its jobspec would travel instead);
+- ``{"type": "prioritize", "jobs": [[id, priority]...]}``: a job already
+  asked for took a new priority (an urgency change);
+- ``{"type": "cancel", "id"}``: a job asked for no longer wants resources;
+- ``{"type": "free", "id"}``: a job's resources are released.
+
+sched answers each ``alloc`` once: ``{"type": "alloc", "id", "R",
+"annotations"?}``, ``{"type": "deny", "id", "note"}`` (the request can
+never be met: the job gets a fatal ``alloc`` exception with the note), or
+``{"type": "cancel", "id"}`` (after a cancel).  An ``alloc`` answer for a
+job that is no longer in SCHED (cancelled while the answer was on its way)
+is freed at once.
+
+The job-manager's per-job protocol state: ``alloc_pending``, the ids of
+jobs with an ``alloc`` not answered yet.  The in-process fast path: the
+message goes to ``Sched.handle`` on the next loop turn (``call_soon``);
+sched's goes to ``SchedClient.sched_handle`` the same way.
+"""
+
+import asyncio
+
+from fluxrm.jobstate import SCHED
+
+
+class SchedClient:
+    """The job-manager's methods of the scheduler protocol; they use its
+    ``active``, ``post``, ``mark`` and ``raise_exception``."""
+
+    def sched_init(self, sched):
+        """``sched``: the scheduler service in process (None: none loaded)."""
+        self.sched = sched
+        self.alloc_pending = set()
+        self._to_sched = []
+
+    def sched_send(self, item):
+        out = self._to_sched
+        if not out:
+            asyncio.get_running_loop().call_soon(self._sched_flush)
+        out.append(item)
+
+    def _sched_flush(self):
+        msgs, self._to_sched = self._to_sched, []
+        if msgs:
+            self.sched.handle({"msgs": msgs})
+
+    # -- requests -----------------------------------------------------------------
+    def sched_hello(self, jobs):
+        """``jobs``: those holding resources at start-up."""
+        if self.sched is not None:
+            self.sched_send({"type": "hello",
+                             "jobs": [{"id": job.id, "R": job.R} for job in jobs]})
+
+    def sched_alloc(self, job):
+        """The job entered SCHED: ask for resources (or reorder its request)."""
+        view = job.view
+        if job.id in self.alloc_pending:
+            self.sched_send({"type": "prioritize",
+                             "jobs": [[job.id, view.priority or 0]]})
+            return
+        self.alloc_pending.add(job.id)
+        self.sched_send({"type": "alloc", "id": job.id,
+                         "priority": view.priority or 0, "userid": view.userid,
+                         "t_submit": view.t_submit, "request": job.request})
+
+    def sched_cancel(self, job):
+        if job.id in self.alloc_pending:
+            self.sched_send({"type": "cancel", "id": job.id})
+
+    def sched_free(self, job):
+        if self.sched is not None:
+            self.sched_send({"type": "free", "id": job.id})
+
+    # -- answers --------------------------------------------------------------------
+    def sched_handle(self, payload):
+        """sched's message: the answers to ``alloc`` requests."""
+        for msg in payload["msgs"]:
+            jobid = msg["id"]
+            self.alloc_pending.discard(jobid)
+            kind = msg["type"]
+            if kind == "cancel":
+                continue
+            job = self.active.get(jobid)
+            if job is None or job.state != SCHED:
+                if kind == "alloc":  # cancelled while the answer came
+                    self.sched_send({"type": "free", "id": jobid})
+                continue
+            if kind == "alloc":
+                job.R = msg["R"]
+                self.mark(job, "R")
+                annotations = msg.get("annotations")
+                self.post(job, "alloc",
+                          {"annotations": annotations} if annotations else None)
+            elif kind == "deny":
+                self.raise_exception(job, "alloc", 0, msg["note"])
+
