@@ -27,8 +27,7 @@ def make_sched(ncores=4):
 
 
 def alloc(jobid, req, priority=16):
-    return {"type": "alloc", "id": jobid, "priority": priority, "userid": 1,
-            "t_submit": 1.0, "request": req}
+    return {"type": "alloc", "jobs": [[jobid, priority, 1, 1.0, req]]}
 
 
 def run(sched, *messages):
@@ -117,7 +116,8 @@ def test_manager_side_frees_an_answer_that_came_too_late():
             job.view.state = state
             m.sched_alloc(job)
         await asyncio.sleep(0)
-        assert [msg["type"] for msg in m.to_sched[0]["msgs"]] == ["alloc"] * 3
+        (item,) = m.to_sched[0]["msgs"]  # one item for the three
+        assert item["type"] == "alloc" and [j[0] for j in item["jobs"]] == [1, 2, 3]
         m.sched_handle({"msgs": [{"type": "alloc", "id": 1, "R": {}},
                                  {"type": "alloc", "id": 2, "R": {}},
                                  {"type": "deny", "id": 3, "note": "no"}]})

@@ -19,7 +19,7 @@ RPC topics:
   Ends only with ``job-manager.events-journal-cancel`` {matchtag} (ENODATA;
   the cancel itself is answered {} only if it was sent expecting an
   answer) or when the client disconnects.  The requester sees only its own jobs
-  unless it is the instance owner.
+  unless it is the instance owner (``fluxrm.modules.job_journal``).
 
 With sched it talks only in the scheduler protocol's messages (RFC 27's
 shape, ``fluxrm.modules.job_manager_sched``).
@@ -71,7 +71,6 @@ id beyond 64 bits is EPROTO/EINVAL naming the field.
 
 import asyncio
 import errno
-import json
 import signal
 from collections import OrderedDict, deque
 
@@ -79,11 +78,11 @@ from flux.constants import (
     FLUX_JOBID_ANY,
     FLUX_ROLE_OWNER,
 )
-from flux.message import MSGFLAG_NORESPONSE
 from fluxrm import jobstate
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service
 from fluxrm.compact_json import dumps
+from fluxrm.modules.job_journal import Journal
 from fluxrm.modules.job_manager_sched import SchedClient
 from fluxrm.modules.job_purge import Purger
 from fluxrm.modules.job_recover import recover
@@ -112,7 +111,7 @@ assert tuple(LOG_COLUMNS) == LOG_PATHS  # the job store's names for them
 RECENT_INACTIVE = 1000  # inactive jobs kept in memory for fast lookups
 
 
-class JobManager(SchedClient, Service):
+class JobManager(Journal, SchedClient, Service):
     name = "job-manager"
 
     def __init__(self, broker):
@@ -510,55 +509,6 @@ class JobManager(SchedClient, Service):
 
     def h_getinfo(self, msg):
         self.respond(msg, {"max_jobid": self.max_jobid, "active": len(self.active)})
-
-    # -- the events journal ------------------------------------------------------------
-    def h_journal(self, msg):
-        req = payload.request(msg, required=False)
-        replay = []
-        if payload.boolean(req, "full", False):
-            for job in self.active.values():
-                if self._journal_visible(msg, job):
-                    for line in job.logs[MAIN]:
-                        replay.append({"id": job.id, "entry": json.loads(line)})
-        self.respond(msg, {"events": replay, "sentinel": True})
-        self.journal[(msg.sender, msg.matchtag)] = msg
-
-    def h_journal_cancel(self, msg):
-        req = payload.request(msg)
-        matchtag = payload.integer(req, "matchtag", lo=0, hi=0xFFFFFFFF)
-        stream = self.journal.pop((msg.sender, matchtag), None)
-        if stream is not None:
-            self.respond_error(stream, errno.ENODATA)
-        if not msg.flags & MSGFLAG_NORESPONSE:
-            # upstream's clients send it without expecting an answer; one
-            # that does expect one gets {} rather than waiting forever
-            self.respond(msg, {})
-
-    @staticmethod
-    def _journal_visible(msg, job):
-        return msg.rolemask & FLUX_ROLE_OWNER or msg.userid == job.userid
-
-    def _journal_add(self, job, event):
-        self._journal_batch.append((job, event))
-        if not self._journal_flush_scheduled:
-            self._journal_flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._journal_flush)
-
-    def _journal_flush(self):
-        self._journal_flush_scheduled = False
-        batch, self._journal_batch = self._journal_batch, []
-        everything = [{"id": job.id, "entry": event} for job, event in batch]
-        for key, msg in list(self.journal.items()):
-            if msg.sender.closed:
-                del self.journal[key]
-                continue
-            if msg.rolemask & FLUX_ROLE_OWNER:
-                events = everything
-            else:
-                events = [e for (job, _ev), e in zip(batch, everything)
-                          if job.userid == msg.userid]
-            if events:
-                self.respond(msg, {"events": events})
 
     def disconnect(self, sender):
         for key in [k for k in self.journal if k[0] is sender]:

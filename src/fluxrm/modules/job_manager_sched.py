@@ -8,9 +8,11 @@ message per loop turn each way carries every item of that turn, in order:
 - ``{"type": "hello", "jobs": [{"id", "R"}...]}``: at start-up, the jobs
   holding resources (recovered running ones), which sched counts as
   allocated until they are freed;
-- ``{"type": "alloc", "id", "priority", "userid", "t_submit", "request"}``:
-  a job entered SCHED (``request``: the job's ``JobRequest``; in process
-  the object itself, between ranks its jobspec would travel instead);
+- ``{"type": "alloc", "jobs": [[id, priority, userid, t_submit,
+  request]...]}``: jobs entered SCHED (``request``: the job's
+  ``JobRequest``; in process the object itself, between ranks its jobspec
+  would travel instead); consecutive requests share one item, a list per
+  job rather than a dict (a bulk submission puts thousands in one message);
 - ``{"type": "prioritize", "jobs": [[id, priority]...]}``: a job already
   asked for took a new priority (an urgency change);
 - ``{"type": "cancel", "id"}``: a job asked for no longer wants resources;
@@ -70,9 +72,13 @@ class SchedClient:
                              "jobs": [[job.id, view.priority or 0]]})
             return
         self.alloc_pending.add(job.id)
-        self.sched_send({"type": "alloc", "id": job.id,
-                         "priority": view.priority or 0, "userid": view.userid,
-                         "t_submit": view.t_submit, "request": job.request})
+        request = [job.id, view.priority or 0, view.userid, view.t_submit,
+                   job.request]
+        out = self._to_sched
+        if out and out[-1]["type"] == "alloc":
+            out[-1]["jobs"].append(request)
+        else:
+            self.sched_send({"type": "alloc", "jobs": [request]})
 
     def sched_cancel(self, job):
         if job.id in self.alloc_pending:

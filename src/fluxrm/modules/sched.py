@@ -28,7 +28,7 @@ those unless FLUX_JOB_NOVALIDATE) is denied at once, as is one that could
 never fit: the job gets a fatal ``alloc`` exception.
 
 Per-job state, its own, keyed by job id: ``entries`` (the job's place in
-the queue, with its ``alloc`` request) and ``allocations`` (the cores and
+the queue, with its ``JobRequest``) and ``allocations`` (the cores and
 gpus it holds, per rank).
 """
 
@@ -86,7 +86,7 @@ class Sched(Service):
 
     def __init__(self, broker):
         super().__init__(broker)
-        self.queue = []  # heap of [-priority, id, alloc request or None]
+        self.queue = []  # heap of [-priority, id, JobRequest or None]
         self.entries = {}  # job id -> heap entry
         self.allocations = {}  # job id -> {rank: (cores, gpus)}
         self.ranks = []
@@ -108,7 +108,8 @@ class Sched(Service):
         for msg in payload["msgs"]:
             kind = msg["type"]
             if kind == "alloc":
-                self.enqueue(msg)
+                for jobid, priority, _userid, _t_submit, request in msg["jobs"]:
+                    self.enqueue(jobid, priority, request)
             elif kind == "free":
                 self.free(msg["id"])
             elif kind == "cancel":
@@ -133,16 +134,15 @@ class Sched(Service):
             self.manager_handle({"msgs": msgs})
 
     # -- the queue ---------------------------------------------------------------------
-    def enqueue(self, msg):
-        request = msg["request"]
+    def enqueue(self, jobid, priority, request):
         req = request.shape
         why = request.shape_error if req is None else self.never_fits(req)
         if why:
-            self.send({"type": "deny", "id": msg["id"],
+            self.send({"type": "deny", "id": jobid,
                        "note": f"unsatisfiable request: {why}"})
             return
-        entry = [-msg["priority"], msg["id"], msg]
-        self.entries[msg["id"]] = entry
+        entry = [-priority, jobid, request]
+        self.entries[jobid] = entry
         heapq.heappush(self.queue, entry)
         self.schedule_soon()
 
@@ -157,9 +157,9 @@ class Sched(Service):
         entry = self.entries.get(jobid)
         if entry is None or -entry[0] == priority:
             return
-        msg = entry[2]
+        request = entry[2]
         self.dequeue(jobid)
-        entry = [-priority, jobid, msg]
+        entry = [-priority, jobid, request]
         self.entries[jobid] = entry
         heapq.heappush(self.queue, entry)
         self.schedule_soon()
@@ -232,13 +232,13 @@ class Sched(Service):
         self._pass_scheduled = False
         queue = self.queue
         while queue:
-            prio, jobid, msg = queue[0]
-            if msg is None:
+            prio, jobid, request = queue[0]
+            if request is None:
                 heapq.heappop(queue)
                 continue
             if prio == 0:
                 break  # held jobs (priority 0) wait for a new urgency
-            req = msg["request"].shape
+            req = request.shape
             alloc = self.try_alloc(req)
             if alloc is None:
                 break
