@@ -294,3 +294,31 @@ def test_cli_non_utf8_input_to_bulksubmit(instance):
     lines = proc.stderr.decode(errors="replace").splitlines()
     assert proc.returncode == 1
     assert len(lines) == 1 and "not valid UTF-8" in lines[0], lines
+
+
+def test_stored_jobspec_that_no_longer_decodes_fails_the_job(start_instance, tmp_path):
+    """A pending job whose stored jobspec text is not a JSON object (a
+    damaged row) gets a fatal ``ingest`` exception at replay, not a run."""
+    statedir = tmp_path / "state"
+    statedir.mkdir()
+    with start_instance(f"statedir={statedir}") as inst:
+        h = inst.handle()
+        first = flux.job.submit(h, JobspecV1.from_command(["true"]))
+        wait_inactive(h, first)
+    conn = sqlite3.connect(statedir / "content.sqlite", isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        for jobid, text in ((first + 1, '{"resources": [tru'), (first + 2, "[1, 2]")):
+            poisoned_row(conn, jobid, 16)
+            conn.execute("UPDATE jobs SET jobspec = ? WHERE id = ?", (text, jobid))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    with start_instance(f"statedir={statedir}") as inst:
+        h = inst.handle()
+        for jobid, why in ((first + 1, "cannot be decoded"),
+                           (first + 2, "not a JSON object")):
+            res = wait_inactive(h, jobid)
+            assert res["result"] == FLUX_JOB_RESULT_FAILED
+            assert res["exception_type"] == "ingest"
+            assert why in res["exception_note"]
