@@ -31,7 +31,7 @@ from flux.job import job_list_inactive
 from fluxrm import jobstate
 from fluxrm.jobrequest import JobRequest, listing_of
 from fluxrm.modules import job_list as svcmod
-from fluxrm.modules import job_list_constraint as constraints
+from fluxrm.modules.job_list import constraint as constraints
 
 NCORES = 8
 

@@ -91,7 +91,7 @@ def test_manager_side_frees_an_answer_that_came_too_late():
     one for a job in SCHED becomes its ``alloc`` event."""
     from fluxrm.job import Job
     from fluxrm.jobstate import CLEANUP, SCHED
-    from fluxrm.modules.job_manager_sched import SchedClient
+    from fluxrm.modules.job_manager.sched_client import SchedClient
 
     class Manager(SchedClient):
         def __init__(self):

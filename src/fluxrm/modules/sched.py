@@ -4,7 +4,7 @@ RPC topics: none of its own; ``resource.sched-status`` (in ``resource``)
 asks it for the allocated set.  It talks with the job-manager in the
 scheduler protocol's messages only (RFC 27's shape: ``hello``, ``alloc``
 answered by R, a denial with a note, or ``cancel``; ``free``, ``cancel``,
-``prioritize``; see ``fluxrm.modules.job_manager_sched``): ``handle`` takes
+``prioritize``; see ``fluxrm.modules.job_manager.sched_client``): ``handle`` takes
 the job-manager's message, ``send`` queues an answer (one message per loop
 turn carries them all).  It never sees a ``Job``.
 

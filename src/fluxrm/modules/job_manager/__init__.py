@@ -10,7 +10,7 @@ RPC topics:
                                                         -> {count, errors}
 - ``job-manager.getinfo``                               -> {max_jobid, active}
 - ``job-manager.purge``, ``job-manager.purge-id``: remove inactive jobs
-  (see ``fluxrm.modules.job_purge``)
+  (see ``fluxrm.modules.job_manager.purge``)
 - ``job-manager.events-journal`` {full?}  streaming {events: [{id, entry}]}:
   every main-eventlog event of every job, batched per loop turn, in order.
   With ``full`` the events of active jobs are replayed first.  The first
@@ -19,10 +19,10 @@ RPC topics:
   Ends only with ``job-manager.events-journal-cancel`` {matchtag} (ENODATA;
   the cancel itself is answered {} only if it was sent expecting an
   answer) or when the client disconnects.  The requester sees only its own jobs
-  unless it is the instance owner (``fluxrm.modules.job_journal``).
+  unless it is the instance owner (``fluxrm.modules.job_manager.journal``).
 
 With sched it talks only in the scheduler protocol's messages (RFC 27's
-shape, ``fluxrm.modules.job_manager_sched``).
+shape, ``fluxrm.modules.job_manager.sched_client``).
 
 In-process API (used by job-ingest, job-exec, job-info, job-list):
 
@@ -63,7 +63,7 @@ written gets a fatal exception.  Eventlog lines are made storable as they
 are appended.
 On restart, active jobs are replayed from their stored eventlogs: pending
 jobs return to the queue; running ones get an exception and are cleaned up
-(``fluxrm.modules.job_recover``).
+(``fluxrm.modules.job_manager.recover``).
 
 Request fields are read with ``fluxrm.broker.payload``: a wrong type or an
 id beyond 64 bits is EPROTO/EINVAL naming the field.
@@ -82,10 +82,10 @@ from fluxrm import jobstate
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service
 from fluxrm.compact_json import dumps
-from fluxrm.modules.job_journal import Journal
-from fluxrm.modules.job_manager_sched import SchedClient
-from fluxrm.modules.job_purge import Purger
-from fluxrm.modules.job_recover import recover
+from fluxrm.modules.job_manager.journal import Journal
+from fluxrm.modules.job_manager.sched_client import SchedClient
+from fluxrm.modules.job_manager.purge import Purger
+from fluxrm.modules.job_manager.recover import recover
 from fluxrm.jobstate import (
     CLEANUP,
     DEPEND,

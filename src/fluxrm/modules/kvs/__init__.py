@@ -104,7 +104,7 @@ from fluxrm.kvstree import (
     normalize_key,
     oserror,
 )
-from fluxrm.modules.job_kvs import TOP as JOBS_TOP, JobKVSView
+from fluxrm.modules.kvs.jobs import TOP as JOBS_TOP, JobKVSView
 from fluxrm.store import shared_store
 
 LOG_ERR = 3

@@ -19,7 +19,7 @@ RPC topics:
   Errors: EPROTO for a malformed request or constraint (a wrong type, a
   value out of range, an operator unknown or nested deeper than
   ``MAX_CONSTRAINT_DEPTH``, hostlists naming more than ``MAX_HOSTS`` hosts
-  in all: see ``fluxrm.modules.job_list_constraint``), EINVAL for an
+  in all: see ``fluxrm.modules.job_list.constraint``), EINVAL for an
   unknown attribute.
 - ``job-list.list-id`` {id, attrs} -> {job: {...}}; ENOENT if unknown.
 - ``job-list.job-stats`` {} -> {job_states: {depend, priority, sched, run,
@@ -81,12 +81,12 @@ from fluxrm import jobstate
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service
 from fluxrm.jobrequest import JobRequest, listing_of
-from fluxrm.modules.job_list_constraint import (
+from fluxrm.modules.job_list.constraint import (
     TIME_ATTRS,
     _userid_pushdown,
     compile_constraint,
 )
-from fluxrm.modules.job_list_data import (
+from fluxrm.modules.job_list.data import (
     ListData,
     _apply_event_data,
     _r_shape,

@@ -42,10 +42,10 @@ job whose reap is seen before the end of file of its pipes (1 in 500
 one grace timer serving all jobs runs at most once per grace period.
 
 Parts of job-exec in files of their own (base classes of ``JobExec``):
-the output and its grace, ``JobOutput`` (``fluxrm.modules.job_exec_output``);
+the output and its grace, ``JobOutput`` (``fluxrm.modules.job_exec.output``);
 finding and signalling what remains of a job (a cancelled one, one whose
 output grace ran out) and the watchdog that kills the tasks if the broker
-dies, ``JobProcesses`` (``fluxrm.modules.job_exec_procs``).
+dies, ``JobProcesses`` (``fluxrm.modules.job_exec.procs``).
 
 ``attributes.system.exec.test = {run_duration, wait_status, mock_exception}``
 simulates a job without starting any process.
@@ -73,8 +73,8 @@ import traceback
 from flux.idset import IDset
 from fluxrm.broker.service import Service
 from fluxrm.job import EXEC, OUTPUT, make_event
-from fluxrm.modules.job_exec_output import JobOutput
-from fluxrm.modules.job_exec_procs import (
+from fluxrm.modules.job_exec.output import JobOutput
+from fluxrm.modules.job_exec.procs import (
     WATCHDOG_STOP_TIMEOUT,
     JobProcesses,
     _become_subreaper,
