@@ -12,6 +12,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -96,3 +97,15 @@ def run_flux(*args, env=None, input=None, timeout=60):
 @pytest.fixture
 def flux_cli():
     return run_flux
+
+
+def poll(predicate, what, timeout=30.0):
+    """Call ``predicate`` until it returns something true (returned), for at
+    most ``timeout`` seconds: a failure naming ``what``, never a hang."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)

@@ -7,11 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
 import flux
+from conftest import poll
 import flux.job
 import flux.kvs
 from flux.job import JobspecV1
@@ -398,13 +398,7 @@ def _alive(pid):
 
 
 def _poll(predicate, what):
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
+    return poll(predicate, what, DEADLINE)
 
 
 def _watchdogs(broker_pid):

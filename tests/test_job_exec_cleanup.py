@@ -15,11 +15,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
 import flux
+from conftest import poll
 import flux.job
 from flux.job import JobspecV1
 from fluxrm.watchdog import STOP
@@ -61,13 +61,7 @@ def _sleeps(seconds):
 
 
 def _poll(predicate, what):
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
+    return poll(predicate, what, DEADLINE)
 
 
 def _kill_sleeps(seconds):
