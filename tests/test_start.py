@@ -142,12 +142,20 @@ PRINT_PIDS_AND_WAIT = (
     "time.sleep(60)")
 
 
-def is_zombie(pid):
+def proc_state(pid):
+    """The state letter of ``pid`` in /proc (R, S, T, Z...), or None."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] == "Z"
+            return f.read().split(")")[-1].split()[0]
     except FileNotFoundError:
-        return False
+        return None
+
+
+def wait_state(pid, state, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while proc_state(pid) != state and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return proc_state(pid) == state
 
 
 def test_sigterm_to_start_and_command_at_once_never_hangs():
@@ -163,11 +171,10 @@ def test_sigterm_to_start_and_command_at_once_never_hangs():
     try:
         cmd_pid, broker_pid = map(int, proc.stdout.readline().split())
         os.kill(proc.pid, signal.SIGSTOP)
+        # kill() returns before the target stops: wait until it has
+        assert wait_state(proc.pid, "T")
         os.kill(cmd_pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while not is_zombie(cmd_pid) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert is_zombie(cmd_pid)
+        assert wait_state(cmd_pid, "Z")
         os.kill(proc.pid, signal.SIGTERM)
         os.kill(proc.pid, signal.SIGCONT)
         assert proc.wait(60) == 128 + signal.SIGTERM
