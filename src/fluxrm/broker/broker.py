@@ -3,7 +3,8 @@
 Started as ``python -m fluxrm.broker [-Sattr=val ...] [--ready-fd=N]
 [--parent-pid=PID]`` (normally by ``flux start``, whose death then stops the
 broker).  It creates a private run directory (0700), listens on
-``<rundir>/local``, loads its services, and when ready writes its URI and a
+``<rundir>/local``, loads its services (``fluxrm.broker.services.SERVICES``:
+the list and the start order), and when ready writes its URI and a
 newline to the ready file descriptor.  SIGTERM or SIGINT, or an owner's
 ``broker.shutdown`` request, stops the services in reverse order, removes the
 socket and (unless given with ``-Srundir``) the run directory, and exits 0.
@@ -29,27 +30,16 @@ import tempfile
 import time
 import traceback
 
-from fluxrm.broker.builtins import BUILTIN_SERVICES, ATTR_IMMUTABLE, log_entry
+from fluxrm.broker.builtins import ATTR_IMMUTABLE, log_entry
 from fluxrm.broker.connector import listen
 from fluxrm.broker.router import Router
+from fluxrm.broker.services import SERVICES
 from fluxrm.store import STORE_FILENAME
 
 LOG_ERR = 3
 LOG_WARNING = 4
 LOG_INFO = 6
 LEVEL_NAMES = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
-
-# Services beyond the builtins, loaded in this order if importable.
-MODULES = [
-    "fluxrm.modules.kvs:KVSService",
-    "fluxrm.modules.resource:ResourceService",
-    "fluxrm.modules.sched:Sched",
-    "fluxrm.modules.job_exec:JobExec",
-    "fluxrm.modules.job_manager:JobManager",
-    "fluxrm.modules.job_ingest:JobIngest",
-    "fluxrm.modules.job_info:JobInfo",
-    "fluxrm.modules.job_list:JobList",
-]
 
 
 class Broker:
@@ -167,16 +157,11 @@ class Broker:
 
     # -- lifecycle -----------------------------------------------------------------
     def _load_services(self):
-        classes = list(BUILTIN_SERVICES)
-        for spec in MODULES:
+        """Import every service of ``SERVICES``, then construct them in order."""
+        classes = []
+        for spec in SERVICES:
             modname, _, clsname = spec.partition(":")
-            try:
-                module = importlib.import_module(modname)
-            except ModuleNotFoundError as exc:
-                if exc.name == modname:
-                    continue  # not written yet
-                raise
-            classes.append(getattr(module, clsname))
+            classes.append(getattr(importlib.import_module(modname), clsname))
         for cls in classes:
             svc = cls(self)
             self.services.append(svc)

@@ -5,20 +5,25 @@ RPC topics:
 - ``broker.ping``            echo the payload, plus ``route`` and ``userid``
 - ``broker.shutdown``        (owner) stop the instance
 - ``attr.get``   {name}                  -> {value, flags}
-- ``attr.set``   {name, value}           -> {}   (immutable names: EPERM)
-- ``attr.rm``    {name}                  -> {}
+- ``attr.set``   {name, value}           -> {}   (owner; immutable names: EPERM)
+- ``attr.rm``    {name}                  -> {}   (owner)
 - ``attr.list``                          -> {names}
 - ``config.get``                         -> the instance configuration object
 - ``log.append`` {level, message, appname?} (usually no response)
 - ``log.dmesg``  {follow?, nobacklog?}   streaming {timestamp, level, rank,
                                           appname, message}, ends ENODATA
-- ``log.clear``                          -> {}
-- ``service.add`` / ``service.remove`` {service} register a service provided
-                                          by the requesting client
+- ``log.clear``                          -> {}   (owner)
+- ``service.add`` (owner) / ``service.remove`` {service} register (remove) a
+                                          service provided by the requesting
+                                          client
 - ``event.pub``  {topic, payload?}       publish an event, -> {seq}
 - ``event.subscribe`` / ``event.unsubscribe`` {topic}  -> {}: events whose
                                           topic starts with ``topic`` reach the
                                           requesting client from now on
+
+The topics marked (owner) are owner-only (refused EPERM "Request requires
+owner credentials"); the others allow guests.  Each is declared by
+``request_handler`` on its method.
 
 Request fields are read through ``fluxrm.broker.payload``: a missing or
 wrongly typed field is EPROTO, an empty name EINVAL.  Payloads that are sent
@@ -31,9 +36,8 @@ import errno
 import os
 import time
 
-from flux.constants import FLUX_ROLE_OWNER
 from fluxrm.broker import payload
-from fluxrm.broker.service import Service
+from fluxrm.broker.service import Service, request_handler
 
 ATTR_IMMUTABLE = 1
 ATTR_RUNTIME = 2
@@ -89,13 +93,7 @@ def name_field(req, field, what):
 class BrokerService(Service):
     name = "broker"
 
-    def __init__(self, broker):
-        super().__init__(broker)
-        self.handlers = {
-            "broker.ping": self.ping,
-            "broker.shutdown": self.shutdown,
-        }
-
+    @request_handler("ping", allow_guest=True)
     def ping(self, msg):
         echo = msg.get_object() or {}  # EPROTO if not JSON
         check_nesting(echo, "payload")
@@ -107,8 +105,8 @@ class BrokerService(Service):
         echo["rolemask"] = msg.rolemask
         self.respond(msg, echo)
 
+    @request_handler("shutdown")
     def shutdown(self, msg):
-        self.require_owner(msg)
         self.respond(msg, {})
         self.broker.request_shutdown(0)
 
@@ -116,19 +114,11 @@ class BrokerService(Service):
 class AttrService(Service):
     name = "attr"
 
-    def __init__(self, broker):
-        super().__init__(broker)
-        self.handlers = {
-            "attr.get": self.get,
-            "attr.set": self.set,
-            "attr.rm": self.rm,
-            "attr.list": self.list,
-        }
-
     @staticmethod
     def _name(req):
         return name_field(req, "name", "attribute name")
 
+    @request_handler("get", allow_guest=True)
     def get(self, msg):
         name = self._name(payload.request(msg))
         entry = self.broker.attrs.get(name)
@@ -137,8 +127,8 @@ class AttrService(Service):
         value, flags = entry
         self.respond(msg, {"value": value, "flags": flags})
 
+    @request_handler("set")
     def set(self, msg):
-        self.require_owner(msg)
         req = payload.request(msg)
         name = self._name(req)
         value = stored_text(req, "value")
@@ -148,8 +138,8 @@ class AttrService(Service):
         self.broker.attrs[name] = (value, ATTR_RUNTIME)
         self.respond(msg, {})
 
+    @request_handler("rm")
     def rm(self, msg):
-        self.require_owner(msg)
         name = self._name(payload.request(msg))
         entry = self.broker.attrs.get(name)
         if entry is None:
@@ -159,6 +149,7 @@ class AttrService(Service):
         del self.broker.attrs[name]
         self.respond(msg, {})
 
+    @request_handler("list", allow_guest=True)
     def list(self, msg):
         self.respond(msg, {"names": sorted(self.broker.attrs)})
 
@@ -166,10 +157,7 @@ class AttrService(Service):
 class ConfigService(Service):
     name = "config"
 
-    def __init__(self, broker):
-        super().__init__(broker)
-        self.handlers = {"config.get": self.get}
-
+    @request_handler("get", allow_guest=True)
     def get(self, msg):
         self.respond(msg, self.broker.config)
 
@@ -179,13 +167,9 @@ class LogService(Service):
 
     def __init__(self, broker):
         super().__init__(broker)
-        self.handlers = {
-            "log.append": self.append,
-            "log.dmesg": self.dmesg,
-            "log.clear": self.clear,
-        }
         self.followers = {}  # (sender, matchtag) -> msg
 
+    @request_handler("append", allow_guest=True)
     def append(self, msg):
         req = payload.request(msg, required=False)
         level = payload.integer(req, "level", 6, *LOG_LEVELS)
@@ -195,6 +179,7 @@ class LogService(Service):
         if not msg.flags & 0x02:  # MSGFLAG_NORESPONSE
             self.respond(msg, {})
 
+    @request_handler("dmesg", allow_guest=True)
     def dmesg(self, msg):
         req = payload.request(msg, required=False)
         nobacklog = payload.boolean(req, "nobacklog", False)
@@ -207,8 +192,8 @@ class LogService(Service):
         else:
             self.respond_error(msg, errno.ENODATA)
 
+    @request_handler("clear")
     def clear(self, msg):
-        self.require_owner(msg)
         self.broker.logbuf.clear()
         self.respond(msg, {})
 
@@ -230,23 +215,16 @@ class ServiceRegistry(Service):
 
     name = "service"
 
-    def __init__(self, broker):
-        super().__init__(broker)
-        self.handlers = {
-            "service.add": self.add,
-            "service.remove": self.remove,
-        }
-
     @staticmethod
     def _service_name(msg):
         return name_field(payload.request(msg), "service", "service name")
 
+    @request_handler("add")
     def add(self, msg):
-        if not msg.rolemask & FLUX_ROLE_OWNER:
-            raise OSError(errno.EPERM, os.strerror(errno.EPERM))
         self.broker.router.register_client_service(self._service_name(msg), msg.sender)
         self.respond(msg, {})
 
+    @request_handler("remove", allow_guest=True)
     def remove(self, msg):
         self.broker.router.unregister_client_service(self._service_name(msg), msg.sender)
         self.respond(msg, {})
@@ -255,26 +233,21 @@ class ServiceRegistry(Service):
 class EventService(Service):
     name = "event"
 
-    def __init__(self, broker):
-        super().__init__(broker)
-        self.handlers = {
-            "event.pub": self.pub,
-            "event.subscribe": self.subscribe,
-            "event.unsubscribe": self.unsubscribe,
-        }
-
     @staticmethod
     def _topic(msg):
         return payload.string(payload.request(msg), "topic")
 
+    @request_handler("subscribe", allow_guest=True)
     def subscribe(self, msg):
         self.broker.router.subscribe(self._topic(msg), msg.sender)
         self.respond(msg, {})
 
+    @request_handler("unsubscribe", allow_guest=True)
     def unsubscribe(self, msg):
         self.broker.router.unsubscribe(self._topic(msg), msg.sender)
         self.respond(msg, {})
 
+    @request_handler("pub", allow_guest=True)
     def pub(self, msg):
         req = payload.request(msg)
         topic = name_field(req, "topic", "event.pub: topic")
@@ -293,12 +266,3 @@ def log_entry(rank, level, appname, text):
         "message": text,
     }
 
-
-BUILTIN_SERVICES = [
-    BrokerService,
-    AttrService,
-    ConfigService,
-    LogService,
-    ServiceRegistry,
-    EventService,
-]

@@ -10,6 +10,11 @@ Every request carries a destination ``nodeid``: ``FLUX_NODEID_ANY`` and
 ``FLUX_NODEID_UPSTREAM`` are served here on a single-rank instance, as is our
 own rank; any other rank is unreachable until an overlay joins more ranks.
 
+A request without ``FLUX_ROLE_OWNER`` to a topic its service declared
+owner-only (``fluxrm.broker.service.request_handler``: the default) is
+answered EPERM "Request requires owner credentials" before its handler
+runs: the one place that rule is checked.
+
 A handler's exception costs only its own request.  An ``OSError`` with an
 errno is a deliberate answer: the requester gets that errno and text (request
 fields are checked by ``fluxrm.broker.payload``, which raises EPROTO or
@@ -33,8 +38,10 @@ from flux.constants import (
     FLUX_MSGTYPE_EVENT,
     FLUX_NODEID_ANY,
     FLUX_NODEID_UPSTREAM,
+    FLUX_ROLE_OWNER,
 )
 from flux.message import MAX_ROUTE, Message, MSGFLAG_NORESPONSE, MSGFLAG_STREAMING
+from fluxrm.broker.service import OWNER_ONLY_ERROR
 
 LOG_ERR = 3
 LOG_DEBUG = 7
@@ -162,6 +169,9 @@ class Router:
         handler = svc.handlers.get(topic)
         if handler is None:
             self.error(msg, errno.ENOSYS, None)
+            return
+        if not msg.rolemask & FLUX_ROLE_OWNER and topic in svc.owner_only:
+            self.error(msg, errno.EPERM, OWNER_ONLY_ERROR)
             return
         try:
             result = handler(msg)

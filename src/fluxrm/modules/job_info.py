@@ -1,6 +1,6 @@
 """job-info: read and follow job eventlogs, look up job data.
 
-RPC topics:
+RPC topics (each allows guests):
 
 - ``job-info.eventlog-watch`` {id, path, flags} -> streaming {event: "<line>"},
   ending with ENODATA.  ``path`` is ``eventlog``, ``guest.exec.eventlog``,
@@ -28,7 +28,7 @@ import json
 from flux.constants import FLUX_JOB_LOOKUP_JSON_DECODE
 from flux.message import MSGFLAG_NORESPONSE
 from fluxrm.broker import payload
-from fluxrm.broker.service import Service
+from fluxrm.broker.service import Service, request_handler
 from fluxrm.jobstore import DATA_COLUMNS
 from fluxrm.job import LOG_PATHS, MAIN
 
@@ -40,17 +40,13 @@ class JobInfo(Service):
 
     def __init__(self, broker):
         super().__init__(broker)
-        self.handlers = {
-            "job-info.eventlog-watch": self.h_watch,
-            "job-info.eventlog-watch-cancel": self.h_cancel,
-            "job-info.lookup": self.h_lookup,
-        }
         self.streams = {}  # (sender, matchtag) -> (jobid, path, callback)
 
     async def start(self):
         self.manager = self.broker.router.services["job-manager"]
 
     # -- eventlog-watch ----------------------------------------------------------------------
+    @request_handler("eventlog-watch", allow_guest=True)
     def h_watch(self, msg):
         req = payload.request(msg)
         jobid = payload.jobid(req)
@@ -93,6 +89,7 @@ class JobInfo(Service):
             self.manager.unwatch(jobid, path, follow)
         return entry
 
+    @request_handler("eventlog-watch-cancel", allow_guest=True)
     def h_cancel(self, msg):
         req = payload.request(msg, required=False)
         matchtag = payload.integer(req, "matchtag", lo=0, hi=MATCHTAG_MAX)
@@ -107,6 +104,7 @@ class JobInfo(Service):
             self._drop(key)
 
     # -- lookup --------------------------------------------------------------------------------
+    @request_handler("lookup", allow_guest=True)
     def h_lookup(self, msg):
         req = payload.request(msg)
         jobid = payload.jobid(req)

@@ -1,6 +1,6 @@
 """job-ingest: accept job submissions.
 
-RPC topics:
+RPC topics (allows guests: owner-only flags are checked per request):
 
 - ``job-ingest.submit`` {J, urgency, flags} -> {id}
 
@@ -52,7 +52,7 @@ from flux.constants import (
 from flux.job.fluid import FluidGenerator
 from flux.job.submit import sign_none
 from fluxrm.broker import payload
-from fluxrm.broker.service import Service
+from fluxrm.broker.service import Service, request_handler
 from fluxrm.job import Job
 from fluxrm.jobrequest import JobRequest
 
@@ -287,7 +287,6 @@ class JobIngest(Service):
 
     def __init__(self, broker):
         super().__init__(broker)
-        self.handlers = {"job-ingest.submit": self.h_submit}
         self.pending = []  # (msg, job, submit context)
         self._flush_scheduled = False
         self.cache = OrderedDict()  # jobspec text -> (error, JobRequest, text)
@@ -354,6 +353,7 @@ class JobIngest(Service):
         while len(self.cache) > CACHE_SIZE:
             self.cache.popitem(last=False)
 
+    @request_handler("submit", allow_guest=True)
     def h_submit(self, msg):
         req = payload.request(msg)
         flags = req.get("flags", 0)

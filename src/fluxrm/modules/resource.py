@@ -1,6 +1,6 @@
 """resource: the instance's resource inventory.
 
-RPC topics:
+RPC topics (each allows guests):
 
 - ``resource.sched-status``  -> {all, allocated, down}  (R version 1 objects)
 - ``resource.status``        -> {R, online, offline, ...}  (summary)
@@ -19,7 +19,7 @@ import os
 import socket
 
 from flux.idset import IDset
-from fluxrm.broker.service import Service
+from fluxrm.broker.service import Service, request_handler
 
 
 class Rank:
@@ -116,10 +116,6 @@ class ResourceService(Service):
 
     def __init__(self, broker):
         super().__init__(broker)
-        self.handlers = {
-            "resource.sched-status": self.sched_status,
-            "resource.status": self.status,
-        }
         self.ranks = [discover(broker)]
 
     @property
@@ -130,12 +126,14 @@ class ResourceService(Service):
         return make_R({r.rank: (range(r.ncores), range(r.ngpus)) for r in self.ranks},
                       self.hostnames)
 
+    @request_handler("sched-status", allow_guest=True)
     def sched_status(self, msg):
         sched = self.broker.router.services.get("sched")
         allocated = sched.allocated_R() if sched else make_R({}, {})
         self.respond(msg, {"all": self.all_R(), "allocated": allocated,
                            "down": make_R({}, {})})
 
+    @request_handler("status", allow_guest=True)
     def status(self, msg):
         self.respond(msg, {"R": self.all_R(),
                            "online": str(IDset([r.rank for r in self.ranks])),

@@ -1,6 +1,6 @@
 """job-list: list jobs and count them, from memory and the store.
 
-RPC topics:
+RPC topics (each allows guests):
 
 - ``job-list.list`` {max_entries, attrs, since?, constraint?}
   -> {jobs: [...], version: 1} (one response, or a few of at most
@@ -79,7 +79,7 @@ from flux.job import state as jobstates
 from flux.message import MSGFLAG_STREAMING
 from fluxrm import jobstate
 from fluxrm.broker import payload
-from fluxrm.broker.service import Service
+from fluxrm.broker.service import Service, request_handler
 from fluxrm.jobrequest import JobRequest, listing_of
 from fluxrm.modules.job_list.constraint import (
     TIME_ATTRS,
@@ -171,11 +171,6 @@ class JobList(Service):
 
     def __init__(self, broker):
         super().__init__(broker)
-        self.handlers = {
-            "job-list.list": self.h_list,
-            "job-list.list-id": self.h_list_id,
-            "job-list.job-stats": self.h_stats,
-        }
         self.manager = None
         self.data = {}  # job id -> ListData, active jobs
         self.recent = OrderedDict()  # job id -> ListData, jobs inactive lately
@@ -471,6 +466,7 @@ class JobList(Service):
                 out.append(attr)
         return out
 
+    @request_handler("list", allow_guest=True)
     def h_list(self, msg):
         req = payload.request(msg)
         max_entries = req.get("max_entries", 0)
@@ -532,6 +528,7 @@ class JobList(Service):
                 break
         return out
 
+    @request_handler("list-id", allow_guest=True)
     def h_list_id(self, msg):
         req = payload.request(msg)
         jobid = payload.jobid(req)
@@ -551,6 +548,7 @@ class JobList(Service):
                 rec[attr] = d[attr]
         self.respond(msg, {"job": rec})
 
+    @request_handler("job-stats", allow_guest=True)
     def h_stats(self, msg):
         out = self.stats.to_dict()
         out["queues"] = [dict(stats.to_dict(), name=name)

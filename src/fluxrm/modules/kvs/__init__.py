@@ -21,6 +21,12 @@ operation, below).
 
 RPC topics
 ----------
+Each is declared by ``request_handler`` on its method; the ``kvs-watch.*``,
+``content.*`` and ``content-backing.*`` ones with ``prefix=False`` (the KVS
+is routed those words too).  All but the namespace create and remove allow
+guests; lookup, commit, getroot and watches then check the namespace (EPERM
+unless the requester owns it).
+
 ``kvs.lookup``  ``{key, namespace?, flags?, nodata?}``
     -> ``{key, namespace, val: treeobj}``.  Symlinks are followed.  Flags:
     ``FLUX_KVS_READDIR`` returns a directory as a ``dir`` treeobj listing its
@@ -39,8 +45,9 @@ RPC topics
     (malformed op, an op on the root), ENOTSUP, EPERM.
 ``kvs.getroot``  ``{namespace?}`` -> ``{namespace, rootseq, owner, flags}``
 ``kvs.namespace-create``  ``{namespace, owner?, flags?}`` -> ``{}``; EEXIST.
-``kvs.namespace-remove``  ``{namespace}`` -> ``{}``; unknown names succeed;
-    ``primary`` is ENOTSUP.  Watches in the namespace end with ENOTSUP.
+    Owner only.
+``kvs.namespace-remove``  ``{namespace}`` -> ``{}``; owner only; unknown
+    names succeed; ``primary`` is ENOTSUP.  Watches in the namespace end with ENOTSUP.
 ``kvs.namespace-list``  -> ``{namespaces: [{namespace, owner, flags, rootseq}]}``
 ``kvs-watch.lookup``  ``{key, namespace?, flags}`` (streaming)
     -> ``{key, namespace, val: treeobj}``, first the current value, then one
@@ -94,7 +101,7 @@ from flux.constants import (
 )
 from flux.message import MSGFLAG_NORESPONSE
 from fluxrm.broker import payload
-from fluxrm.broker.service import Service
+from fluxrm.broker.service import Service, request_handler
 from fluxrm.kvstree import (
     KVSTree,
     PRIMARY,
@@ -206,19 +213,6 @@ class Watch:
         self.sent = 0  # responses sent
 
 
-class _Alias(Service):
-    """Extra topic prefixes answered by the KVS (kvs-watch, content...)."""
-
-    def __init__(self, broker, name, owner, handlers):
-        super().__init__(broker)
-        self.name = name
-        self.owner = owner
-        self.handlers = handlers
-
-    def disconnect(self, sender):
-        self.owner.disconnect(sender)
-
-
 class KVSService(Service):
     name = "kvs"
 
@@ -233,32 +227,6 @@ class KVSService(Service):
         self.ns_waiters = {}  # ns -> set of Watch waiting for the namespace
         self._outbox = []  # callables(exc), run once the store batch is durable
         self._outbox_pending = False
-        self.handlers = {
-            "kvs.lookup": self.h_lookup,
-            "kvs.commit": self.h_commit,
-            "kvs.getroot": self.h_getroot,
-            "kvs.namespace-create": self.h_namespace_create,
-            "kvs.namespace-remove": self.h_namespace_remove,
-            "kvs.namespace-list": self.h_namespace_list,
-        }
-        router = broker.router
-        aliases = {
-            "kvs-watch": {
-                "kvs-watch.lookup": self.h_watch,
-                "kvs-watch.cancel": self.h_watch_cancel,
-            },
-            "content": {
-                "content.checkpoint-get": self.h_checkpoint_get,
-                "content.flush": self.h_content_flush,
-                "content.dropcache": self.h_content_flush,
-            },
-            "content-backing": {
-                "content-backing.checkpoint-get": self.h_checkpoint_get,
-            },
-        }
-        for name, handlers in aliases.items():
-            if name not in router.services:
-                router.add_service(_Alias(broker, name, self, handlers))
 
     # -- lifecycle ---------------------------------------------------------------
     async def start(self):
@@ -351,6 +319,7 @@ class KVSService(Service):
         raise oserror(errno.EPERM)
 
     # -- lookup -------------------------------------------------------------------
+    @request_handler("lookup", allow_guest=True)
     def h_lookup(self, msg):
         req = self._request(msg)
         flags = self._flags(req)
@@ -399,6 +368,7 @@ class KVSService(Service):
         self.respond(msg, {"key": key, "namespace": PRIMARY, "val": val})
 
     # -- commit -------------------------------------------------------------------
+    @request_handler("commit", allow_guest=True)
     def h_commit(self, msg):
         req = self._request(msg)
         ns = self._ns(req)
@@ -437,6 +407,7 @@ class KVSService(Service):
             except Exception as e:  # never let one client break the others
                 self.log(LOG_ERR, f"outbox callback failed: {e!r}")
 
+    @request_handler("getroot", allow_guest=True)
     def h_getroot(self, msg):
         req = self._request(msg)
         ns = self._ns(req)
@@ -446,8 +417,8 @@ class KVSService(Service):
                            "owner": info["owner"], "flags": info["flags"]})
 
     # -- namespaces ---------------------------------------------------------------
+    @request_handler("namespace-create")
     def h_namespace_create(self, msg):
-        self.require_owner(msg)
         req = self._request(msg)
         name = self._ns(req, payload.MISSING)
         # -1 (or absent) means the instance owner; user ids are 32 bits
@@ -457,8 +428,8 @@ class KVSService(Service):
         self.namespace_create(name, owner, self._flags(req))
         self._queue(lambda exc: self._ack(msg, exc))
 
+    @request_handler("namespace-remove")
     def h_namespace_remove(self, msg):
-        self.require_owner(msg)
         name = self._ns(self._request(msg), payload.MISSING)
         self.namespace_remove(name)
         self._queue(lambda exc: self._ack(msg, exc))
@@ -469,6 +440,7 @@ class KVSService(Service):
         else:
             self.respond_error(msg, errno.EIO, f"store commit failed: {exc}")
 
+    @request_handler("namespace-list", allow_guest=True)
     def h_namespace_list(self, msg):
         self.respond(msg, {"namespaces": [
             {"namespace": name, "owner": info["owner"], "flags": info["flags"],
@@ -476,6 +448,7 @@ class KVSService(Service):
             for name, info in sorted(self.tree.namespaces.items())]})
 
     # -- watches ----------------------------------------------------------------------
+    @request_handler("kvs-watch.lookup", prefix=False, allow_guest=True)
     def h_watch(self, msg):
         req = self._request(msg)
         ns = self._ns(req)
@@ -591,6 +564,7 @@ class KVSService(Service):
 
         return update
 
+    @request_handler("kvs-watch.cancel", prefix=False, allow_guest=True)
     def h_watch_cancel(self, msg):
         req = self._request(msg)
         matchtag = payload.integer(req, "matchtag", lo=0, hi=MATCHTAG_MAX)
@@ -601,9 +575,19 @@ class KVSService(Service):
             self.respond(msg, {})
 
     # -- content ------------------------------------------------------------------------
+    @request_handler("content.checkpoint-get", prefix=False, allow_guest=True)
     def h_checkpoint_get(self, msg):
         self.respond(msg, {"checkpoints": self.tree.checkpoint_get()})
 
+    @request_handler("content.flush", prefix=False, allow_guest=True)
     def h_content_flush(self, msg):
         self.store.flush()
         self.respond(msg, {})
+
+    @request_handler("content.dropcache", prefix=False, allow_guest=True)
+    def h_content_dropcache(self, msg):
+        self.h_content_flush(msg)
+
+    @request_handler("content-backing.checkpoint-get", prefix=False, allow_guest=True)
+    def h_backing_checkpoint_get(self, msg):
+        self.h_checkpoint_get(msg)

@@ -1,0 +1,42 @@
+"""The services of one broker, and their start order: the one list.
+
+Each entry is ``"module:Class"``, a ``Service`` subclass whose request
+topics are declared on its methods (``fluxrm.broker.service.request_handler``).
+The broker imports and constructs them all, in this order, then awaits each
+one's ``start()`` in this order, and at shutdown each one's ``stop()`` in the
+reverse order.  Every service is constructed before any starts, so a
+service may look another up in ``start()`` (``broker.router.services[name]``)
+whatever their places; the order matters for what ``start()`` does:
+
+- the builtins first: the broker's own small services (attributes, the log,
+  events, client-registered services, ping), which need nothing;
+- ``kvs`` opens the shared store (``content.sqlite``) that the job services
+  use, and is stopped last of the modules (it checkpoints and closes it);
+- ``resource`` discovers the cores and GPUs before ``sched`` builds its view
+  of them;
+- ``job-exec`` is started (its SIGCHLD handler) before the ``job-manager``
+  replays the stored jobs in its ``start()``, which may hand it work;
+- ``job-ingest``, ``job-info`` and ``job-list`` front the job-manager's
+  jobs; ``job-list`` counts the stored inactive ones at start.
+
+A new service is a line here (and its module in ``fluxrm/modules/``).
+"""
+
+SERVICES = [
+    # the broker's own (fluxrm/broker/builtins.py)
+    "fluxrm.broker.builtins:BrokerService",    # broker.ping, broker.shutdown
+    "fluxrm.broker.builtins:AttrService",      # attr.*
+    "fluxrm.broker.builtins:ConfigService",    # config.get
+    "fluxrm.broker.builtins:LogService",       # log.*
+    "fluxrm.broker.builtins:ServiceRegistry",  # service.add, service.remove
+    "fluxrm.broker.builtins:EventService",     # event.*
+    # the modules (fluxrm/modules/)
+    "fluxrm.modules.kvs:KVSService",           # kvs.*, kvs-watch.*, content.*
+    "fluxrm.modules.resource:ResourceService",  # resource.*
+    "fluxrm.modules.sched:Sched",              # (the scheduler protocol, in process)
+    "fluxrm.modules.job_exec:JobExec",         # runs the tasks
+    "fluxrm.modules.job_manager:JobManager",   # job-manager.*
+    "fluxrm.modules.job_ingest:JobIngest",     # job-ingest.submit
+    "fluxrm.modules.job_info:JobInfo",         # job-info.*
+    "fluxrm.modules.job_list:JobList",         # job-list.*
+]
