@@ -1,9 +1,12 @@
 """The job record shared by the job services, and what goes with it.
 
-Not a service: the job-manager owns the ``Job`` objects (it creates them
-from job-ingest's batches and at restart, drives them through their
-eventlog, and drops them once inactive and stored); the other services
-receive them from it and read them.
+Not a service: the job-manager owns the ``Job`` objects (job-ingest
+builds them and hands them over in batches; the job-manager rebuilds them
+at restart, drives them through their eventlog, and drops them once
+inactive and stored); job-info and job-list read them.  sched and job-exec
+never see one: the job-manager sends them, in protocol messages, only what
+they need (id, userid, R, the ``JobRequest``), and each keeps its own
+per-job state.
 
 - ``Job``: one job in memory: its id, ``view`` (the state and everything
   else the main eventlog says, ``fluxrm.jobstate``), ``request`` (the

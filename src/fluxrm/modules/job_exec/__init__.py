@@ -1,14 +1,22 @@
 """job-exec: run the tasks of allocated jobs on this broker.
 
-RPC topics: none; the job-manager calls ``start_job(job)``, ``running(job)``,
-``kill(job, signum)`` and ``terminate(job)`` in process.
+RPC topics: none.  It talks with the job-manager in the exec protocol's
+messages only (RFC 32's shape, see
+``fluxrm.modules.job_manager.exec_client``): ``handle`` takes the
+job-manager's message (``start`` jobs, ``kill`` one, or terminate it), and
+the answers (eventlog entries, ``start``, ``exception``, ``finish``,
+``release``) go back in one message, in order, with the ``guest.output``
+entries of the output read so far (``flush``): at the end of ``handle``
+and of the reaping of a SIGCHLD, else once per loop turn.  It never sees a ``Job``: the same code serves a job-manager
+in process or on another rank.
 
-Per-job state, its own: ``jobs`` (job id -> ``ExecJob``: tasks, pipes,
-timers, status) from ``start_job`` until the job completes, and ``by_pid``
-(task pid -> (``ExecJob``, ``Task``)).  What to run comes from
-``job.request`` (``fluxrm.jobrequest``: command, environment, cwd, shell
-options, ``exec.test``, the task count and the cores per slot) and
-``job.R``; job-exec reads nothing of sched's.
+Per-job state, its own: ``jobs`` (job id -> ``ExecJob``: the id, userid,
+R and request of the ``start`` item, tasks, pipes, timers, status) from
+``start`` until the job completes, and ``by_pid`` (task pid -> (``ExecJob``,
+``Task``)).  What to run comes from the ``request`` (``fluxrm.jobrequest``:
+command, environment, cwd, shell options, ``exec.test``, the task count
+and the cores per slot) and ``R``; job-exec reads nothing of sched's or
+the job-manager's.
 
 Each task is started directly with ``posix_spawn`` (no fork of the broker,
 no shell or interpreter per job) in its own process group, bound to its
@@ -110,13 +118,16 @@ class Task:
 class ExecJob:
     """job-exec's state for one job (``JobExec.jobs[job id]``, until it completes)."""
 
-    __slots__ = ("job", "tasks", "nlive", "pipes", "status", "completed",
-                 "kill_handle", "expire_handle", "sim_handle", "output_bytes",
-                 "truncated", "pending_out", "partial", "start_failed",
-                 "kill_signal_sent")
+    __slots__ = ("id", "userid", "R", "request", "tasks", "nlive", "pipes",
+                 "status", "completed", "kill_handle", "expire_handle",
+                 "sim_handle", "output_bytes", "truncated", "pending_out",
+                 "partial", "start_failed", "kill_signal_sent")
 
-    def __init__(self, job):
-        self.job = job
+    def __init__(self, jobid, userid, R, request):
+        self.id = jobid
+        self.userid = userid
+        self.R = R
+        self.request = request  # fluxrm.jobrequest.JobRequest, read only
         self.tasks = []
         self.nlive = 0
         self.pipes = {}  # fd -> (task rank, stream)
@@ -194,16 +205,19 @@ class JobExec(JobOutput, JobProcesses, Service):
         super().__init__(broker)
         self.jobs = {}  # job id -> ExecJob
         self.by_pid = {}  # pid -> (ExecJob, Task)
-        self._out_flush_scheduled = False
-        self._out_dirty = {}
-        self.manager = None
+        self._out_dirty = {}  # job id -> ExecJob with output to turn into entries
+        self._to_manager = []  # this loop turn's items for the job-manager
+        self._open_logs = {}  # (job id, path) -> its eventlog item in _to_manager
+        self._flush_scheduled = False
+        self.manager_handle = None
         self.draining = {}  # ExecJob -> deadline: tasks reaped, pipes still open
         self.grace_handle = None
         self.sweeps = {}  # ExecJob -> signal, for the end of this loop turn
 
     async def start(self):
         services = self.broker.router.services
-        self.manager = services["job-manager"]
+        # the in-process fast path of the exec protocol
+        self.manager_handle = services["job-manager"].exec_handle
         self.resource = services["resource"]
         self.loop = asyncio.get_running_loop()
         self.loop.add_signal_handler(signal.SIGCHLD, self.reap)
@@ -267,15 +281,72 @@ class JobExec(JobOutput, JobProcesses, Service):
         for pid in list(self.watchdog_pids):
             _wait_exit(pid, WATCHDOG_STOP_TIMEOUT)
 
-    # -- interface for the job-manager ---------------------------------------------------
-    def running(self, job):
-        ej = self.jobs.get(job.id)
-        return ej is not None and not ej.completed
+    # -- the exec protocol ------------------------------------------------------------------
+    def handle(self, payload):
+        """The job-manager's message: ``{"msgs": [item...]}``, in order."""
+        for msg in payload["msgs"]:
+            kind = msg["type"]
+            if kind == "start":
+                for jobid, userid, R, request in msg["jobs"]:
+                    self.start_job(jobid, userid, R, request)
+            elif kind == "kill":
+                ej = self.jobs.get(msg["id"])
+                if ej is None:
+                    continue  # over already: its finish is on its way
+                if msg["terminate"]:
+                    self.terminate(ej, msg["signum"])
+                else:
+                    self.signal(ej, msg["signum"])
+        if self._to_manager:
+            self.flush()  # the answers now, not a loop turn later
 
-    def kill(self, job, signum):
-        ej = self.jobs.get(job.id)
-        if ej is not None:
-            self.signal(ej, signum)
+    def send(self, ej, item):
+        """Queue an item of this loop turn for the job-manager."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
+        if self._open_logs:  # entries after this item go in new eventlog items
+            self._open_logs.pop((ej.id, EXEC), None)
+            self._open_logs.pop((ej.id, OUTPUT), None)
+        self._to_manager.append(item)
+
+    def log_item(self, ej, path):
+        """The eventlog item of this loop turn the job's next entries for
+        ``path`` go in (consecutive entries of a job share one)."""
+        key = (ej.id, path)
+        item = self._open_logs.get(key)
+        if item is None:
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.loop.call_soon(self.flush)
+            item = self._open_logs[key] = {"type": "eventlog", "id": ej.id,
+                                           "path": path, "entries": [],
+                                           "close": False}
+            self._to_manager.append(item)
+        return item
+
+    def append(self, ej, path, entry):
+        """Queue an entry (``make_event``) for one of the job's eventlogs."""
+        self.log_item(ej, path)["entries"].append(entry)
+
+    def close_log(self, ej, path):
+        """No more entries for that eventlog of the job."""
+        self.log_item(ej, path)["close"] = True
+
+    def raise_exception(self, ej, etype, note):
+        self.send(ej, {"type": "exception", "id": ej.id, "data": {
+            "type": etype, "severity": 0, "note": note}})
+
+    def flush(self):
+        """Once per loop turn: this turn's output as ``guest.output``
+        entries, then every item of the turn to the job-manager."""
+        if self._out_dirty:
+            self.flush_output()
+        msgs, self._to_manager = self._to_manager, []
+        self._open_logs = {}
+        self._flush_scheduled = False
+        if msgs:
+            self.manager_handle({"msgs": msgs})
 
     def signal(self, ej, signum):
         if ej.sim_handle is not None:
@@ -289,11 +360,9 @@ class JobExec(JobOutput, JobProcesses, Service):
             if task.pid is not None and task.status is None:
                 _killpg(task.pid, signum)
 
-    def terminate(self, job):
-        """A fatal exception hit a running job: signal it, then SIGKILL later."""
-        ej = self.jobs.get(job.id)
-        if ej is None:
-            return
+    def terminate(self, ej, signum):
+        """A fatal exception hit a running job: signal it (the job-manager
+        chose ``signum``), then SIGKILL later."""
         if ej.sim_handle is not None:
             ej.sim_handle.cancel()
             ej.sim_handle = None
@@ -303,8 +372,6 @@ class JobExec(JobOutput, JobProcesses, Service):
         if ej.kill_signal_sent:
             return
         ej.kill_signal_sent = True
-        fatal = job.view.fatal
-        signum = signal.SIGALRM if fatal and fatal[0] == "timeout" else signal.SIGTERM
         self.signal(ej, signum)
         self.queue_sweep(ej, signum)  # and what else the job started
         ej.kill_handle = self.loop.call_later(self.kill_timeout, self.escalate, ej)
@@ -317,56 +384,58 @@ class JobExec(JobOutput, JobProcesses, Service):
         self.queue_sweep(ej, signal.SIGKILL)
 
     # -- starting ----------------------------------------------------------------------------
-    def start_job(self, job):
-        ej = ExecJob(job)
-        self.jobs[job.id] = ej
+    def start_job(self, jobid, userid, R, request):
+        if jobid in self.jobs:
+            self.log(LOG_ERR, f"job {jobid}: start: started already; ignored")
+            return
+        ej = ExecJob(jobid, userid, R, request)
+        self.jobs[jobid] = ej
         try:
-            self._start_job(job, ej)
+            self._start_job(ej)
         except Exception:  # a bug must fail this job, not leave it in RUN
-            self.log(LOG_ERR, f"job {job.id}: start: {traceback.format_exc()}")
+            self.log(LOG_ERR, f"job {jobid}: start: {traceback.format_exc()}")
             if not ej.start_failed:
                 ej.start_failed = True
                 ej.status = 127 << 8
-                self.manager.raise_exception(
-                    job, "exec", 0, "start failed: internal error in job-exec"
+                self.raise_exception(
+                    ej, "exec", "start failed: internal error in job-exec"
                     " (the broker log has the details)")
             self.maybe_complete(ej)
 
-    def _start_job(self, job, ej):
-        manager = self.manager
-        request = job.request
-        R = job.R
+    def _start_job(self, ej):
+        request = ej.request
+        R = ej.R
         try:
             ntasks = request.ntasks(R)
         except (KeyError, ValueError, TypeError, IndexError):
             ntasks = 0
-        manager.append(job, EXEC, make_event("init"))
-        manager.append(job, EXEC, make_event("starting"))
+        self.append(ej, EXEC, make_event("init"))
+        self.append(ej, EXEC, make_event("starting"))
         test = request.exec_test
         if test is not None and not isinstance(test, dict):
             ej.start_failed = True
-            manager.raise_exception(job, "exec", 0, "invalid system.exec.test"
-                                    " attribute: must be an object")
+            self.raise_exception(ej, "exec", "invalid system.exec.test"
+                                 " attribute: must be an object")
             self.maybe_complete(ej)
             return
         if test is not None and test.get("mock_exception") == "init":
             ej.start_failed = True
-            manager.raise_exception(job, "exec", 0, "mock initialization exception")
+            self.raise_exception(ej, "exec", "mock initialization exception")
             self.maybe_complete(ej)
             return
         from flux.job.JobID import JobID
 
-        f58 = JobID(job.id).f58
-        manager.append(job, EXEC, make_event("shell.init", {
-            "service": f"{job.userid}-shell-{f58}", "leader-rank": 0, "size": 1}))
+        f58 = JobID(ej.id).f58
+        self.append(ej, EXEC, make_event("shell.init", {
+            "service": f"{ej.userid}-shell-{f58}", "leader-rank": 0, "size": 1}))
         expiration = R["execution"].get("expiration") or 0.0
         if expiration > 0:
             ej.expire_handle = self.loop.call_later(
-                max(0.0, expiration - time.time()), self.expire, job)
+                max(0.0, expiration - time.time()), self.expire, ej)
         if test is not None:
             self.start_simulated(ej, test, ntasks)
             return
-        manager.append(job, OUTPUT, make_event("header", {
+        self.append(ej, OUTPUT, make_event("header", {
             "version": 1,
             "encoding": {"stdout": "UTF-8", "stderr": "UTF-8"},
             "count": {"stdout": ntasks, "stderr": ntasks},
@@ -375,20 +444,18 @@ class JobExec(JobOutput, JobProcesses, Service):
         try:
             self.spawn_tasks(ej, request, ntasks, f58)
         except Exception:  # a bug here must fail the job, not the broker
-            self.log(LOG_ERR, f"job {job.id}: start: {traceback.format_exc()}")
+            self.log(LOG_ERR, f"job {ej.id}: start: {traceback.format_exc()}")
             ej.start_failed = True
             ej.status = 127 << 8
-            manager.raise_exception(job, "exec", 0, "start failed: internal error"
-                                    " in job-exec (the broker log has the details)")
+            self.raise_exception(ej, "exec", "start failed: internal error"
+                                 " in job-exec (the broker log has the details)")
         if not ej.start_failed:
-            manager.append(job, EXEC, make_event("shell.start", {
+            self.append(ej, EXEC, make_event("shell.start", {
                 "taskmap": {"version": 1, "map": [[0, 1, ntasks, 1]]}}))
-            manager.post(job, "start")
+            self.send(ej, {"type": "start", "id": ej.id})
         self.maybe_complete(ej)
 
     def start_simulated(self, ej, test, ntasks):
-        job = ej.job
-        manager = self.manager
         mock = test.get("mock_exception")
         duration = test.get("run_duration", 0)
         why = None
@@ -404,15 +471,15 @@ class JobExec(JobOutput, JobProcesses, Service):
             why = why or f"wait_status must be a wait status, not {status!r:.100}"
         if why is not None:
             ej.start_failed = True
-            manager.raise_exception(job, "exec", 0,
-                                    f"invalid system.exec.test attribute: {why}")
+            self.raise_exception(ej, "exec",
+                                 f"invalid system.exec.test attribute: {why}")
             self.maybe_complete(ej)
             return
-        manager.append(job, EXEC, make_event("shell.start", {
+        self.append(ej, EXEC, make_event("shell.start", {
             "taskmap": {"version": 1, "map": [[0, 1, ntasks, 1]]}}))
-        manager.post(job, "start")
+        self.send(ej, {"type": "start", "id": ej.id})
         if mock == "run":
-            manager.raise_exception(job, "exec", 0, "mock run exception")
+            self.raise_exception(ej, "exec", "mock run exception")
             return
         ej.status = status
 
@@ -423,20 +490,19 @@ class JobExec(JobOutput, JobProcesses, Service):
         ej.sim_handle = self.loop.call_later(seconds, done)
 
     def spawn_tasks(self, ej, request, ntasks, f58):
-        job = ej.job
         command = request.command
         env = dict(request.environment or {})
         cwd = request.cwd or os.getcwd()
         shape = request.shape
         cores_per_slot = shape.cores if shape is not None else 1
         gpus_per_slot = shape.gpus if shape is not None else 0
-        cores, gpus = _cores_of(job.R, self.broker.rank)
+        cores, gpus = _cores_of(ej.R, self.broker.rank)
         rank_info = self.resource.ranks[0]
         nslots = max(1, len(cores) // max(cores_per_slot, 1)) if cores else 1
         env.update({
             "FLUX_JOB_ID": f58,
             "FLUX_JOB_SIZE": str(ntasks),
-            "FLUX_JOB_NNODES": str(len(job.R["execution"]["nodelist"])),
+            "FLUX_JOB_NNODES": str(len(ej.R["execution"]["nodelist"])),
             "FLUX_URI": self.uri,
         })
         try:
@@ -483,12 +549,11 @@ class JobExec(JobOutput, JobProcesses, Service):
 
     def open_files(self, ej, opts, cwd, ntasks):
         """Open stdin and any output files named by the jobspec (shell options)."""
-        job = ej.job
         from flux.job.JobID import JobID
 
         def path_of(p):
-            p = p.replace("{{id}}", str(JobID(job.id).f58)).replace(
-                "{{jobid}}", str(job.id))
+            p = p.replace("{{id}}", str(JobID(ej.id).f58)).replace(
+                "{{jobid}}", str(ej.id))
             return p if os.path.isabs(p) else os.path.join(cwd, p)
 
         stdin_fd = out_fd = err_fd = None
@@ -502,7 +567,7 @@ class JobExec(JobOutput, JobProcesses, Service):
             flags |= os.O_TRUNC
 
         def redirect(stream, path):
-            self.manager.append(job, OUTPUT, make_event("redirect", {
+            self.append(ej, OUTPUT, make_event("redirect", {
                 "stream": stream, "rank": ranks, "path": path}))
 
         def file_of(stream):
@@ -566,8 +631,8 @@ class JobExec(JobOutput, JobProcesses, Service):
         ej.start_failed = True
         ej.status = max(ej.status, 127 << 8)
         host = self.resource.ranks[0].hostname
-        self.manager.raise_exception(
-            ej.job, "exec", 0, f"task {rank} ({host}): start failed: {prog}: {text}")
+        self.raise_exception(
+            ej, "exec", f"task {rank} ({host}): start failed: {prog}: {text}")
 
     # -- reaping and completion ------------------------------------------------------------
     def reap(self):
@@ -575,9 +640,9 @@ class JobExec(JobOutput, JobProcesses, Service):
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                break
             if pid == 0:
-                return
+                break
             entry = self.by_pid.pop(pid, None)
             if entry is None:
                 if pid in self.watchdog_pids:
@@ -596,19 +661,20 @@ class JobExec(JobOutput, JobProcesses, Service):
                     self.wait_for_eof(ej)
                 else:
                     self.maybe_complete(ej)
+        if self._to_manager:
+            self.flush()  # the finishes now, not a loop turn later
 
-    def expire(self, job):
-        ej = self.jobs.get(job.id)
-        if ej is None:
-            return
+    def expire(self, ej):
+        """The job's R expired: a ``timeout`` exception (the job-manager
+        then terminates the job, unless it is no longer in RUN)."""
         ej.expire_handle = None
-        if not ej.completed and job.state == 16:  # RUN
-            self.manager.raise_exception(job, "timeout", 0, "resource allocation expired")
+        if not ej.completed:
+            self.raise_exception(ej, "timeout", "resource allocation expired")
 
     def maybe_complete(self, ej):
         if ej.completed or ej.nlive or ej.pipes or ej.sim_handle is not None:
             return
-        if ej.pending_out or self._out_flush_scheduled and ej.job.id in self._out_dirty:
+        if ej.pending_out or ej.id in self._out_dirty:
             return
         self.complete(ej)
 
@@ -616,11 +682,10 @@ class JobExec(JobOutput, JobProcesses, Service):
         if ej.completed:
             return
         ej.completed = True
-        job = ej.job
         for handle in (ej.kill_handle, ej.expire_handle, ej.sim_handle):
             if handle is not None:
                 handle.cancel()
-        self.jobs.pop(job.id, None)
+        self.jobs.pop(ej.id, None)
         self.draining.pop(ej, None)
         if ej.kill_signal_sent:
             # its tasks are gone: what they started (ignoring SIGTERM, say) goes too
@@ -634,9 +699,10 @@ class JobExec(JobOutput, JobProcesses, Service):
             for task in ej.tasks:
                 if task.pid is not None:
                     _killpg(task.pid, signal.SIGKILL)
-        manager = self.manager
-        manager.append(job, EXEC, make_event("complete", {"status": ej.status}))
-        manager.append(job, EXEC, make_event("done"))
-        manager.close_log(job, EXEC)
-        manager.close_log(job, OUTPUT)
-        manager.finish(job, ej.status)
+        self.append(ej, EXEC, make_event("complete", {"status": ej.status}))
+        self.append(ej, EXEC, make_event("done"))
+        self.close_log(ej, EXEC)
+        self.close_log(ej, OUTPUT)
+        self.send(ej, {"type": "finish", "id": ej.id, "status": ej.status})
+        self.send(ej, {"type": "release", "id": ej.id, "ranks": "all",
+                                  "final": True})

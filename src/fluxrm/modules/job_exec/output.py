@@ -3,7 +3,8 @@
 eventlog, and the output grace.
 
 Output read in one loop turn is turned into eventlog entries once, at the
-end of the turn (``flush_output``): one ``data`` entry per read, text when
+end of the turn (``flush_output``, from ``JobExec.flush``, just before the
+turn's items go to the job-manager): one ``data`` entry per read, text when
 it is UTF-8 (an incomplete last character waits for the next read), base64
 otherwise, ``eof`` with the last; past ``job-exec.output-limit`` bytes a
 job's output is dropped with one ``log`` entry.  A job whose tasks have
@@ -25,10 +26,10 @@ READ_SIZE = 65536
 
 class JobOutput:
     """The methods of ``JobExec`` about output (see the module docstring);
-    they use ``JobExec``'s ``loop``, ``manager``, ``output_limit``,
+    they use ``JobExec``'s ``loop``, ``append``, ``output_limit``,
     ``output_grace``, ``draining``, ``grace_handle``, the output batch
-    (``_out_dirty``, ``_out_flush_scheduled``), ``sweep``, ``maybe_complete``
-    and ``log``."""
+    (``_out_dirty``, flushed by ``JobExec.flush``, ``_flush_scheduled``),
+    ``sweep``, ``maybe_complete`` and ``log``."""
 
     # -- output ------------------------------------------------------------------------------
     def read_output(self, ej, fd):
@@ -67,20 +68,20 @@ class JobOutput:
             data = b""
         if data or eof:
             ej.pending_out.append((stream, rank, data, eof))
-        self._out_dirty[ej.job.id] = ej
-        if not self._out_flush_scheduled:
-            self._out_flush_scheduled = True
-            self.loop.call_soon(self.flush_output)
+        self._out_dirty[ej.id] = ej
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self.flush)
 
     def flush_output(self):
         """Turn this loop turn's output chunks into eventlog entries."""
-        self._out_flush_scheduled = False
         dirty, self._out_dirty = self._out_dirty, {}
+        append = self.append
         for ej in dirty.values():
             chunks, ej.pending_out = ej.pending_out, []
             for stream, rank, data, eof in chunks:
                 if stream == "log":
-                    self.manager.append(ej.job, OUTPUT, make_event("log", {
+                    append(ej, OUTPUT, make_event("log", {
                         "level": 3, "message": data.decode(), "rank": rank,
                         "component": "output"}))
                     continue
@@ -105,7 +106,7 @@ class JobOutput:
                 if eof:
                     ctx["eof"] = True
                 if "data" in ctx or eof:
-                    self.manager.append(ej.job, OUTPUT, make_event("data", ctx))
+                    append(ej, OUTPUT, make_event("data", ctx))
             self.maybe_complete(ej)
 
     # -- the output grace, and what remains of a job ------------------------------------
@@ -134,7 +135,7 @@ class JobOutput:
             expired[ej] = signal.SIGKILL
         for ej in expired:
             del self.draining[ej]
-            self.log(LOG_INFO, f"job {ej.job.id}: output still open "
+            self.log(LOG_INFO, f"job {ej.id}: output still open "
                      f"{self.output_grace:g}s after its tasks exited: closed, "
                      "its remaining processes killed")
             self.close_output(ej)

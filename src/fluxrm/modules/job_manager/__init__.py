@@ -22,21 +22,23 @@ RPC topics:
   unless it is the instance owner (``fluxrm.modules.job_manager.journal``).
 
 With sched it talks only in the scheduler protocol's messages (RFC 27's
-shape, ``fluxrm.modules.job_manager.sched_client``).
+shape, ``fluxrm.modules.job_manager.sched_client``), with job-exec only in
+the exec protocol's (RFC 32's shape: ``start`` answered by eventlog
+entries, ``start``, ``exception``, ``finish`` and ``release``; ``kill``;
+``fluxrm.modules.job_manager.exec_client``).
 
-In-process API (used by job-ingest, job-exec, job-info, job-list):
+In-process API (used by job-ingest, job-info, job-list):
 
 - ``submit(jobs)``: take validated ``Job`` objects from job-ingest;
 - ``post(job, name, context)``: append an event to the main eventlog; the
   state machine (``fluxrm.jobstate``) derives the new state and the manager
   acts on state entries: DEPEND -> ``depend``, PRIORITY -> ``priority``,
-  SCHED -> an ``alloc`` request to sched, RUN -> job-exec, CLEANUP ->
-  cancel/release/free, INACTIVE -> done;
+  SCHED -> an ``alloc`` request to sched, RUN -> a ``start`` request to
+  job-exec, CLEANUP -> cancel/kill/release/free, INACTIVE -> done;
 - ``append(job, path, entry)``: append to any of the job's eventlogs
   (``eventlog``, ``guest.exec.eventlog``, ``guest.output``) and feed watchers;
 - ``watch(job_id, path, callback)`` / ``unwatch(...)``: follow an eventlog;
   ``callback(line)`` per new line, ``callback(None)`` when it closes;
-- ``finish(job, status)`` (job-exec);
 - ``find(id)``: an active (or recently inactive) job, else None;
   ``load_inactive(id)``: the stored row of an inactive job;
 - ``listeners``: callables ``(job, event)`` told of every main-log event.
@@ -46,7 +48,8 @@ Who owns what: the job-manager owns the ``fluxrm.job.Job`` records
 eventlogs, the state (``view``), R once sched gives it, the ``request``
 (parsed at ingest, read only).  Each other service keeps its per-job state
 in its own dict keyed by job id (sched: queue ``entries`` and
-``allocations``; job-exec: ``jobs`` of ``ExecJob``; job-list: ``data`` and
+``allocations``; job-exec: ``jobs`` of ``ExecJob``, which holds the id,
+userid, R and request it was sent, never a ``Job``; job-list: ``data`` and
 ``recent`` of ``ListData``), so a job leaves memory with nothing to undo.
 
 Jobs, eventlogs, R and output live in the ``jobs`` table of the shared
@@ -82,6 +85,7 @@ from fluxrm import jobstate
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service
 from fluxrm.compact_json import dumps
+from fluxrm.modules.job_manager.exec_client import ExecClient
 from fluxrm.modules.job_manager.journal import Journal
 from fluxrm.modules.job_manager.sched_client import SchedClient
 from fluxrm.modules.job_manager.purge import Purger
@@ -111,7 +115,7 @@ assert tuple(LOG_COLUMNS) == LOG_PATHS  # the job store's names for them
 RECENT_INACTIVE = 1000  # inactive jobs kept in memory for fast lookups
 
 
-class JobManager(Journal, SchedClient, Service):
+class JobManager(Journal, SchedClient, ExecClient, Service):
     name = "job-manager"
 
     def __init__(self, broker):
@@ -158,7 +162,7 @@ class JobManager(Journal, SchedClient, Service):
                                  log=lambda text: self.log(LOG_ERR, text))
         services = self.broker.router.services
         self.sched_init(services.get("sched"))
-        self.exec = services.get("job-exec")
+        self.exec_init(services.get("job-exec"))
         self.max_jobid = self.jobstore.max_id()
         self.recover()
 
@@ -331,7 +335,7 @@ class JobManager(Journal, SchedClient, Service):
             else:
                 self.sched_alloc(job)
         elif state == RUN:
-            self.exec.start_job(job)
+            self.exec_start(job)
         elif state == CLEANUP:
             self.cleanup(job)
         elif state == INACTIVE:
@@ -339,9 +343,8 @@ class JobManager(Journal, SchedClient, Service):
 
     def cleanup(self, job):
         self.sched_cancel(job)
-        if self.exec is not None and self.exec.running(job):
-            self.exec.terminate(job)  # finish() continues the cleanup
-            return
+        if self.exec_cleanup(job):
+            return  # job-exec's release continues the cleanup
         self.release(job)
 
     def release(self, job):
@@ -365,12 +368,6 @@ class JobManager(Journal, SchedClient, Service):
             self.nwaitable_active -= 1
             self.reap(job)
         self.mark(job, MAIN)
-
-    # -- called by job-exec -----------------------------------------------------------
-    def finish(self, job, status):
-        self.post(job, "finish", {"status": status})
-        if job.state == CLEANUP:
-            self.release(job)
 
     def raise_exception(self, job, etype, severity=0, note="", userid=None):
         ctx = {"type": etype, "severity": severity, "note": note or ""}
@@ -483,9 +480,9 @@ class JobManager(Journal, SchedClient, Service):
         if type(signum) is not int or not 0 < signum < signal.NSIG:
             raise OSError(errno.EINVAL, "Invalid signal number")
         job = self._job_for_request(msg, payload.jobid(req), errno.EINVAL)
-        if job.state not in (RUN, CLEANUP) or not self.exec.running(job):
+        if job.state not in (RUN, CLEANUP) or job.id not in self.exec_running:
             raise OSError(errno.EINVAL, "job is not running")
-        self.exec.kill(job, signum)
+        self.exec_kill(job, signum)
         self.respond(msg, {})
 
     def h_urgency(self, msg):
@@ -517,6 +514,15 @@ class JobManager(Journal, SchedClient, Service):
             self.any_waiters.remove(msg)
         for jobid in [i for i, m in self.id_waiters.items() if m.sender is sender]:
             del self.id_waiters[jobid]
+
+    # -- the two protocols together ---------------------------------------------------------
+    def sched_handle(self, payload):
+        """sched's answers (``SchedClient.sched_handle``); the jobs they
+        allocated start in this loop turn: the ``start`` for job-exec
+        leaves at once rather than a turn later."""
+        SchedClient.sched_handle(self, payload)
+        if self._to_exec:
+            self._exec_flush()
 
     # -- restart ------------------------------------------------------------------------------
     def recover(self):
