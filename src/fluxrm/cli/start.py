@@ -24,13 +24,13 @@ Signals and teardown:
 
 import argparse
 import os
-import select
 import shutil
 import signal
 import subprocess
 import sys
 import sysconfig
-import time
+
+from fluxrm.childwait import wait_child
 
 SHUTDOWN_TIMEOUT = 30.0
 
@@ -129,30 +129,6 @@ def spawn_initial_program(cmd, env, own_group):
                            **kwargs)
 
 
-def wait_pid(pid, timeout):
-    """Reap ``pid`` within ``timeout`` seconds; its wait status, or None."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        pidfd = None
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            wpid, status = os.waitpid(pid, os.WNOHANG)
-            if wpid == pid:
-                return status
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            if pidfd is not None:
-                select.select([pidfd], [], [], remaining)
-            else:
-                time.sleep(min(0.05, remaining))
-    finally:
-        if pidfd is not None:
-            os.close(pidfd)
-
-
 def main(argv, prog="flux-start", command="start"):
     args = parse_args(argv, prog)
     if args.test_size != 1:
@@ -238,9 +214,9 @@ def main(argv, prog="flux-start", command="start"):
             print(f"{prog}: broker exited unexpectedly "
                   f"(status {proc.returncode}); stopping {cmd[0]}", file=sys.stderr)
             signal_command(signal.SIGTERM)
-            if wait_pid(child, SHUTDOWN_TIMEOUT) is None:
+            if wait_child(child, SHUTDOWN_TIMEOUT) is None:
                 signal_command(signal.SIGKILL)
-                wait_pid(child, SHUTDOWN_TIMEOUT)
+                wait_child(child, SHUTDOWN_TIMEOUT)
             reaped = True
             if not interactive:  # what COMMAND left behind in its group
                 try:

@@ -35,9 +35,9 @@ replaced, and the new one gets the running tasks.
 
 import errno
 import os
-import select
 import signal
 
+from fluxrm.childwait import wait_child
 from fluxrm.watchdog import Watchdog, descendants, job_marker, proc_table
 
 LOG_ERR = 3
@@ -250,22 +250,14 @@ def _killpg(pid, signum):
 
 
 def _wait_exit(pid, timeout):
-    """Wait up to ``timeout`` seconds for child ``pid`` to exit (then SIGKILL it)."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        pidfd = None
-    if pidfd is not None:
+    """Wait up to ``timeout`` seconds for child ``pid`` to exit, then SIGKILL
+    and reap it."""
+    if wait_child(pid, timeout) is None:
+        _kill(pid, signal.SIGKILL)
         try:
-            ready, _w, _x = select.select([pidfd], [], [], timeout)
-        finally:
-            os.close(pidfd)
-        if not ready:
-            _kill(pid, signal.SIGKILL)
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
 
 
 def _kill(pid, signum):
