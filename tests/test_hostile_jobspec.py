@@ -203,6 +203,18 @@ def test_bad_request_fields_are_einval_or_eproto(h, topic, payload):
 POISON = "caf\udc80"
 
 
+def stopped_instance_with_one_job(start_instance, tmp_path):
+    """Run one job on a new statedir and stop the instance: ``(statedir,
+    that job's id)``; ids above it are free for rows written by hand."""
+    statedir = tmp_path / "state"
+    statedir.mkdir()
+    with start_instance(f"statedir={statedir}") as inst:
+        h = inst.handle()
+        first = flux.job.submit(h, JobspecV1.from_command(["true"]))
+        wait_inactive(h, first)
+    return statedir, first
+
+
 def poisoned_row(conn, jobid, urgency, **changes):
     """Write a pending job straight into a stopped instance's store: its
     jobspec holds lone surrogates (as stored by a version without the
@@ -232,12 +244,7 @@ def poisoned_row(conn, jobid, urgency, **changes):
 
 
 def test_poisoned_jobs_in_the_store_do_not_lock_up_the_instance(start_instance, tmp_path):
-    statedir = tmp_path / "state"
-    statedir.mkdir()
-    with start_instance(f"statedir={statedir}") as inst:
-        h = inst.handle()
-        first = flux.job.submit(h, JobspecV1.from_command(["true"]))
-        wait_inactive(h, first)
+    statedir, first = stopped_instance_with_one_job(start_instance, tmp_path)
     conn = sqlite3.connect(statedir / "content.sqlite", isolation_level=None)
     try:
         conn.execute("BEGIN")
@@ -299,12 +306,7 @@ def test_cli_non_utf8_input_to_bulksubmit(instance):
 def test_stored_jobspec_that_no_longer_decodes_fails_the_job(start_instance, tmp_path):
     """A pending job whose stored jobspec text is not a JSON object (a
     damaged row) gets a fatal ``ingest`` exception at replay, not a run."""
-    statedir = tmp_path / "state"
-    statedir.mkdir()
-    with start_instance(f"statedir={statedir}") as inst:
-        h = inst.handle()
-        first = flux.job.submit(h, JobspecV1.from_command(["true"]))
-        wait_inactive(h, first)
+    statedir, first = stopped_instance_with_one_job(start_instance, tmp_path)
     conn = sqlite3.connect(statedir / "content.sqlite", isolation_level=None)
     try:
         conn.execute("BEGIN")

@@ -4,9 +4,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+
+from conftest import poll
 
 FLUX = [sys.executable, "-m", "fluxrm.cli.main"]
 
@@ -120,13 +121,8 @@ def test_bad_test_size():
 
 
 def wait_gone(pid, timeout=30.0):
-    """Poll until ``pid`` is gone (or a zombie); False after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    """Poll until ``pid`` is gone (or a zombie); a failure after ``timeout``."""
+    return poll(lambda: not pid_alive(pid), f"pid {pid} to end", timeout)
 
 
 def kill_quietly(pid, sig=signal.SIGKILL):
@@ -152,10 +148,8 @@ def proc_state(pid):
 
 
 def wait_state(pid, state, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while proc_state(pid) != state and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return proc_state(pid) == state
+    return poll(lambda: proc_state(pid) == state, f"pid {pid} in state {state}",
+                timeout)
 
 
 def test_sigterm_to_start_and_command_at_once_never_hangs():
