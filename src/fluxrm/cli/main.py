@@ -42,6 +42,7 @@ COMMANDS = {
     "uptime": ("uptime", "show how long this instance has been running"),
     "pgrep": ("pgrep", "list jobs whose name matches a pattern"),
     "pkill": ("pgrep", "cancel jobs whose name matches a pattern"),
+    "keygen": ("keygen", "write a CURVE certificate for the brokers' network"),
 }
 
 
