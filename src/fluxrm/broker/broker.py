@@ -24,16 +24,17 @@ import importlib
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
 import traceback
 
+from fluxrm.broker import bootstrap
 from fluxrm.broker.builtins import ATTR_IMMUTABLE, log_entry
 from fluxrm.broker.connector import listen
 from fluxrm.broker.router import Router
-from fluxrm.broker.services import SERVICES
+from fluxrm.broker.rpc import BrokerRPC
+from fluxrm.broker.services import services_for_rank
 from fluxrm.store import STORE_FILENAME
 
 LOG_ERR = 3
@@ -42,12 +43,22 @@ LOG_INFO = 6
 LEVEL_NAMES = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
 
 
+HELLO_TIMEOUT = 60.0  # seconds a child waits for its parent's answer
+CHILDREN_GONE_TIMEOUT = 30.0  # seconds a parent waits for its children to leave
+QUORUM_WARN = 60.0  # seconds before rank 0 names the ranks it still waits for
+
+
 class Broker:
-    def __init__(self, attrs=None):
-        self.rank = 0
-        self.size = 1
+    def __init__(self, attrs=None, boot=None):
+        self.boot = boot or bootstrap.BootInfo("single")
+        self.rank = self.boot.rank
+        self.size = self.boot.size
         self.owner_uid = os.getuid()
         self.router = Router(self)
+        self.rpc = BrokerRPC(self.router)
+        self.overlay = None  # fluxrm.broker.overlay.Overlay when size > 1
+        self.online = {self.rank: self.boot.hostname}  # rank 0: rank -> host
+        self._quorum = None
         self.config = {}
         self.attrs = {}
         self.logbuf = collections.deque(maxlen=10000)
@@ -78,12 +89,17 @@ class Broker:
         os.chmod(rundir, 0o700)
         self.rundir = rundir
         statedir = user.get("statedir")
+        # brokers of one instance may share a run directory (flux start
+        # --test-size): names carry the rank when there are several
+        suffix = "" if self.size == 1 else f"-{self.rank}"
         if not statedir:
-            statedir = os.path.join(rundir, "state")
+            statedir = os.path.join(rundir, "state" + suffix)
             self._own_statedir = True
         self._make_private_statedir(statedir)
         self.statedir = statedir
-        self.socket_path = os.path.join(rundir, "local")
+        self.socket_path = os.path.join(rundir, "local" + suffix)
+        boot = self.boot
+        hostlist = user.get("hostlist") or boot.hostlist or boot.hostname
         fixed = {
             "rank": str(self.rank),
             "size": str(self.size),
@@ -91,13 +107,26 @@ class Broker:
             "statedir": statedir,
             "local-uri": f"local://{self.socket_path}",
             "instance-level": user.get("instance-level", "0"),
-            "hostlist": user.get("hostlist", socket.gethostname()),
             "broker.pid": str(os.getpid()),
             "broker.starttime": f"{time.time():.6f}",
+            "broker.boot-method": boot.method,
             "version": _version(),
         }
+        if boot.topology is not None:
+            topo = boot.topology
+            fixed.update({
+                "tbon.topo": getattr(topo, "spec", "custom"),
+                "tbon.level": str(topo.level(self.rank)),
+                "tbon.maxlevel": str(topo.maxlevel),
+                "tbon.descendants": str(topo.descendants(self.rank)),
+            })
+            if boot.mapping:
+                fixed["broker.mapping"] = boot.mapping
         for name, value in fixed.items():
             self.attrs[name] = (value, ATTR_IMMUTABLE)
+        # known once every rank is online (rank 0 learns the host names)
+        self.attrs["hostlist"] = (hostlist, 0)
+        self.attrs.setdefault("broker.quorum", (str(self.size), 0))
         for name, default in (("log-level", "7"), ("log-stderr-level", "3")):
             self.attrs.setdefault(name, (default, 0))
         logfile = user.get("log-filename")
@@ -135,6 +164,15 @@ class Broker:
         entry = self.attrs.get(name)
         return entry[0] if entry else default
 
+    def _seconds(self, name, default):
+        """An attribute holding a number of seconds (``default`` if unset
+        or not a positive number)."""
+        try:
+            value = float(self.attr(name, default))
+        except (TypeError, ValueError):
+            return default
+        return value if value > 0 else default
+
     def _level(self, name):
         try:
             return int(self.attr(name))
@@ -157,9 +195,10 @@ class Broker:
 
     # -- lifecycle -----------------------------------------------------------------
     def _load_services(self):
-        """Import every service of ``SERVICES``, then construct them in order."""
+        """Import this rank's services (``fluxrm.broker.services``), then
+        construct them in order."""
         classes = []
-        for spec in SERVICES:
+        for spec in services_for_rank(self.rank):
             modname, _, clsname = spec.partition(":")
             classes.append(getattr(importlib.import_module(modname), clsname))
         for cls in classes:
@@ -172,17 +211,44 @@ class Broker:
         self._shutdown = loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self.request_shutdown, 0)
+        overlay = self.overlay
+        if overlay is not None:
+            overlay.start()
+            if self.rank != 0:
+                try:
+                    await overlay.hello(self._seconds("tbon.connect_timeout",
+                                                      HELLO_TIMEOUT))
+                except OSError as exc:
+                    self.log(LOG_ERR, f"overlay: {exc.strerror or exc}")
+                    overlay.close()
+                    return 1
         self._load_services()
         for svc in self.services:
             await svc.start()
         self.server = await listen(self, self.socket_path)
         tune_gc()
+        if overlay is not None:
+            if self.rank == 0:
+                await self._wait_quorum()
+            else:
+                self.rpc.notify("broker.online", {"rank": self.rank,
+                                                  "hostname": self.boot.hostname}, 0)
         self.log(LOG_INFO, f"broker ready: {self.attr('local-uri')}")
         if ready_fd is not None:
-            os.write(ready_fd, (self.attr("local-uri") + "\n").encode())
+            # the URI, and this broker's rank when it is not the leader
+            # (flux start runs the initial program on rank 0 only)
+            line = self.attr("local-uri") + (f" {self.rank}" if self.rank else "")
+            os.write(ready_fd, (line + "\n").encode())
             os.close(ready_fd)
         await self._shutdown
         self.log(LOG_INFO, "broker shutting down")
+        if overlay is not None:
+            # leaves first: our children (and theirs) go before we do
+            overlay.send_shutdown()
+            left = await overlay.wait_children_gone(CHILDREN_GONE_TIMEOUT)
+            if left:
+                self.log(LOG_ERR, f"ranks {left} did not leave within"
+                         f" {CHILDREN_GONE_TIMEOUT:g}s; going without them")
         self.server.close()
         for svc in reversed(self.services):
             try:
@@ -190,8 +256,50 @@ class Broker:
             except Exception:
                 self.log(LOG_ERR, f"{svc.name}: stop failed: " + traceback.format_exc())
         for conn in list(self.router.connections.values()):
-            conn.transport.close()
+            transport = getattr(conn, "transport", None)
+            if transport is not None:
+                transport.close()
+        if overlay is not None:
+            overlay.say_goodbye()
+            overlay.close()
         return self.exit_code
+
+    # -- quorum (rank 0) -------------------------------------------------------
+    def quorum_size(self):
+        try:
+            return max(1, min(self.size, int(self.attr("broker.quorum"))))
+        except (TypeError, ValueError):
+            return self.size
+
+    async def _wait_quorum(self):
+        """Wait until ``broker.quorum`` ranks are online; every
+        ``QUORUM_WARN`` seconds, log the ranks still missing."""
+        loop = asyncio.get_running_loop()
+        self._quorum = loop.create_future()
+        self._check_quorum()
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._quorum), QUORUM_WARN)
+                return
+            except asyncio.TimeoutError:
+                missing = sorted(set(range(self.size)) - set(self.online))
+                self.log(LOG_WARNING, f"waiting for ranks {missing} to come online"
+                         f" ({len(self.online)} of {self.quorum_size()} needed)")
+
+    def node_online(self, rank, hostname):
+        """Rank ``rank`` on ``hostname`` started its services (rank 0)."""
+        self.online[rank] = hostname
+        self._check_quorum()
+
+    def _check_quorum(self):
+        if (self._quorum is not None and not self._quorum.done()
+                and len(self.online) >= self.quorum_size()):
+            if len(self.online) == self.size:
+                hosts = [self.online[r] for r in range(self.size)]
+                self.attrs["hostlist"] = (_compact_hostlist(hosts), 0)
+                self.router.publish("broker.hostlist",
+                                    {"hostlist": self.attr("hostlist")})
+            self._quorum.set_result(None)
 
     def request_shutdown(self, code=0):
         self.exit_code = code
@@ -239,6 +347,16 @@ def format_log_entry(entry):
     return f"{stamp}{frac}Z {entry['appname']}.{name}[{entry['rank']}]: {entry['message']}"
 
 
+def _compact_hostlist(hosts):
+    """The hosts, in rank order, as one hostlist expression."""
+    from flux.hostlist import Hostlist
+
+    try:
+        return Hostlist(",".join(hosts)).encode()
+    except (OSError, ValueError, TypeError):
+        return ",".join(hosts)
+
+
 def _version():
     from fluxrm import __version__
 
@@ -263,6 +381,33 @@ def die_with_parent(parent_pid):
             pass
     # the request is lost if the parent died before it was made
     return os.getppid() == parent_pid
+
+
+def read_config(path, overrides):
+    """The instance configuration: ``path`` (a file or a directory), then
+    the ``--conf`` overrides; ``{}`` without either."""
+    from fluxrm.config import apply_overrides, load_config
+
+    config = load_config(path) if path else {}
+    if overrides:
+        apply_overrides(config, overrides)
+    return config
+
+
+def join_overlay(broker, boot):
+    """Bind the overlay (if this rank has children) and finish the
+    bootstrap, before the loop runs."""
+    from fluxrm.broker.overlay import Overlay
+
+    overlay = Overlay(broker, boot)
+    broker.overlay = broker.router.overlay = overlay
+    endpoint = None
+    if boot.children:
+        endpoint = overlay.bind(bootstrap.bind_uri(boot, broker.rundir))
+        broker.attrs["tbon.endpoint"] = (endpoint, ATTR_IMMUTABLE)
+    boot.exchange(endpoint)
+    if boot.parent_uri:
+        broker.attrs["tbon.parent-endpoint"] = (boot.parent_uri, ATTR_IMMUTABLE)
 
 
 def parse_setattr(values):
@@ -295,6 +440,11 @@ def main(argv=None):
     parser.add_argument("-S", "--setattr", action="append", metavar="ATTR=VAL")
     parser.add_argument("--ready-fd", type=int)
     parser.add_argument("--parent-pid", type=int)
+    parser.add_argument("-c", "--config-path", metavar="PATH",
+                        help="instance configuration: a TOML file, a JSON file,"
+                        " or a directory of *.toml (default: $FLUX_CONF_DIR)")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VAL",
+                        help="set a configuration key (a TOML value)")
     args = parser.parse_args(argv)
     if args.parent_pid is not None and not die_with_parent(args.parent_pid):
         print("flux-broker: the process that started it is gone", file=sys.stderr)
@@ -304,12 +454,32 @@ def main(argv=None):
             os.set_inheritable(args.ready_fd, False)
         except OSError:
             args.ready_fd = None
+    attrs = parse_setattr(args.setattr)
     try:
-        broker = Broker(parse_setattr(args.setattr))
+        config = read_config(args.config_path or os.environ.get("FLUX_CONF_DIR"),
+                             args.conf)
+    except (OSError, ValueError) as exc:
+        print(f"flux-broker: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 1
+    try:
+        boot = bootstrap.begin(attrs, config)
+    except bootstrap.BootError as exc:
+        print(f"flux-broker: {exc.strerror}", file=sys.stderr)
+        return 1
+    try:
+        broker = Broker(attrs, boot)
+        broker.config = config
     except OSError as exc:
         print(f"flux-broker: {exc.strerror or exc}: {exc.filename or ''}",
               file=sys.stderr)
         return 1
+    if boot.size > 1:
+        try:
+            join_overlay(broker, boot)
+        except OSError as exc:
+            print(f"flux-broker: {exc.strerror or exc}", file=sys.stderr)
+            broker.cleanup()
+            return 1
     profile_path = os.environ.get("FLUXRM_BROKER_PROFILE")
     try:
         if profile_path:

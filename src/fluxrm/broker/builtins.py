@@ -4,6 +4,8 @@ RPC topics:
 
 - ``broker.ping``            echo the payload, plus ``route`` and ``userid``
 - ``broker.shutdown``        (owner) stop the instance
+- ``broker.online`` {rank, hostname}  (owner, to rank 0) that rank has
+                                          started its services
 - ``attr.get``   {name}                  -> {value, flags}
 - ``attr.set``   {name, value}           -> {}   (owner; immutable names: EPERM)
 - ``attr.rm``    {name}                  -> {}   (owner)
@@ -109,6 +111,25 @@ class BrokerService(Service):
     def shutdown(self, msg):
         self.respond(msg, {})
         self.broker.request_shutdown(0)
+
+    @request_handler("online")
+    def online(self, msg):
+        """A rank of the instance has started its services (to rank 0)."""
+        req = payload.request(msg)
+        rank = payload.integer(req, "rank", lo=1, hi=self.broker.size - 1)
+        hostname = payload.string(req, "hostname")
+        self.broker.node_online(rank, hostname)
+
+    async def start(self):
+        if self.broker.rank != 0:
+            # rank 0 sends the instance's host list once every rank is online
+            self.broker.router.subscribe("broker.hostlist", self)
+
+    def deliver_event(self, msg):
+        if msg._topic == "broker.hostlist":
+            hostlist = (msg.get_object() or {}).get("hostlist")
+            if isinstance(hostlist, str):
+                self.broker.attrs["hostlist"] = (hostlist, 0)
 
 
 class AttrService(Service):
@@ -249,6 +270,10 @@ class EventService(Service):
 
     @request_handler("pub", allow_guest=True)
     def pub(self, msg):
+        if self.broker.rank != 0:
+            # rank 0 numbers events: it answers with the sequence number
+            self.broker.router.forward_up(msg, msg.sender)
+            return
         req = payload.request(msg)
         topic = name_field(req, "topic", "event.pub: topic")
         event = req.get("payload")

@@ -6,9 +6,16 @@ Responses from client-registered services travel back along the route stack
 of the request.  Events are published to every subscriber whose topic prefix
 matches, in-process callbacks and client connections alike.
 
-Every request carries a destination ``nodeid``: ``FLUX_NODEID_ANY`` and
-``FLUX_NODEID_UPSTREAM`` are served here on a single-rank instance, as is our
-own rank; any other rank is unreachable until an overlay joins more ranks.
+Every request carries a destination ``nodeid``: our own rank is served
+here; another rank of the instance is reached through the overlay (down to
+the child whose subtree holds it, else up), a rank outside the instance gets
+EHOSTUNREACH.  ``FLUX_NODEID_ANY`` is served here if a local service has
+the topic, else sent up (rank 0 answers ENOSYS); ``FLUX_NODEID_UPSTREAM``
+always goes up (served here on rank 0).  See ``fluxrm.broker.overlay``.
+
+Events are numbered by rank 0 only: one published here on another rank
+goes up first, and reaches the subscribers of every rank (this one too) on
+its way back down.
 
 A request without ``FLUX_ROLE_OWNER`` to a topic its service declared
 owner-only (``fluxrm.broker.service.request_handler``: the default) is
@@ -78,6 +85,7 @@ class Router:
         self.subscriptions = {}  # topic prefix -> set of subscribers
         self.connections = {}  # ident -> connection
         self.event_seq = 0
+        self.overlay = None  # fluxrm.broker.overlay.Overlay when size > 1
         self._tasks = set()
 
     # -- services ------------------------------------------------------------
@@ -146,16 +154,25 @@ class Router:
     def dispatch_request(self, msg, sender):
         msg.sender = sender
         nodeid = msg.nodeid
-        if nodeid != FLUX_NODEID_ANY and nodeid != self.broker.rank:
-            if nodeid == FLUX_NODEID_UPSTREAM and self.broker.rank == 0:
-                pass  # rank 0 has no upstream: serve here, as upstream does
-            elif nodeid != FLUX_NODEID_UPSTREAM:
-                self.error(msg, errno.EHOSTUNREACH,
-                           f"No route to rank {nodeid}")
+        rank = self.broker.rank
+        if nodeid != FLUX_NODEID_ANY and nodeid != rank:
+            if nodeid == FLUX_NODEID_UPSTREAM:
+                if rank != 0:  # rank 0 has no upstream: serve here, as upstream does
+                    self.forward_up(msg, sender)
+                    return
+            elif nodeid >= self.broker.size or self.overlay is None:
+                self.error(msg, errno.EHOSTUNREACH, f"No route to rank {nodeid}")
+                return
+            else:
+                if not self.overlay.forward(msg, sender, nodeid):
+                    self.error(msg, errno.EHOSTUNREACH, f"rank {nodeid} is offline")
                 return
         topic = msg._topic or ""
         svc = self.lookup(topic)
         if svc is None:
+            if nodeid == FLUX_NODEID_ANY and rank != 0:
+                self.forward_up(msg, sender)
+                return
             self.error(msg, errno.ENOSYS, None)
             return
         if isinstance(svc, ClientService):
@@ -168,6 +185,10 @@ class Router:
         sender.services_used.add(svc.name)
         handler = svc.handlers.get(topic)
         if handler is None:
+            if nodeid == FLUX_NODEID_ANY and rank != 0:
+                # a service present on every rank serves some topics at rank 0 only
+                self.forward_up(msg, sender)
+                return
             self.error(msg, errno.ENOSYS, None)
             return
         if not msg.rolemask & FLUX_ROLE_OWNER and topic in svc.owner_only:
@@ -182,6 +203,18 @@ class Router:
             task = asyncio.ensure_future(result)
             self._tasks.add(task)
             task.add_done_callback(lambda t, s=svc, m=msg: self._task_done(t, s, m))
+
+    def forward_up(self, msg, sender):
+        """Send a request on to the parent (as ``FLUX_NODEID_ANY``)."""
+        if self.overlay is None or not self.overlay.forward_up(msg, sender):
+            self.error(msg, errno.EHOSTUNREACH, "the parent broker is unreachable")
+
+    def unroute_error(self, req, errnum, errstr):
+        """Answer a request this broker forwarded to a peer that is gone:
+        the error retraces the route the request took to here."""
+        if req.flags & MSGFLAG_NORESPONSE or not req.route:
+            return
+        self.dispatch_response(req.response(errnum=errnum, errstr=errstr))
 
     def _task_done(self, task, svc, msg):
         self._tasks.discard(task)
@@ -261,8 +294,33 @@ class Router:
         self.publish_message(Message.build(FLUX_MSGTYPE_EVENT, topic, payload))
 
     def publish_message(self, msg):
+        """Publish an event: numbered and sent down the tree at rank 0,
+        sent up from any other rank (it comes back down numbered)."""
+        overlay = self.overlay
+        if overlay is not None and self.broker.rank != 0:
+            msg.seq = 0
+            if not overlay.send_up(msg):
+                self.broker.log(LOG_ERR, f"event {msg._topic}: no parent to"
+                                " publish it through; dropped")
+            return
         self.event_seq += 1
         msg.seq = self.event_seq
+        if overlay is not None:
+            overlay.multicast(msg)
+        self.deliver_event(msg)
+
+    def event_from_parent(self, msg):
+        """A numbered event from the parent: deliver here, pass it down."""
+        self.event_seq = msg.seq
+        self.overlay.multicast(msg)
+        self.deliver_event(msg)
+
+    def event_from_child(self, msg):
+        """An event published below us: up it goes (rank 0 numbers it)."""
+        self.publish_message(msg)
+
+    def deliver_event(self, msg):
+        """Deliver an event to this broker's subscribers."""
         topic = msg._topic or ""
         delivered = set()
         for prefix, subs in list(self.subscriptions.items()):

@@ -19,6 +19,10 @@ whatever their places; the order matters for what ``start()`` does:
 - ``job-ingest``, ``job-info`` and ``job-list`` front the job-manager's
   jobs; ``job-list`` counts the stored inactive ones at start.
 
+In an instance of several brokers, rank 0 runs them all; the other ranks
+run only those in ``EVERY_RANK`` (a request for a topic no local service
+has goes up the tree to rank 0).
+
 A new service is a line here (and its module in ``fluxrm/modules/``).
 """
 
@@ -30,6 +34,7 @@ SERVICES = [
     "fluxrm.broker.builtins:LogService",       # log.*
     "fluxrm.broker.builtins:ServiceRegistry",  # service.add, service.remove
     "fluxrm.broker.builtins:EventService",     # event.*
+    "fluxrm.broker.rexec:RexecService",        # rexec.* (flux exec)
     # the modules (fluxrm/modules/)
     "fluxrm.modules.kvs:KVSService",           # kvs.*, kvs-watch.*, content.*
     "fluxrm.modules.resource:ResourceService",  # resource.*
@@ -40,3 +45,22 @@ SERVICES = [
     "fluxrm.modules.job_info:JobInfo",         # job-info.*
     "fluxrm.modules.job_list:JobList",         # job-list.*
 ]
+
+
+# the services every rank runs; the others run on rank 0 only
+EVERY_RANK = {
+    "fluxrm.broker.builtins:BrokerService",
+    "fluxrm.broker.builtins:AttrService",
+    "fluxrm.broker.builtins:ConfigService",
+    "fluxrm.broker.builtins:LogService",
+    "fluxrm.broker.builtins:ServiceRegistry",
+    "fluxrm.broker.builtins:EventService",
+    "fluxrm.broker.rexec:RexecService",
+}
+
+
+def services_for_rank(rank):
+    """The services rank ``rank`` runs, in start order."""
+    if rank == 0:
+        return list(SERVICES)
+    return [spec for spec in SERVICES if spec in EVERY_RANK]

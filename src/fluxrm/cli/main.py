@@ -26,6 +26,7 @@ COMMANDS = {
     "getattr": ("attr", "print the value of a broker attribute"),
     "setattr": ("attr", "set a broker attribute"),
     "lsattr": ("attr", "list broker attributes"),
+    "exec": ("exec", "run a command on the instance's brokers' nodes"),
     "ping": ("ping", "send echo requests to a broker service"),
     "python": ("python", "run the Python interpreter that has this flux package"),
     "env": ("env", "print or run with the Flux environment"),

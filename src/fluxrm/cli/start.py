@@ -46,7 +46,22 @@ def parse_args(argv, prog):
     parser.add_argument("-S", "--setattr", action="append", default=[],
                         metavar="ATTR=VAL", help="set a broker attribute")
     parser.add_argument("-s", "--test-size", type=int, default=1, metavar="N",
-                        help="number of brokers to start (only 1 for now)")
+                        help="start N brokers of one instance on this machine")
+    parser.add_argument("--test-hosts", metavar="HOSTLIST",
+                        help="fake host names for the --test-size brokers")
+    parser.add_argument("--test-exit-mode", choices=("any", "leader"),
+                        default="any",
+                        help="end when any broker exits (any), or rank 0 (leader)")
+    parser.add_argument("--test-exit-timeout", type=float, default=20.0,
+                        metavar="SECONDS",
+                        help="after the first broker exits, kill the others"
+                        " after this long (default 20)")
+    parser.add_argument("-c", "--config-path", metavar="PATH",
+                        help="instance configuration (a TOML file or a directory"
+                        " of them); with a [bootstrap] table, every host runs"
+                        " the same flux start and rank 0 runs COMMAND")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VAL",
+                        help="set a configuration key")
     parser.add_argument("--rundir", metavar="DIR",
                         help="run directory (kept at exit)")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -64,6 +79,10 @@ def broker_command(args):
         cmd.extend(["-S", item])
     if args.rundir:
         cmd.extend(["-S", f"rundir={args.rundir}"])
+    if args.config_path:
+        cmd.extend(["-c", args.config_path])
+    for item in args.conf:
+        cmd.extend(["--conf", item])
     parent = os.environ.get("FLUX_URI")
     if parent:
         cmd.extend(["-S", f"parent-uri={parent}"])
@@ -98,6 +117,12 @@ def start_broker(cmd, prog):
     return proc, uri
 
 
+def split_ready_line(line):
+    """The broker's ready line: ``URI`` (rank 0) or ``URI RANK``."""
+    uri, _, rank = line.partition(" ")
+    return uri, int(rank) if rank.isdigit() else 0
+
+
 def stop_broker(proc):
     if proc.poll() is None:
         proc.terminate()
@@ -106,6 +131,23 @@ def stop_broker(proc):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def follow_broker(proc, prog, verbose):
+    """Wait for a broker that is not rank 0 (it leaves when rank 0 shuts
+    the instance down); SIGTERM, SIGINT and SIGHUP stop it."""
+    def stop(signum, frame):
+        try:
+            proc.terminate()
+        except ProcessLookupError:
+            pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop)
+    code = proc.wait()
+    if verbose:
+        print(f"{prog}: broker exit {code}", file=sys.stderr)
+    return code if code >= 0 else 128 - code
 
 
 def exit_status(status):
@@ -129,12 +171,87 @@ def spawn_initial_program(cmd, env, own_group):
                            **kwargs)
 
 
+class _OneBroker:
+    """The broker of a size-1 instance, as ``main`` sees brokers."""
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    def exited(self, pid, code):
+        if pid != self.proc.pid:
+            return False
+        self.proc.returncode = code
+        return True
+
+    @property
+    def code(self):
+        return self.proc.returncode
+
+    def stop(self, timeout):
+        stop_broker(self.proc)
+
+    def cleanup(self, rundir, keep):
+        if not keep and rundir and os.path.isdir(rundir):
+            # the broker normally removes it; not if it was killed
+            shutil.rmtree(rundir, ignore_errors=True)
+
+
+class _ManyBrokers:
+    """The brokers of ``--test-size=N`` (``fluxrm.cli.start_brokers``)."""
+
+    def __init__(self, brokers):
+        self.brokers = brokers
+
+    def exited(self, pid, code):
+        return self.brokers.exited(pid, code)
+
+    @property
+    def code(self):
+        for broker in self.brokers.brokers:
+            if broker.returncode:
+                return broker.returncode
+        return self.brokers.leader.returncode
+
+    def stop(self, timeout):
+        self.brokers.stop(min(timeout, self.brokers.exit_timeout))
+        self.brokers.close()
+
+    def cleanup(self, rundir, keep):
+        if self.brokers.own_rundir:
+            shutil.rmtree(self.brokers.rundir, ignore_errors=True)
+
+
+def launch_brokers(args, prog):
+    """Start the instance's broker(s): ``(brokers, uri)``, uri None if it
+    failed to start (said on stderr)."""
+    if args.test_size < 1:
+        print(f"{prog}: --test-size={args.test_size}: must be at least 1",
+              file=sys.stderr)
+        return None, None
+    if args.test_size == 1:
+        proc, uri = start_broker(broker_command(args), prog)
+        brokers = _OneBroker(proc)
+        if uri is None:
+            code = proc.wait()
+            print(f"{prog}: broker failed to start (exit status {code})",
+                  file=sys.stderr)
+        return brokers, uri
+    from fluxrm.cli import start_brokers
+
+    cmd = broker_command(args)[3:]  # the options, without "python -m fluxrm.broker"
+    group, uri = start_brokers.launch(args, cmd, prog)
+    brokers = _ManyBrokers(group)
+    if uri is None:
+        why = group.pmi_problem or "rank 0 did not come up"
+        print(f"{prog}: the instance failed to start: {why}", file=sys.stderr)
+        group.stop(args.test_exit_timeout)
+        group.close()
+        brokers.cleanup(None, False)
+    return brokers, uri
+
+
 def main(argv, prog="flux-start", command="start"):
     args = parse_args(argv, prog)
-    if args.test_size != 1:
-        print(f"{prog}: --test-size={args.test_size}: only one broker is supported",
-              file=sys.stderr)
-        return 1
     cmd = args.command
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
@@ -148,13 +265,15 @@ def main(argv, prog="flux-start", command="start"):
     except OSError:
         pass
 
-    proc, uri = start_broker(broker_command(args), prog)
+    brokers, uri = launch_brokers(args, prog)
     if uri is None:
-        code = proc.wait()
-        print(f"{prog}: broker failed to start (exit status {code})", file=sys.stderr)
         return 1
+    uri, rank = split_ready_line(uri)
+    if rank != 0:
+        # one broker of a configured instance: rank 0's host runs COMMAND
+        return follow_broker(brokers.proc, prog, args.verbose)
     if args.verbose:
-        print(f"{prog}: broker pid {proc.pid} ready at {uri}", file=sys.stderr)
+        print(f"{prog}: instance ready at {uri}", file=sys.stderr)
     rundir = os.path.dirname(uri[len("local://"):])
 
     env = dict(os.environ)
@@ -175,7 +294,8 @@ def main(argv, prog="flux-start", command="start"):
     except OSError as exc:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, forwarded)
         print(f"{prog}: {cmd[0]}: {exc.strerror}", file=sys.stderr)
-        stop_broker(proc)
+        brokers.stop(SHUTDOWN_TIMEOUT)
+        brokers.cleanup(rundir, args.rundir)
         return 127
     reaped = False
 
@@ -209,10 +329,9 @@ def main(argv, prog="flux-start", command="start"):
         if pid == child:
             reaped = True
             code = exit_status(status)
-        elif pid == proc.pid:
-            proc.returncode = exit_status(status)
+        elif brokers.exited(pid, exit_status(status)):
             print(f"{prog}: broker exited unexpectedly "
-                  f"(status {proc.returncode}); stopping {cmd[0]}", file=sys.stderr)
+                  f"(status {brokers.code}); stopping {cmd[0]}", file=sys.stderr)
             signal_command(signal.SIGTERM)
             if wait_child(child, SHUTDOWN_TIMEOUT) is None:
                 signal_command(signal.SIGKILL)
@@ -223,11 +342,9 @@ def main(argv, prog="flux-start", command="start"):
                     os.killpg(child, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-            code = proc.returncode or 1
-    stop_broker(proc)
-    if not args.rundir and os.path.isdir(rundir):
-        # the broker normally removes it; not if it was killed
-        shutil.rmtree(rundir, ignore_errors=True)
+            code = brokers.code or 1
+    brokers.stop(SHUTDOWN_TIMEOUT)
+    brokers.cleanup(rundir, args.rundir)
     if args.verbose:
         print(f"{prog}: exit {code}", file=sys.stderr)
     return code
