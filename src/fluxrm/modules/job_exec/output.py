@@ -3,8 +3,8 @@
 eventlog, and the output grace.
 
 Output read in one loop turn is turned into eventlog entries once, at the
-end of the turn (``flush_output``, from ``JobExec.flush``, just before the
-turn's items go to the job-manager): one ``data`` entry per read, text when
+end of the turn (``flush_output``, from ``ExecProtocol.flush``, just before
+the turn's items go to the job-manager): one ``data`` entry per read, text when
 it is UTF-8 (an incomplete last character waits for the next read), base64
 otherwise, ``eof`` with the last; past ``job-exec.output-limit`` bytes a
 job's output is dropped with one ``log`` entry.  A job whose tasks have
@@ -28,8 +28,8 @@ class JobOutput:
     """The methods of ``JobExec`` about output (see the module docstring);
     they use ``JobExec``'s ``loop``, ``append``, ``output_limit``,
     ``output_grace``, ``draining``, ``grace_handle``, the output batch
-    (``_out_dirty``, flushed by ``JobExec.flush``, ``_flush_scheduled``),
-    ``sweep``, ``maybe_complete`` and ``log``."""
+    (``_out_dirty``, flushed by ``ExecProtocol.flush``, ``_flush_scheduled``),
+    ``sweep`` (``JobSignals``), ``maybe_complete`` and ``log``."""
 
     # -- output ------------------------------------------------------------------------------
     def read_output(self, ej, fd):

@@ -1,6 +1,13 @@
-"""job-exec's processes (a part of job-exec, ``JobExec``'s base class
-``JobProcesses``): the watchdog, and finding and signalling what remains of
-a job.
+"""Signalling jobs and what remains of them (a part of job-exec,
+``JobExec``'s base class ``JobSignals``): the ``kill`` item of the exec
+protocol, the SIGKILL escalation, sweeps of ``/proc``, and the kill of
+everything at shutdown.
+
+``kill`` signals a job's tasks' process groups (``signal``); with
+``terminate`` (a fatal exception: the job-manager picks SIGALRM for a
+timeout, else SIGTERM) the job's other processes get the signal too, and
+``job-exec.kill-timeout`` seconds later (``escalate``) everything of the
+job gets SIGKILL.  A simulated job "dies" of the signal at once.
 
 What remains of a job is found through ``/proc``, never per job in the
 common case, only when a job is cancelled or killed (``terminate``, the
@@ -22,105 +29,60 @@ the development VM has no cgroup2 hierarchy, and on its cgroup v1 ``pids``
 hierarchy a cgroup's mkdir + rmdir took ~55 us and moving the broker into a
 cgroup and back around a spawn (so the task starts inside, before it can
 fork) ~57 us, close to the broker's whole CPU time per job (~130 us).
-When the broker stops, it kills (SIGKILL) everything below it but the watchdog.
-
-If the broker dies, even by SIGKILL, its jobs die too: job-exec starts a
-watchdog process (``fluxrm.watchdog``) and hands it a pidfd of each task it
-starts (batched, a few messages a second at most); at the broker's end the
-watchdog SIGKILLs the process group of each task still running, then every
-process whose environment has the instance's ``FLUX_URI`` and a
-``FLUX_JOB_ID``, and their descendants.  A watchdog that dies is logged and
-replaced, and the new one gets the running tasks.
+When the broker stops, it kills (SIGKILL) everything below it but the
+watchdog (``kill_everything``).
 """
 
-import errno
 import os
 import signal
 
-from fluxrm.childwait import wait_child
-from fluxrm.watchdog import Watchdog, descendants, job_marker, proc_table
+from fluxrm.watchdog import descendants, job_marker, proc_table
 
 LOG_ERR = 3
 PR_SET_CHILD_SUBREAPER = 36
 MAX_SCANS = 10  # of /proc, by a SIGKILL sweep
-WATCHDOG_STOP_TIMEOUT = 10.0
-WATCHDOG_RESTART_INTERVAL = 1.0
 
 
-class JobProcesses:
-    """The methods of ``JobExec`` about processes (see the module docstring);
-    they use ``JobExec``'s ``loop``, ``jobs``, ``by_pid``, ``uri``, ``log``
-    and the watchdog attributes set in ``JobExec.start``."""
+class JobSignals:
+    """The methods of ``JobExec`` that signal jobs (see the module
+    docstring); they use ``JobExec``'s ``loop``, ``jobs``, ``by_pid``,
+    ``uri``, ``kill_timeout``, ``sweeps``, ``watchdog_pids``, ``complete``,
+    ``maybe_complete`` and ``log``."""
 
-    # -- the watchdog (kills the tasks if the broker dies) -------------------------------
-    def start_watchdog(self):
-        """Start a watchdog and hand it every task running now."""
-        try:
-            wd = Watchdog(self.loop, self.watchdog_error, self.uri)
-        except OSError as exc:
-            self.watchdog_ok = False
-            self.log(LOG_ERR, f"cannot start the watchdog ({exc}): tasks will not "
-                     "be killed if the broker dies")
+    def signal(self, ej, signum):
+        if ej.sim_handle is not None:
+            # a simulated job "dies" of the signal, as a real task would
+            ej.sim_handle.cancel()
+            ej.sim_handle = None
+            ej.status = (128 + signum) << 8
+            self.complete(ej)
             return
-        self.watchdog = wd
-        self.watchdog_pids.add(wd.pid)
-        self.watchdog_started = self.loop.time()
-        for pid in self.by_pid:
-            self.protect(pid)
+        for task in ej.tasks:
+            if task.pid is not None and task.status is None:
+                kill_group(task.pid, signum)
 
-    def protect(self, pid):
-        """Hand a task just started (or running) to the watchdog."""
-        wd = self.watchdog
-        if wd is None:
-            if self.watchdog_ok:
-                self.start_watchdog()  # which hands it every task, this one too
+    def terminate(self, ej, signum):
+        """A fatal exception hit a running job: signal it (the job-manager
+        chose ``signum``), then SIGKILL later."""
+        if ej.sim_handle is not None:
+            ej.sim_handle.cancel()
+            ej.sim_handle = None
+            ej.status = ej.status or (128 + signal.SIGTERM) << 8
+            self.complete(ej)
             return
-        try:
-            wd.add(pid)
-        except OSError as exc:
-            if exc.errno != errno.ENOSYS:  # out of file descriptors, say
-                self.log(LOG_ERR, f"watchdog: pidfd_open: {exc.strerror}; task {pid} "
-                         "will not be killed if the broker dies")
-                return
-            self.log(LOG_ERR, "watchdog: no pidfds on this system; tasks will not be "
-                     "killed if the broker dies")
-            self.watchdog_ok = False
-            self.watchdog = None
-            wd.close()
-
-    def watchdog_error(self, wd, text):
-        """The watchdog's socket failed: it died."""
-        self.log(LOG_ERR, f"watchdog (pid {wd.pid}): {text}")
-        self.replace_watchdog(wd)
-
-    def watchdog_exited(self, pid, status):
-        self.watchdog_pids.discard(pid)
-        wd = self.watchdog
-        if wd is None or wd.pid != pid:
+        if ej.kill_signal_sent:
             return
-        how = (f"was killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
-               else f"exited with status {os.WEXITSTATUS(status)}")
-        self.log(LOG_ERR, f"watchdog (pid {pid}) {how}; starting another")
-        self.replace_watchdog(wd)
+        ej.kill_signal_sent = True
+        self.signal(ej, signum)
+        self.queue_sweep(ej, signum)  # and what else the job started
+        ej.kill_handle = self.loop.call_later(self.kill_timeout, self.escalate, ej)
+        self.maybe_complete(ej)
 
-    def replace_watchdog(self, wd):
-        """A new watchdog for the running tasks now (at most one a second:
-        one that cannot run must not take the broker with it), or for the
-        next task."""
-        wd.close()
-        if self.watchdog is not wd:
-            return
-        self.watchdog = None
-        if not self.by_pid or self.watchdog_restart is not None:
-            return
-        delay = self.watchdog_started + WATCHDOG_RESTART_INTERVAL - self.loop.time()
-
-        def restart():
-            self.watchdog_restart = None
-            if self.watchdog is None and self.by_pid and self.watchdog_ok:
-                self.start_watchdog()
-
-        self.watchdog_restart = self.loop.call_later(max(delay, 0.0), restart)
+    def escalate(self, ej):
+        """The kill timeout after ``terminate``: SIGKILL all of the job."""
+        ej.kill_handle = None
+        self.signal(ej, signal.SIGKILL)
+        self.queue_sweep(ej, signal.SIGKILL)
 
     def queue_sweep(self, ej, signum):
         """Send ``signum`` to every process of ``ej`` at the end of this loop
@@ -160,7 +122,7 @@ class JobProcesses:
                 if pid not in signalled:
                     signalled.add(pid)
                     found = True
-                    _kill(pid, signum)
+                    kill_pid(pid, signum)
             if not found:
                 return
             batch = {ej: signum for ej, signum in batch.items()
@@ -230,7 +192,28 @@ class JobProcesses:
         return self.jobs.get(jobid, False)
 
 
-def _become_subreaper():
+    def kill_everything(self):
+        """At shutdown: SIGKILL the tasks still running and everything else
+        below the broker (we are a subreaper) but the watchdog, then reap
+        the tasks."""
+        for ej in list(self.jobs.values()):
+            for task in ej.tasks:
+                if task.pid is not None and task.status is None:
+                    kill_group(task.pid, signal.SIGKILL)
+        try:
+            table = proc_table()
+        except OSError:
+            table = {}
+        for pid in descendants(table, [os.getpid()]) - self.watchdog_pids:
+            kill_pid(pid, signal.SIGKILL)
+        for pid in list(self.by_pid):
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def become_subreaper():
     """Make this process a child subreaper (orphans below it become its
     children); False if that fails."""
     try:
@@ -242,25 +225,16 @@ def _become_subreaper():
         return False
 
 
-def _killpg(pid, signum):
+def kill_group(pid, signum):
+    """Signal the process group ``pid``, if it is still there."""
     try:
         os.killpg(pid, signum)
     except (ProcessLookupError, PermissionError):
         pass
 
 
-def _wait_exit(pid, timeout):
-    """Wait up to ``timeout`` seconds for child ``pid`` to exit, then SIGKILL
-    and reap it."""
-    if wait_child(pid, timeout) is None:
-        _kill(pid, signal.SIGKILL)
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-
-
-def _kill(pid, signum):
+def kill_pid(pid, signum):
+    """Signal process ``pid``, if it is still there."""
     try:
         os.kill(pid, signum)
     except ProcessLookupError:

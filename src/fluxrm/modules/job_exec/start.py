@@ -1,0 +1,323 @@
+"""Starting a job's tasks (a part of job-exec, ``JobExec``'s base class
+``JobStart``): the ``start`` item of the exec protocol, simulated jobs
+(``exec.test``), stdin and output files, and ``posix_spawn``.
+
+``start_job`` answers with the ``guest.exec.eventlog`` entries ``init
+starting shell.init`` then, once the tasks run, ``shell.start`` and a
+``start`` item; a job that cannot start gets an ``exec`` exception instead
+(status 127<<8; its tasks started so far run on and are reaped as usual).
+A time limit in R (``expiration``) sets a timer (``JobExec.expire``).
+
+Each task is started directly with ``posix_spawn`` (no fork of the broker,
+no shell or interpreter per job) in its own process group, with stdin
+``/dev/null`` or the jobspec's file, stdout and stderr to pipes read by
+``JobOutput`` or to the jobspec's files, its signals at their defaults,
+bound to its CPUs (the broker's affinity is set around the spawn, which the
+child inherits) and in the job's working directory (likewise: the broker
+``chdir``s there around the job's spawns and back).  Which task goes on
+which CPUs with which environment is ``fluxrm.modules.job_exec.plan``.
+The program is searched in the job's ``PATH`` as a shell would, the answer
+cached.
+"""
+
+import errno
+import os
+import shutil
+import signal
+import time
+import traceback
+
+from flux.idset import IDset
+from flux.util import parse_fsd
+from fluxrm.job import EXEC, OUTPUT, make_event
+from fluxrm.modules.job_exec.execjob import ExecJob, Task
+from fluxrm.modules.job_exec.plan import allocated_on, job_environment, plan_tasks
+
+LOG_ERR = 3
+
+# signals Python ignores or handles, reset to default in tasks
+_SIGDEF = [s for s in (signal.SIGPIPE, getattr(signal, "SIGXFSZ", None),
+                       signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
+                       signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2,
+                       signal.SIGALRM)
+           if s is not None]
+
+
+class JobStart:
+    """The methods of ``JobExec`` that start jobs (see the module
+    docstring); they use ``JobExec``'s ``jobs``, ``by_pid``, ``loop``,
+    ``resource``, ``uri``, ``home_fd``, ``all_cpus``, the exec protocol's
+    ``append``/``send``/``raise_exception``, ``read_output``/``close_pipe``
+    (``JobOutput``), ``protect`` (the watchdog), ``maybe_complete``,
+    ``complete``, ``expire`` and ``log``."""
+
+    def start_job(self, jobid, userid, R, request):
+        if jobid in self.jobs:
+            self.log(LOG_ERR, f"job {jobid}: start: started already; ignored")
+            return
+        ej = ExecJob(jobid, userid, R, request)
+        self.jobs[jobid] = ej
+        try:
+            self._start_job(ej)
+        except Exception:  # a bug must fail this job, not leave it in RUN
+            self.log(LOG_ERR, f"job {jobid}: start: {traceback.format_exc()}")
+            if not ej.start_failed:
+                ej.start_failed = True
+                ej.status = 127 << 8
+                self.raise_exception(
+                    ej, "exec", "start failed: internal error in job-exec"
+                    " (the broker log has the details)")
+            self.maybe_complete(ej)
+
+    def _start_job(self, ej):
+        request = ej.request
+        R = ej.R
+        try:
+            ntasks = request.ntasks(R)
+        except (KeyError, ValueError, TypeError, IndexError):
+            ntasks = 0
+        self.append(ej, EXEC, make_event("init"))
+        self.append(ej, EXEC, make_event("starting"))
+        test = request.exec_test
+        if test is not None and not isinstance(test, dict):
+            ej.start_failed = True
+            self.raise_exception(ej, "exec", "invalid system.exec.test"
+                                 " attribute: must be an object")
+            self.maybe_complete(ej)
+            return
+        if test is not None and test.get("mock_exception") == "init":
+            ej.start_failed = True
+            self.raise_exception(ej, "exec", "mock initialization exception")
+            self.maybe_complete(ej)
+            return
+        from flux.job.JobID import JobID
+
+        f58 = JobID(ej.id).f58
+        self.append(ej, EXEC, make_event("shell.init", {
+            "service": f"{ej.userid}-shell-{f58}", "leader-rank": 0, "size": 1}))
+        expiration = R["execution"].get("expiration") or 0.0
+        if expiration > 0:
+            ej.expire_handle = self.loop.call_later(
+                max(0.0, expiration - time.time()), self.expire, ej)
+        if test is not None:
+            self.start_simulated(ej, test, ntasks)
+            return
+        self.append(ej, OUTPUT, make_event("header", {
+            "version": 1,
+            "encoding": {"stdout": "UTF-8", "stderr": "UTF-8"},
+            "count": {"stdout": ntasks, "stderr": ntasks},
+            "options": {},
+        }))
+        try:
+            self.spawn_tasks(ej, request, ntasks, f58)
+        except Exception:  # a bug here must fail the job, not the broker
+            self.log(LOG_ERR, f"job {ej.id}: start: {traceback.format_exc()}")
+            ej.start_failed = True
+            ej.status = 127 << 8
+            self.raise_exception(ej, "exec", "start failed: internal error"
+                                 " in job-exec (the broker log has the details)")
+        if not ej.start_failed:
+            self.append(ej, EXEC, make_event("shell.start", {
+                "taskmap": {"version": 1, "map": [[0, 1, ntasks, 1]]}}))
+            self.send(ej, {"type": "start", "id": ej.id})
+        self.maybe_complete(ej)
+
+    def start_simulated(self, ej, test, ntasks):
+        mock = test.get("mock_exception")
+        duration = test.get("run_duration", 0)
+        why = None
+        try:
+            seconds = parse_fsd(duration) if isinstance(duration, str) \
+                else float(duration)
+            if not 0 <= seconds < 2**31:
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
+            why = f"run_duration must be a duration, not {duration!r:.100}"
+        status = test.get("wait_status", 0)
+        if type(status) is not int or not 0 <= status <= 0xFFFF:
+            why = why or f"wait_status must be a wait status, not {status!r:.100}"
+        if why is not None:
+            ej.start_failed = True
+            self.raise_exception(ej, "exec",
+                                 f"invalid system.exec.test attribute: {why}")
+            self.maybe_complete(ej)
+            return
+        self.append(ej, EXEC, make_event("shell.start", {
+            "taskmap": {"version": 1, "map": [[0, 1, ntasks, 1]]}}))
+        self.send(ej, {"type": "start", "id": ej.id})
+        if mock == "run":
+            self.raise_exception(ej, "exec", "mock run exception")
+            return
+        ej.status = status
+
+        def done():
+            ej.sim_handle = None
+            self.complete(ej)
+
+        ej.sim_handle = self.loop.call_later(seconds, done)
+
+    def spawn_tasks(self, ej, request, ntasks, f58):
+        command = request.command
+        cwd = request.cwd or os.getcwd()
+        cores, gpus = allocated_on(ej.R, self.broker.rank)
+        env = job_environment(request.environment, f58, ntasks,
+                              len(ej.R["execution"]["nodelist"]), self.uri)
+        tasks = plan_tasks(ntasks, env, cores, gpus, request.shape,
+                           self.resource.ranks[0])
+        try:
+            stdin_fd, out_fd, err_fd = self.open_files(ej, request.shell_options,
+                                                       cwd, ntasks)
+        except OSError as exc:
+            self.start_error(ej, 0, command[0], f"{exc.filename}: {exc.strerror}")
+            return
+        try:
+            path = _resolve(command, env, cwd)
+        except OSError as exc:
+            self.start_error(ej, 0, command[0], exc.strerror)
+            return
+        try:
+            os.chdir(cwd)
+        except OSError as exc:
+            self.start_error(ej, 0, command[0], f"chdir {cwd}: {exc.strerror}")
+            return
+        try:
+            for rank, tenv, cpus in tasks:
+                task = Task(rank)
+                ej.tasks.append(task)
+                try:
+                    self.spawn(ej, task, path, command, tenv, cpus,
+                               stdin_fd, out_fd, err_fd)
+                except OSError as exc:
+                    self.start_error(ej, rank, command[0], exc.strerror)
+                    return
+        finally:
+            os.fchdir(self.home_fd)
+            for fd in {stdin_fd, out_fd, err_fd}:
+                if fd is not None and fd > 2:
+                    os.close(fd)
+
+    def open_files(self, ej, opts, cwd, ntasks):
+        """Open stdin and any output files named by the jobspec (shell options)."""
+        from flux.job.JobID import JobID
+
+        def path_of(p):
+            p = p.replace("{{id}}", str(JobID(ej.id).f58)).replace(
+                "{{jobid}}", str(ej.id))
+            return p if os.path.isabs(p) else os.path.join(cwd, p)
+
+        stdin_fd = out_fd = err_fd = None
+        inp = (opts.get("input") or {}).get("stdin") or {}
+        if inp.get("type") == "file" and inp.get("path"):
+            stdin_fd = os.open(path_of(inp["path"]), os.O_RDONLY | os.O_CLOEXEC)
+        output = opts.get("output") or {}
+        ranks = str(IDset(f"0-{ntasks - 1}")) if ntasks > 1 else "0"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_APPEND
+        if output.get("mode", "truncate") != "append":
+            flags |= os.O_TRUNC
+
+        def redirect(stream, path):
+            self.append(ej, OUTPUT, make_event("redirect", {
+                "stream": stream, "rank": ranks, "path": path}))
+
+        def file_of(stream):
+            spec = output.get(stream) or {}
+            if spec.get("type") == "file" and spec.get("path"):
+                return path_of(spec["path"])
+            return None
+
+        out_path, err_path = file_of("stdout"), file_of("stderr")
+        if out_path is not None:
+            out_fd = os.open(out_path, flags, 0o666)
+            redirect("stdout", out_path)
+            if err_path is None:
+                err_fd = out_fd  # stderr follows stdout into the file
+                redirect("stderr", out_path)
+        if err_path is not None:
+            err_fd = os.open(err_path, flags, 0o666)
+            redirect("stderr", err_path)
+        return stdin_fd, out_fd, err_fd
+
+    def spawn(self, ej, task, path, argv, env, cpus, stdin_fd, out_fd, err_fd):
+        actions = []
+        close_after = []
+        if stdin_fd is None:
+            actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
+        else:
+            actions.append((os.POSIX_SPAWN_DUP2, stdin_fd, 0))
+        for stream, fd, target in (("stdout", out_fd, 1), ("stderr", err_fd, 2)):
+            if fd is not None:
+                actions.append((os.POSIX_SPAWN_DUP2, fd, target))
+                continue
+            r, w = os.pipe2(os.O_CLOEXEC)
+            actions.append((os.POSIX_SPAWN_DUP2, w, target))
+            close_after.append(w)
+            os.set_blocking(r, False)
+            ej.pipes[r] = (task.rank, stream)
+            self.loop.add_reader(r, self.read_output, ej, r)
+        set_affinity = cpus is not None and self.all_cpus is not None \
+            and cpus != self.all_cpus
+        try:
+            if set_affinity:
+                os.sched_setaffinity(0, cpus)
+            pid = os.posix_spawn(path, argv, env, file_actions=actions,
+                                 setpgroup=0, setsigdef=_SIGDEF, setsigmask=())
+        except OSError:
+            for fd, (rank, _s) in list(ej.pipes.items()):
+                if rank == task.rank:
+                    self.close_pipe(ej, fd)
+            raise
+        finally:
+            if set_affinity:
+                os.sched_setaffinity(0, self.all_cpus)
+            for w in close_after:
+                os.close(w)
+        task.pid = pid
+        ej.nlive += 1
+        self.by_pid[pid] = (ej, task)
+        self.protect(pid)
+
+    def start_error(self, ej, rank, prog, text):
+        ej.start_failed = True
+        ej.status = max(ej.status, 127 << 8)
+        host = self.resource.ranks[0].hostname
+        self.raise_exception(
+            ej, "exec", f"task {rank} ({host}): start failed: {prog}: {text}")
+
+
+_which_cache = {}  # (PATH, program, cwd) -> absolute path
+
+
+def _resolve(command, env, cwd):
+    """Find the program the way a shell would, with the job's PATH.
+
+    A PATH search costs a stat per directory; the answer is cached and
+    re-checked with one ``access()`` (a program that moved is searched again).
+    """
+    prog = command[0]
+    if "/" not in prog:
+        key = (env.get("PATH", os.defpath), prog, cwd)
+        found = _which_cache.get(key)
+        if found is not None and os.access(found, os.X_OK):
+            return found
+        found = _search_path(prog, key[0], cwd)
+        if len(_which_cache) > 4096:
+            _which_cache.clear()
+        _which_cache[key] = found
+        return found
+    return _search_path(prog, None, cwd)
+
+
+def _search_path(prog, path, cwd):
+    if "/" in prog:
+        path = prog if os.path.isabs(prog) else os.path.join(cwd, prog)
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+        if not os.access(path, os.X_OK) or os.path.isdir(path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return path
+    found = shutil.which(prog, path=path)
+    if found is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+    if not os.path.isabs(found):
+        found = os.path.join(cwd, found)
+    return found
