@@ -102,3 +102,30 @@ def test_launcher_without_pmi_is_refused():
     assert proc.returncode == 1
     assert "PMI_SIZE=4" in proc.stderr and "no PMI" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_flux_exec_on_every_rank():
+    with start_many(4, "-Stbon.fanout=2") as inst:
+        flux_cmd = [sys.executable, "-m", "fluxrm.cli.main"]
+        proc = run_flux("exec", "-l", *flux_cmd, "getattr", "rank", env=inst.env(2))
+        assert proc.returncode == 0, proc.stderr
+        assert sorted(proc.stdout.splitlines()) == [f"{r}: {r}" for r in range(4)]
+        # each command talks to its own rank's broker
+        proc = run_flux("exec", "-r", "1,3", "sh", "-c", 'echo "$FLUX_URI"',
+                        env=inst.env(0))
+        assert sorted(proc.stdout.split()) == [inst.rank_uri(1), inst.rank_uri(3)]
+        # the highest status wins; a signal is 128+N
+        getrank = " ".join(flux_cmd + ["getattr", "rank"])
+        proc = run_flux("exec", "-r", "0-2", "sh", "-c", f"exit $({getrank})",
+                        env=inst.env(0))
+        assert proc.returncode == 2, proc.stderr
+        proc = run_flux("exec", "-r", "0-1", "sh", "-c", "kill -9 $$", env=inst.env(0))
+        assert proc.returncode == 137
+        proc = run_flux("exec", "-r", "2", "no-such-command-xyz", env=inst.env(0))
+        assert proc.returncode == 127
+        assert proc.stderr.strip() == ("flux-exec: rank 2: no-such-command-xyz:"
+                                       " No such file or directory")
+        proc = run_flux("exec", "-r", "7", "true", env=inst.env(0))
+        assert proc.returncode == 1
+        assert "ranks 0-3" in proc.stderr
+    assert inst.proc.returncode == 0, inst.stderr

@@ -272,8 +272,9 @@ def service_classes():
 
 def test_services_list_is_complete_and_ordered():
     names = [cls.name for cls in service_classes()]
-    assert names[:6] == ["broker", "attr", "config", "log", "service", "event"]
-    assert names[6:] == ["kvs", "resource", "sched", "job-exec", "job-manager",
+    assert names[:7] == ["broker", "attr", "config", "log", "service", "event",
+                         "rexec"]
+    assert names[7:] == ["kvs", "resource", "sched", "job-exec", "job-manager",
                          "job-ingest", "job-info", "job-list"]
 
 
@@ -281,8 +282,9 @@ def test_services_list_is_complete_and_ordered():
 OWNER_ONLY = {
     "broker.shutdown", "attr.set", "attr.rm", "log.clear", "service.add",
     "kvs.namespace-create", "kvs.namespace-remove",
+    "broker.online", "rexec.exec", "rexec.kill",
 }
-CONVERTED = ("broker", "attr", "config", "log", "service", "event", "kvs",
+CONVERTED = ("broker", "attr", "config", "log", "service", "event", "rexec", "kvs",
              "resource", "sched", "job-ingest", "job-info", "job-list")
 
 

@@ -31,6 +31,7 @@ import traceback
 
 from fluxrm.broker import bootstrap
 from fluxrm.broker.builtins import ATTR_IMMUTABLE, log_entry
+from fluxrm.broker.children import ChildReaper
 from fluxrm.broker.connector import listen
 from fluxrm.broker.router import Router
 from fluxrm.broker.rpc import BrokerRPC
@@ -56,6 +57,7 @@ class Broker:
         self.owner_uid = os.getuid()
         self.router = Router(self)
         self.rpc = BrokerRPC(self.router)
+        self.children = ChildReaper()  # the one SIGCHLD handler
         self.overlay = None  # fluxrm.broker.overlay.Overlay when size > 1
         self.online = {self.rank: self.boot.hostname}  # rank 0: rank -> host
         self._quorum = None
@@ -222,6 +224,7 @@ class Broker:
                     self.log(LOG_ERR, f"overlay: {exc.strerror or exc}")
                     overlay.close()
                     return 1
+        self.children.start(loop)
         self._load_services()
         for svc in self.services:
             await svc.start()
@@ -255,6 +258,7 @@ class Broker:
                 await svc.stop()
             except Exception:
                 self.log(LOG_ERR, f"{svc.name}: stop failed: " + traceback.format_exc())
+        self.children.stop()
         for conn in list(self.router.connections.values()):
             transport = getattr(conn, "transport", None)
             if transport is not None:

@@ -23,7 +23,8 @@ the job-manager's.
 Each task is started directly with ``posix_spawn`` (no fork of the broker,
 no shell or interpreter per job) in its own process group, bound to its
 allocated CPUs and started in the job's working directory.  Children are
-reaped from one SIGCHLD handler with ``waitpid(-1, WNOHANG)`` (``reap``).
+reaped by the broker's one SIGCHLD handler (``fluxrm.broker.children``),
+which hands each task's exit to ``reaped``.
 
 Standard output and error go to per-task pipes read by the event loop and
 recorded in the job's ``guest.output`` eventlog (RFC 24 entries; base64 for
@@ -122,7 +123,9 @@ class JobExec(JobStart, ExecProtocol, JobOutput, JobSignals, JobWatchdog, Servic
         self.manager_handle = services["job-manager"].exec_handle
         self.resource = services["resource"]
         self.loop = asyncio.get_running_loop()
-        self.loop.add_signal_handler(signal.SIGCHLD, self.reap)
+        children = self.broker.children
+        children.fallback = self.reaped
+        children.after_reap.append(self.after_reap)
         self.home_fd = os.open(".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
             self.all_cpus = os.sched_getaffinity(0)
@@ -148,42 +151,36 @@ class JobExec(JobStart, ExecProtocol, JobOutput, JobSignals, JobWatchdog, Servic
 
     async def stop(self):
         # no stray processes: kill whatever still runs, and reap it
-        try:
-            self.loop.remove_signal_handler(signal.SIGCHLD)
-        except (ValueError, RuntimeError):
-            pass
+        self.broker.children.fallback = None
         self.kill_everything()
         if self.grace_handle is not None:
             self.grace_handle.cancel()
         self.stop_watchdog()
 
     # -- reaping and completion ------------------------------------------------------------
-    def reap(self):
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            entry = self.by_pid.pop(pid, None)
-            if entry is None:
-                if pid in self.watchdog_pids:
-                    self.watchdog_exited(pid, status)
-                continue
-            ej, task = entry
-            # report like a job shell: a task killed by signal N exits 128+N
-            if os.WIFSIGNALED(status):
-                status = (128 + os.WTERMSIG(status)) << 8
-            task.status = status
-            ej.nlive -= 1
-            if status > ej.status:
-                ej.status = status
-            if ej.nlive == 0:
-                if ej.pipes:  # most often end of file is just not read yet
-                    self.wait_for_eof(ej)
-                else:
-                    self.maybe_complete(ej)
+    def reaped(self, pid, status):
+        """A child of the broker exited (``fluxrm.broker.children``: the
+        pids no other service watches come here)."""
+        entry = self.by_pid.pop(pid, None)
+        if entry is None:
+            if pid in self.watchdog_pids:
+                self.watchdog_exited(pid, status)
+            return
+        ej, task = entry
+        # report like a job shell: a task killed by signal N exits 128+N
+        if os.WIFSIGNALED(status):
+            status = (128 + os.WTERMSIG(status)) << 8
+        task.status = status
+        ej.nlive -= 1
+        if status > ej.status:
+            ej.status = status
+        if ej.nlive == 0:
+            if ej.pipes:  # most often end of file is just not read yet
+                self.wait_for_eof(ej)
+            else:
+                self.maybe_complete(ej)
+
+    def after_reap(self):
         if self._to_manager:
             self.flush()  # the finishes now, not a loop turn later
 
