@@ -10,12 +10,16 @@ turn carries them all).  It never sees a ``Job``.
 
 Jobs are served in priority order, then submission (id) order; priority 0
 (urgency 0, held) is never scheduled.  One pass runs per loop turn however
-many jobs arrived; while a bulk submission is coming in (job-ingest's
-``bulk_in_progress``), a pass waits ``BULK_DEFER`` (5 ms) so the broker
-takes the submissions in first: starting jobs between them slows down the
-script that submits, while the run rate, bounded by the cores, is the same
-or better (bench/bulksubmit.py, interleaved A/B: submit ~15,000 -> ~17,000
-job/s, run ~845 -> ~877 job/s).  The pass allocates from the head of the
+many jobs arrived.  While a bulk submission is coming in, a pass waits
+``BULK_DEFER`` (5 ms) so the broker takes the submissions in first:
+starting jobs between them slows down the script that submits, while the
+run rate, bounded by the cores, is the same or better (bench/bulksubmit.py,
+interleaved A/B: submit ~15,000 -> ~17,000 job/s, run ~845 -> ~877 job/s).
+job-ingest says so in a message to ``handle``, ``{"msgs": [{"type":
+"hint", "bulk-window": s}]}``, sent with each large batch before its jobs
+reach the job-manager: more submissions are expected within ``s`` seconds
+of its arrival; sched keeps the end of that window (``bulk_until``), its
+own copy, and needs no answer.  The pass allocates from the head of the
 queue and stops at the first job that does not fit now (no backfill), so a
 pass costs only what it allocates.  A request that could never fit, even on an idle
 instance, gets a fatal ``alloc`` exception at once.
@@ -91,6 +95,7 @@ class Sched(Service):
         self.allocations = {}  # job id -> {rank: (cores, gpus)}
         self.ranks = []
         self._pass_scheduled = False
+        self.bulk_until = float("-inf")  # loop time a bulk submission may last to
         self._to_manager = []  # answers of this loop turn
         self.manager_handle = None
 
@@ -100,7 +105,6 @@ class Sched(Service):
         # the in-process fast path of the scheduler protocol
         self.manager_handle = services["job-manager"].sched_handle
         self.ranks = [RankState(r) for r in self.resource.ranks]
-        self.ingest = services.get("job-ingest")
 
     # -- the scheduler protocol -----------------------------------------------------------
     def handle(self, payload):
@@ -121,6 +125,18 @@ class Sched(Service):
             elif kind == "hello":
                 for job in msg["jobs"]:
                     self.hello(job["id"], job["R"])
+            elif kind == "hint":
+                self.hint(msg)
+
+    def hint(self, msg):
+        """job-ingest's ``{"type": "hint", "bulk-window": s}``: a bulk
+        submission is coming in, more of it within ``s`` seconds (a window
+        that is not a number of seconds in (0, 1) is ignored)."""
+        window = msg.get("bulk-window")
+        if type(window) in (int, float) and 0 < window < 1:
+            until = asyncio.get_running_loop().time() + window
+            if until > self.bulk_until:
+                self.bulk_until = until
 
     def send(self, msg):
         out = self._to_manager
@@ -221,7 +237,7 @@ class Sched(Service):
             return
         self._pass_scheduled = True
         loop = asyncio.get_running_loop()
-        if self.ingest is not None and self.ingest.bulk_in_progress(loop.time()):
+        if loop.time() < self.bulk_until:
             # a bulk submission is coming in: take it in first
             loop.call_later(BULK_DEFER, self.schedule)
         else:
