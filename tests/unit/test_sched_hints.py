@@ -1,5 +1,5 @@
-"""Messages to sched besides the job-manager's (job-ingest's bulk hint),
-without a broker."""
+"""Messages to sched besides the job-manager's: job-ingest's bulk hint,
+and the ``sched.resource-status`` answer; without a broker."""
 
 import asyncio
 import types
@@ -26,6 +26,25 @@ def test_no_hint_or_a_bad_or_past_one_schedules_at_once(monkeypatch):
     sched.bulk_until = 0.0  # a window that ended
     run(sched, [alloc(2, request())])
     assert [(m["type"], m["id"]) for m in got] == [("alloc", 1), ("alloc", 2)]
+
+
+def test_resource_status_is_answered_by_sched():
+    sched, got = make_sched(ncores=4)
+    run(sched, [alloc(1, request(ntasks=3))])
+    assert [(m["type"], m["id"]) for m in got] == [("alloc", 1)]
+    answers = []
+    msg = types.SimpleNamespace(
+        sender=types.SimpleNamespace(closed=False, send=answers.append),
+        response=lambda payload: payload)
+    sched.h_resource_status(msg)
+    (status,) = answers
+    assert status["all"]["execution"]["R_lite"] == [
+        {"rank": "0", "children": {"core": "0-3"}}]
+    assert status["allocated"]["execution"]["R_lite"] == [
+        {"rank": "0", "children": {"core": "0-2"}}]
+    assert status["allocated"]["execution"]["nodelist"] == ["node0"]
+    assert status["down"]["execution"]["R_lite"] == []
+    assert "sched.resource-status" not in sched.owner_only  # guests may ask
 
 
 def ingest_with_recorders():

@@ -1,7 +1,13 @@
 """sched: a first-fit scheduler over the resource inventory.
 
-RPC topics: none of its own; ``resource.sched-status`` (in ``resource``)
-asks it for the allocated set.  It talks with the job-manager in the
+RPC topics (its own; allows guests):
+
+- ``sched.resource-status`` -> {all, allocated, down}  (R version 1
+  objects: the pool sched allocates from, what running jobs hold, and
+  what is down, nothing yet); ``resource.sched-status`` asks it this way
+  for the allocated set.
+
+It talks with the job-manager in the
 scheduler protocol's messages only (RFC 27's shape: ``hello``, ``alloc``
 answered by R, a denial with a note, or ``cancel``; ``free``, ``cancel``,
 ``prioritize``; see ``fluxrm.modules.job_manager.sched_client``): ``handle`` takes
@@ -31,9 +37,11 @@ nodes.  A request of another shape (``shape_error``; job-ingest refuses
 those unless FLUX_JOB_NOVALIDATE) is denied at once, as is one that could
 never fit: the job gets a fatal ``alloc`` exception.
 
-Per-job state, its own, keyed by job id: ``entries`` (the job's place in
-the queue, with its ``JobRequest``) and ``allocations`` (the cores and
-gpus it holds, per rank).
+The pool (ranks, their cores, gpus and hostnames) is copied from the
+resource service's inventory once, at start.  Per-job state, its own,
+keyed by job id: ``entries`` (the job's place in the queue, with its
+``JobRequest``) and ``allocations`` (the cores and gpus it holds, per
+rank).
 """
 
 import asyncio
@@ -41,7 +49,7 @@ import heapq
 import time
 
 from flux.idset import IDset
-from fluxrm.broker.service import Service
+from fluxrm.broker.service import Service, request_handler
 from fluxrm.modules.resource import make_R
 
 
@@ -94,6 +102,7 @@ class Sched(Service):
         self.entries = {}  # job id -> heap entry
         self.allocations = {}  # job id -> {rank: (cores, gpus)}
         self.ranks = []
+        self.hostnames = {}  # rank -> hostname, for R
         self._pass_scheduled = False
         self.bulk_until = float("-inf")  # loop time a bulk submission may last to
         self._to_manager = []  # answers of this loop turn
@@ -101,10 +110,11 @@ class Sched(Service):
 
     async def start(self):
         services = self.broker.router.services
-        self.resource = services["resource"]
         # the in-process fast path of the scheduler protocol
         self.manager_handle = services["job-manager"].sched_handle
-        self.ranks = [RankState(r) for r in self.resource.ranks]
+        resource = services["resource"]
+        self.ranks = [RankState(r) for r in resource.ranks]
+        self.hostnames = resource.hostnames
 
     # -- the scheduler protocol -----------------------------------------------------------
     def handle(self, payload):
@@ -295,7 +305,7 @@ class Sched(Service):
         self.allocations[jobid] = alloc
         now = time.time()
         expiration = now + req.duration if req.duration > 0 else 0.0
-        R = make_R(alloc, self.resource.hostnames, starttime=now,
+        R = make_R(alloc, self.hostnames, starttime=now,
                    expiration=expiration, nslots=req.total_slots())
         self.send({"type": "alloc", "id": jobid, "R": R})
 
@@ -308,6 +318,16 @@ class Sched(Service):
             by_rank[rank].give(cores, gpus)
         self.schedule_soon()
 
+    # -- what is allocated ----------------------------------------------------------------
+    @request_handler("resource-status", allow_guest=True)
+    def h_resource_status(self, msg):
+        self.respond(msg, {"all": self.all_R(), "allocated": self.allocated_R(),
+                           "down": make_R({}, {})})
+
+    def all_R(self):
+        return make_R({r.rank: (range(r.ncores), range(r.ngpus)) for r in self.ranks},
+                      self.hostnames)
+
     def allocated_R(self):
         merged = {}
         for alloc in self.allocations.values():
@@ -315,5 +335,5 @@ class Sched(Service):
                 c, g = merged.setdefault(rank, (set(), set()))
                 c.update(cores)
                 g.update(gpus)
-        return make_R(merged, self.resource.hostnames)
+        return make_R(merged, self.hostnames)
 
