@@ -67,6 +67,7 @@ TOPICS = {
     "job-list.job-stats": [],
     "resource.sched-status": [],
     "resource.status": [],
+    "sched.resource-status": [],
     "job-manager.purge": ["age_limit", "num_limit", "batch", "force"],
     "job-manager.purge-id": ["jobs", "force"],
     "job-manager.raise": ["id", "type", "severity", "note"],

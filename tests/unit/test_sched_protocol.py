@@ -18,9 +18,8 @@ def request(ntasks=1, cores=1):
 def make_sched(ncores=4):
     sched = Sched(None)
     rank = Rank(0, "node0", list(range(ncores)), 0, [])
-    sched.resource = types.SimpleNamespace(ranks=[rank], hostnames={0: "node0"})
+    sched.hostnames = {0: "node0"}
     sched.ranks = [RankState(rank)]
-    sched.ingest = None
     got = []
     sched.manager_handle = lambda payload: got.extend(payload["msgs"])
     return sched, got

@@ -11,8 +11,10 @@
   states are skipped unless asked for with ``-s``);
 - ``R [-s STATES]``: the R object of those states.
 
-Data comes from ``resource.sched-status`` (all/allocated/down R) and
-``resource.status`` (online/offline/exclude/drain).
+Data comes from ``resource.sched-status`` (all/allocated/down R: the
+resource service's inventory, and what the scheduler says is allocated,
+which it asks ``sched.resource-status``) and ``resource.status``
+(online/offline/exclude/drain).
 """
 
 import json

@@ -27,9 +27,11 @@ and the jobs, already in the job-manager, get a fatal ``ingest`` exception
 so none runs).  Validation results
 are cached by jobspec text, so a thousand copies of one jobspec are
 validated once (and unwrapping a J is remembered the same way).  A batch
-of ``BULK_BATCH`` or more marks a bulk submission in progress for
-``BULK_WINDOW`` (``bulk_in_progress(now)``), which the scheduler uses to
-take submissions in before starting jobs.
+of ``BULK_BATCH`` or more is a bulk submission in progress: before handing
+it to the job-manager, job-ingest tells the scheduler in a message
+(``{"msgs": [{"type": "hint", "bulk-window": BULK_WINDOW}]}`` to
+``Sched.handle``, in process) that more is expected within
+``BULK_WINDOW``, so it takes submissions in before starting jobs.
 """
 
 import asyncio
@@ -319,10 +321,14 @@ class JobIngest(Service):
         self.cache = OrderedDict()  # jobspec text -> (error, JobRequest, text)
         self.unwrapped = {}  # (J, userid) -> (jobspec text, J to keep)
         self.fluid = None
-        self.last_bulk = float("-inf")  # loop time of the last large batch
+        self.sched_handle = None  # where bulk hints go (in process)
 
     async def start(self):
-        self.manager = self.broker.router.services["job-manager"]
+        services = self.broker.router.services
+        self.manager = services["job-manager"]
+        sched = services.get("sched")
+        if sched is not None:
+            self.sched_handle = sched.handle  # the in-process fast path
         self.store = self.manager.store
         epoch = self.manager.meta_get("fluid-epoch")
         if epoch is None:
@@ -330,10 +336,6 @@ class JobIngest(Service):
             self.manager.meta_set("fluid-epoch", epoch)
         self.fluid = FluidGenerator(self.broker.rank, int(epoch),
                                     after=self.manager.max_jobid or None)
-
-    def bulk_in_progress(self, now):
-        """Did a large batch of submissions arrive just now?"""
-        return now - self.last_bulk < BULK_WINDOW
 
     def unwrap(self, J, userid):
         """``(jobspec text, J to keep)`` of a submitted J, remembered for
@@ -414,8 +416,9 @@ class JobIngest(Service):
         batch, self.pending = self.pending, []
         if not batch:
             return
-        if len(batch) >= BULK_BATCH:
-            self.last_bulk = asyncio.get_running_loop().time()
+        if len(batch) >= BULK_BATCH and self.sched_handle is not None:
+            # before the jobs ask for resources: sched defers its pass
+            self.sched_handle({"msgs": [{"type": "hint", "bulk-window": BULK_WINDOW}]})
         for _msg, job, _ctx in batch:
             job.id = self.fluid.next()
         self.manager.submit([(job, ctx) for _msg, job, ctx in batch])

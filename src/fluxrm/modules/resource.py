@@ -5,6 +5,12 @@ RPC topics (each allows guests):
 - ``resource.sched-status``  -> {all, allocated, down}  (R version 1 objects)
 - ``resource.status``        -> {R, online, offline, ...}  (summary)
 
+``all`` and ``down`` are this service's own; what is allocated only the
+scheduler knows: ``resource.sched-status`` asks it with a request
+``sched.resource-status`` (through the router, as the requester: its
+userid and roles) and answers once sched has answered (with sched's error,
+if any; nothing allocated if no scheduler is loaded: ENOSYS).
+
 Cores come from the broker's CPU affinity (``os.sched_getaffinity``).  GPUs
 come from the broker attribute ``resource.gpus`` (a count) or, failing
 that, the ``CUDA_VISIBLE_DEVICES`` the broker was started with.  The
@@ -15,10 +21,13 @@ Core and GPU ids in R are logical indices 0..n-1; ``cpus`` maps a core
 index to the CPU it is bound to.
 """
 
+import errno
 import os
 import socket
 
+from flux.constants import FLUX_MSGTYPE_REQUEST
 from flux.idset import IDset
+from flux.message import Message
 from fluxrm.broker.service import Service, request_handler
 
 
@@ -111,6 +120,22 @@ def _rlite_and_nodelist(per_rank, hostnames):
     return rlite, [hostnames[r] for r in sorted(per_rank)]
 
 
+class AnswerTo:
+    """The sender of a request a service makes through the router: the
+    one response it gets (an answer or an error) is passed to
+    ``then(response)``; anything after it is dropped."""
+
+    def __init__(self, then):
+        self.then = then
+        self.closed = False
+        self.services_used = set()  # the router notes what a sender used
+
+    def send(self, rsp):
+        if not self.closed:
+            self.closed = True
+            self.then(rsp)
+
+
 class ResourceService(Service):
     name = "resource"
 
@@ -128,8 +153,24 @@ class ResourceService(Service):
 
     @request_handler("sched-status", allow_guest=True)
     def sched_status(self, msg):
-        sched = self.broker.router.services.get("sched")
-        allocated = sched.allocated_R() if sched else make_R({}, {})
+        ask = Message.build(FLUX_MSGTYPE_REQUEST, "sched.resource-status")
+        ask.userid, ask.rolemask = msg.userid, msg.rolemask
+        self.broker.router.dispatch_request(
+            ask, AnswerTo(lambda rsp: self._sched_answered(msg, rsp)))
+
+    def _sched_answered(self, msg, rsp):
+        if rsp.errnum == errno.ENOSYS:  # no scheduler: nothing is allocated
+            allocated = make_R({}, {})
+        elif rsp.errnum:
+            self.respond_error(msg, rsp.errnum, rsp.errstr)
+            return
+        else:
+            answer = rsp.get_object()
+            allocated = answer.get("allocated") if isinstance(answer, dict) else None
+            if not isinstance(allocated, dict):
+                self.respond_error(msg, errno.EPROTO,
+                                   "sched.resource-status: no allocated set in the answer")
+                return
         self.respond(msg, {"all": self.all_R(), "allocated": allocated,
                            "down": make_R({}, {})})
 

@@ -1,7 +1,13 @@
 """sched: a first-fit scheduler over the resource inventory.
 
-RPC topics: none of its own; ``resource.sched-status`` (in ``resource``)
-asks it for the allocated set.  It talks with the job-manager in the
+RPC topics (its own; allows guests):
+
+- ``sched.resource-status`` -> {all, allocated, down}  (R version 1
+  objects: the pool sched allocates from, what running jobs hold, and
+  what is down, nothing yet); ``resource.sched-status`` asks it this way
+  for the allocated set.
+
+It talks with the job-manager in the
 scheduler protocol's messages only (RFC 27's shape: ``hello``, ``alloc``
 answered by R, a denial with a note, or ``cancel``; ``free``, ``cancel``,
 ``prioritize``; see ``fluxrm.modules.job_manager.sched_client``): ``handle`` takes
@@ -10,12 +16,16 @@ turn carries them all).  It never sees a ``Job``.
 
 Jobs are served in priority order, then submission (id) order; priority 0
 (urgency 0, held) is never scheduled.  One pass runs per loop turn however
-many jobs arrived; while a bulk submission is coming in (job-ingest's
-``bulk_in_progress``), a pass waits ``BULK_DEFER`` (5 ms) so the broker
-takes the submissions in first: starting jobs between them slows down the
-script that submits, while the run rate, bounded by the cores, is the same
-or better (bench/bulksubmit.py, interleaved A/B: submit ~15,000 -> ~17,000
-job/s, run ~845 -> ~877 job/s).  The pass allocates from the head of the
+many jobs arrived.  While a bulk submission is coming in, a pass waits
+``BULK_DEFER`` (5 ms) so the broker takes the submissions in first:
+starting jobs between them slows down the script that submits, while the
+run rate, bounded by the cores, is the same or better (bench/bulksubmit.py,
+interleaved A/B: submit ~15,000 -> ~17,000 job/s, run ~845 -> ~877 job/s).
+job-ingest says so in a message to ``handle``, ``{"msgs": [{"type":
+"hint", "bulk-window": s}]}``, sent with each large batch before its jobs
+reach the job-manager: more submissions are expected within ``s`` seconds
+of its arrival; sched keeps the end of that window (``bulk_until``), its
+own copy, and needs no answer.  The pass allocates from the head of the
 queue and stops at the first job that does not fit now (no backfill), so a
 pass costs only what it allocates.  A request that could never fit, even on an idle
 instance, gets a fatal ``alloc`` exception at once.
@@ -27,9 +37,11 @@ nodes.  A request of another shape (``shape_error``; job-ingest refuses
 those unless FLUX_JOB_NOVALIDATE) is denied at once, as is one that could
 never fit: the job gets a fatal ``alloc`` exception.
 
-Per-job state, its own, keyed by job id: ``entries`` (the job's place in
-the queue, with its ``JobRequest``) and ``allocations`` (the cores and
-gpus it holds, per rank).
+The pool (ranks, their cores, gpus and hostnames) is copied from the
+resource service's inventory once, at start.  Per-job state, its own,
+keyed by job id: ``entries`` (the job's place in the queue, with its
+``JobRequest``) and ``allocations`` (the cores and gpus it holds, per
+rank).
 """
 
 import asyncio
@@ -37,7 +49,7 @@ import heapq
 import time
 
 from flux.idset import IDset
-from fluxrm.broker.service import Service
+from fluxrm.broker.service import Service, request_handler
 from fluxrm.modules.resource import make_R
 
 
@@ -90,17 +102,19 @@ class Sched(Service):
         self.entries = {}  # job id -> heap entry
         self.allocations = {}  # job id -> {rank: (cores, gpus)}
         self.ranks = []
+        self.hostnames = {}  # rank -> hostname, for R
         self._pass_scheduled = False
+        self.bulk_until = float("-inf")  # loop time a bulk submission may last to
         self._to_manager = []  # answers of this loop turn
         self.manager_handle = None
 
     async def start(self):
         services = self.broker.router.services
-        self.resource = services["resource"]
         # the in-process fast path of the scheduler protocol
         self.manager_handle = services["job-manager"].sched_handle
-        self.ranks = [RankState(r) for r in self.resource.ranks]
-        self.ingest = services.get("job-ingest")
+        resource = services["resource"]
+        self.ranks = [RankState(r) for r in resource.ranks]
+        self.hostnames = resource.hostnames
 
     # -- the scheduler protocol -----------------------------------------------------------
     def handle(self, payload):
@@ -121,6 +135,18 @@ class Sched(Service):
             elif kind == "hello":
                 for job in msg["jobs"]:
                     self.hello(job["id"], job["R"])
+            elif kind == "hint":
+                self.hint(msg)
+
+    def hint(self, msg):
+        """job-ingest's ``{"type": "hint", "bulk-window": s}``: a bulk
+        submission is coming in, more of it within ``s`` seconds (a window
+        that is not a number of seconds in (0, 1) is ignored)."""
+        window = msg.get("bulk-window")
+        if type(window) in (int, float) and 0 < window < 1:
+            until = asyncio.get_running_loop().time() + window
+            if until > self.bulk_until:
+                self.bulk_until = until
 
     def send(self, msg):
         out = self._to_manager
@@ -221,7 +247,7 @@ class Sched(Service):
             return
         self._pass_scheduled = True
         loop = asyncio.get_running_loop()
-        if self.ingest is not None and self.ingest.bulk_in_progress(loop.time()):
+        if loop.time() < self.bulk_until:
             # a bulk submission is coming in: take it in first
             loop.call_later(BULK_DEFER, self.schedule)
         else:
@@ -279,7 +305,7 @@ class Sched(Service):
         self.allocations[jobid] = alloc
         now = time.time()
         expiration = now + req.duration if req.duration > 0 else 0.0
-        R = make_R(alloc, self.resource.hostnames, starttime=now,
+        R = make_R(alloc, self.hostnames, starttime=now,
                    expiration=expiration, nslots=req.total_slots())
         self.send({"type": "alloc", "id": jobid, "R": R})
 
@@ -292,6 +318,16 @@ class Sched(Service):
             by_rank[rank].give(cores, gpus)
         self.schedule_soon()
 
+    # -- what is allocated ----------------------------------------------------------------
+    @request_handler("resource-status", allow_guest=True)
+    def h_resource_status(self, msg):
+        self.respond(msg, {"all": self.all_R(), "allocated": self.allocated_R(),
+                           "down": make_R({}, {})})
+
+    def all_R(self):
+        return make_R({r.rank: (range(r.ncores), range(r.ngpus)) for r in self.ranks},
+                      self.hostnames)
+
     def allocated_R(self):
         merged = {}
         for alloc in self.allocations.values():
@@ -299,5 +335,5 @@ class Sched(Service):
                 c, g = merged.setdefault(rank, (set(), set()))
                 c.update(cores)
                 g.update(gpus)
-        return make_R(merged, self.resource.hostnames)
+        return make_R(merged, self.hostnames)
 

@@ -4,9 +4,14 @@ Data lives in ``<statedir>/content.sqlite`` (the broker's shared
 ``fluxrm.store.Store``, see ``shared_store``), so an instance restarted with the same
 ``-Sstatedir`` finds its keys again.  The tree rules (keys, directories,
 symlinks, namespaces, ordered atomic transactions) are in
-``fluxrm.kvstree``; this module adds the RPC interface, watches and group
+``fluxrm.kvstree``; this package adds the RPC interface, watches and group
 commit: a commit is answered once the SQLite transaction holding it is
 committed (one transaction per loop turn for all commits of that turn).
+Its parts: this module, the service (lookups, commits and the outbox of
+answers waiting for durability, namespaces, content); ``watch.py``, the
+watches (``kvs-watch.*``, their triggers); ``treeobj.py``, tree objects
+and commit operations on the wire; ``jobs.py``, the read-only ``job.<id>``
+view of the job services' jobs.
 
 Tree objects on the wire (after RFC 11)::
 
@@ -82,7 +87,6 @@ of ``fluxrm.kvstree``; applied at once, watchers notified once durable;
 ``kvs.namespace_create(name, owner, flags=0)``, ``kvs.namespace_remove(name)``.
 """
 
-import base64
 import errno
 import os
 import sqlite3
@@ -91,11 +95,6 @@ from flux.constants import (
     FLUX_KVS_READDIR,
     FLUX_KVS_READLINK,
     FLUX_KVS_WATCH,
-    FLUX_KVS_WAITCREATE,
-    FLUX_KVS_APPEND,
-    FLUX_KVS_WATCH_FULL,
-    FLUX_KVS_WATCH_UNIQ,
-    FLUX_KVS_WATCH_APPEND,
     FLUX_KVS_SYNC,
     FLUX_ROLE_OWNER,
 )
@@ -112,119 +111,23 @@ from fluxrm.kvstree import (
     oserror,
 )
 from fluxrm.modules.kvs.jobs import TOP as JOBS_TOP, JobKVSView
+from fluxrm.modules.kvs.treeobj import ops_from_wire, treeobj
+from fluxrm.modules.kvs.watch import Watches
 from fluxrm.store import shared_store
 
 LOG_ERR = 3
 USERID_MAX = (1 << 32) - 1
-MATCHTAG_MAX = (1 << 32) - 1
 
 
-# -- tree objects ---------------------------------------------------------------
-def treeobj(type_, value, nodata=False):
-    if type_ == VAL:
-        obj = {"ver": 1, "type": "val"}
-        if not nodata:
-            obj["data"] = base64.b64encode(value).decode("ascii")
-        return obj
-    if type_ == SYMLINK:
-        return {"ver": 1, "type": "symlink", "data": {"target": value}}
-    return {"ver": 1, "type": "dir"}
-
-
-def _b64decode(data):
-    if not isinstance(data, str):
-        raise oserror(errno.EINVAL, "treeobj: val data must be a base64 string")
-    try:
-        return base64.b64decode(data, validate=True)
-    except ValueError:
-        raise oserror(errno.EINVAL, "treeobj: invalid base64 data") from None
-
-
-def ops_from_wire(ops):
-    """Convert ``kvs.commit`` ops into ``kvstree`` operation tuples."""
-    if not isinstance(ops, list):
-        raise oserror(errno.EINVAL, "ops must be an array")
-    out = []
-    for op in ops:
-        if not isinstance(op, dict) or not isinstance(op.get("key"), str):
-            raise oserror(errno.EINVAL, "malformed operation")
-        flags = op.get("flags") or 0
-        if type(flags) is not int:
-            raise oserror(errno.EINVAL, "malformed operation: flags must be an integer")
-        _op_from_wire(op["key"], flags, op.get("dirent"), out)
-    return out
-
-
-def _op_from_wire(key, flags, dirent, out):
-    # A directory treeobj holds treeobjs to any depth: walk them with a
-    # stack (in order: a directory before its entries), not recursion.
-    stack = [(key, flags, dirent)]
-    while stack:
-        key, flags, dirent = stack.pop()
-        if dirent is None:
-            out.append(("unlink", key))
-            continue
-        if not isinstance(dirent, dict):
-            raise oserror(errno.EINVAL, "treeobj must be an object or null")
-        kind = dirent.get("type")
-        data = dirent.get("data")
-        if kind == "val":
-            out.append(("append" if flags & FLUX_KVS_APPEND else "put", key,
-                        _b64decode(data)))
-        elif kind == "dir":
-            out.append(("mkdir", key))
-            if data:
-                if not isinstance(data, dict):
-                    raise oserror(errno.EINVAL, "treeobj: dir data must be an object")
-                entries = []
-                for name, sub in data.items():
-                    if not isinstance(name, str):
-                        raise oserror(errno.EINVAL, "treeobj: dir entry names must be strings")
-                    entries.append((f"{key}.{name}", 0, sub))
-                stack.extend(reversed(entries))
-        elif kind == "symlink":
-            target = data.get("target") if isinstance(data, dict) else None
-            if not isinstance(target, str):
-                raise oserror(errno.EINVAL, "treeobj: symlink needs a target")
-            out.append(("symlink", key, target))
-        elif isinstance(kind, str):
-            raise oserror(errno.EINVAL, f"treeobj: unknown type {kind!r}")
-        else:
-            raise oserror(errno.EINVAL, "treeobj: type must be a string")
-
-
-# -- watches --------------------------------------------------------------------
-class Watch:
-    __slots__ = ("msg", "ns", "key", "reqkey", "flags", "state", "prev", "sent")
-
-    WAIT_NS = 0
-    WAIT_KEY = 1
-    ACTIVE = 2
-    DONE = 3
-
-    def __init__(self, msg, ns, key, reqkey, flags):
-        self.msg = msg
-        self.reqkey = reqkey
-        self.ns = ns
-        self.key = key
-        self.flags = flags
-        self.state = Watch.WAIT_KEY
-        self.prev = None  # last value sent (bytes)
-        self.sent = 0  # responses sent
-
-
-class KVSService(Service):
+class KVSService(Watches, Service):
     name = "kvs"
 
     def __init__(self, broker):
         super().__init__(broker)
         self.store = None
         self.tree = None
-        self.watches = {}  # (sender, matchtag) -> Watch
         self.jobs_view = JobKVSView(broker)
-        self.by_key = {}  # (ns, key) -> set of Watch (named-key triggers)
-        self.full = {}  # ns -> set of Watch with WATCH_FULL
-        self.ns_waiters = {}  # ns -> set of Watch waiting for the namespace
+        self.watch_init()
         self._outbox = []  # callables(exc), run once the store batch is durable
         self._outbox_pending = False
 
@@ -235,15 +138,13 @@ class KVSService(Service):
         self.store.flush()
 
     async def stop(self):
-        for w in list(self.watches.values()):
-            self._end(w, errno.ENODATA)
+        self.end_watches()
         if self.store is not None:
             self.tree.checkpoint_put(PRIMARY)
             self.store.close()
 
     def disconnect(self, sender):
-        for key in [k for k in self.watches if k[0] is sender]:
-            self._unregister(self.watches[key])
+        self.drop_watches(sender)
 
     # -- in-process API ------------------------------------------------------------
     def lookup_entry(self, namespace, key, follow=True):
@@ -266,7 +167,7 @@ class KVSService(Service):
         success, else the ``sqlite3.Error``).
         """
         version, keys = self.tree.commit(namespace, ops)
-        self._notify(namespace, keys)
+        self.notify_watches(namespace, keys)
         if on_durable is not None:
             self._queue(on_durable)
         if flags & FLUX_KVS_SYNC and namespace == PRIMARY:
@@ -279,15 +180,11 @@ class KVSService(Service):
 
     def namespace_create(self, name, owner, flags=0):
         self.tree.namespace_create(name, owner, flags)
-        for w in self.ns_waiters.pop(name, ()):
-            if w.state == Watch.WAIT_NS:
-                self._start_watch(w)
+        self.namespace_created(name)
 
     def namespace_remove(self, name):
         if self.tree.namespace_remove(name):
-            for w in [w for w in self.watches.values() if w.ns == name]:
-                if w.state != Watch.WAIT_NS:
-                    self._end(w, errno.ENOTSUP)
+            self.namespace_removed(name)
 
     # -- helpers -------------------------------------------------------------------
     @staticmethod
@@ -446,133 +343,6 @@ class KVSService(Service):
             {"namespace": name, "owner": info["owner"], "flags": info["flags"],
              "rootseq": info["version"]}
             for name, info in sorted(self.tree.namespaces.items())]})
-
-    # -- watches ----------------------------------------------------------------------
-    @request_handler("kvs-watch.lookup", prefix=False, allow_guest=True)
-    def h_watch(self, msg):
-        req = self._request(msg)
-        ns = self._ns(req)
-        reqkey = self._key(req)
-        key = normalize_key(reqkey)
-        flags = self._flags(req)
-        if (msg.sender, msg.matchtag) in self.watches:
-            raise oserror(errno.EEXIST, "duplicate watch matchtag")
-        w = Watch(msg, ns, key, reqkey, flags)
-        if ns not in self.tree.namespaces:
-            if not flags & FLUX_KVS_WAITCREATE:
-                raise oserror(errno.ENOTSUP)
-            w.state = Watch.WAIT_NS
-            self.ns_waiters.setdefault(ns, set()).add(w)
-            self.watches[(msg.sender, msg.matchtag)] = w
-            return
-        self._check_access(msg, ns)
-        self.watches[(msg.sender, msg.matchtag)] = w
-        self._start_watch(w)
-
-    def _start_watch(self, w):
-        """Initial lookup of a watch; register its triggers if it goes on."""
-        w.state = Watch.WAIT_KEY
-        self.by_key.setdefault((w.ns, w.key), set()).add(w)
-        if w.flags & FLUX_KVS_WATCH_FULL:
-            self.full.setdefault(w.ns, set()).add(w)
-        value, errnum = self._current(w)
-        if errnum == errno.ENOENT and w.flags & FLUX_KVS_WAITCREATE:
-            return
-        if errnum:
-            self._end(w, errnum)
-            return
-        w.state = Watch.ACTIVE
-        self._send(w, value)
-
-    def _current(self, w):
-        """(value, 0) or (None, errnum) for the watched key now."""
-        if not w.key:
-            return None, errno.EISDIR
-        try:
-            entry = self.tree.lookup(w.ns, w.key)
-        except OSError as exc:
-            return None, exc.errno
-        if entry.type == DIR:
-            return None, errno.EISDIR
-        return entry.value, 0
-
-    def _send(self, w, value):
-        data = value
-        if w.flags & FLUX_KVS_WATCH_APPEND and w.sent:
-            prev = w.prev or b""
-            if not value.startswith(prev):
-                self._end(w, errno.EINVAL, "watched value was not appended to")
-                return
-            data = value[len(prev):]
-            if not data:
-                return
-        w.prev = value
-        w.sent += 1
-        self.respond(w.msg, {"key": w.reqkey, "namespace": w.ns,
-                             "val": treeobj(VAL, data)})
-
-    def _end(self, w, errnum, errstr=None):
-        self._unregister(w)
-        self.respond_error(w.msg, errnum, errstr)
-
-    def _unregister(self, w):
-        w.state = Watch.DONE
-        self.watches.pop((w.msg.sender, w.msg.matchtag), None)
-        for index, k in ((self.by_key, (w.ns, w.key)), (self.full, w.ns),
-                         (self.ns_waiters, w.ns)):
-            s = index.get(k)
-            if s is not None:
-                s.discard(w)
-                if not s:
-                    del index[k]
-
-    def _notify(self, ns, keys):
-        """A commit to ``ns`` named ``keys``: queue watch responses."""
-        named = set(keys)
-        cands = set()
-        for k in named:
-            s = self.by_key.get((ns, k))
-            if s:
-                cands |= s
-        full = self.full.get(ns)
-        if full:
-            cands |= full
-        for w in cands:
-            value, errnum = self._current(w)
-            is_named = w.key in named
-            self._queue(self._make_update(w, value, errnum, is_named))
-
-    def _make_update(self, w, value, errnum, is_named):
-        def update(exc):
-            if exc is not None or w.state == Watch.DONE:
-                return
-            if w.state == Watch.WAIT_KEY:
-                if errnum == errno.ENOENT:
-                    return
-                if errnum:
-                    self._end(w, errnum)
-                    return
-                w.state = Watch.ACTIVE
-                self._send(w, value)
-                return
-            if errnum:
-                self._end(w, errnum)
-                return
-            if value == w.prev and (w.flags & FLUX_KVS_WATCH_UNIQ or not is_named):
-                return
-            self._send(w, value)
-
-        return update
-
-    @request_handler("kvs-watch.cancel", prefix=False, allow_guest=True)
-    def h_watch_cancel(self, msg):
-        req = self._request(msg)
-        matchtag = payload.integer(req, "matchtag", lo=0, hi=MATCHTAG_MAX)
-        w = self.watches.get((msg.sender, matchtag))
-        if w is not None:
-            self._end(w, errno.ENODATA)
-        if not msg.flags & MSGFLAG_NORESPONSE:
-            self.respond(msg, {})
 
     # -- content ------------------------------------------------------------------------
     @request_handler("content.checkpoint-get", prefix=False, allow_guest=True)
