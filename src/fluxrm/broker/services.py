@@ -56,6 +56,7 @@ EVERY_RANK = {
     "fluxrm.broker.builtins:ServiceRegistry",
     "fluxrm.broker.builtins:EventService",
     "fluxrm.broker.rexec:RexecService",
+    "fluxrm.modules.resource:ResourceService",
 }
 
 

@@ -1,9 +1,18 @@
 """resource: the instance's resource inventory.
 
-RPC topics (each allows guests):
+Every rank runs it; each discovers its own node.  RPC topics:
 
-- ``resource.sched-status``  -> {all, allocated, down}  (R version 1 objects)
-- ``resource.status``        -> {R, online, offline, ...}  (summary)
+- ``resource.sched-status``  -> {all, allocated, down}  (R version 1
+  objects; guests allowed)
+- ``resource.status``        -> {R, online, offline, ...}  (summary; guests)
+- ``resource.register`` {rank, hostname, ncores, ngpus}  (owner; no
+  response): another rank's node, sent to rank 0 when that rank starts
+- ``resource.acquire``  (owner; streaming): what the scheduler may use:
+  ``{resources: R, up: idset}`` at once for the ranks known, then one more
+  such response each time ranks register
+
+On a rank other than 0 only ``register`` is served here (sent on to rank 0);
+the others go up the tree to rank 0, which holds the inventory.
 
 ``all`` and ``down`` are this service's own; what is allocated only the
 scheduler knows: ``resource.sched-status`` asks it with a request
@@ -28,7 +37,10 @@ import socket
 from flux.constants import FLUX_MSGTYPE_REQUEST
 from flux.idset import IDset
 from flux.message import Message
+from fluxrm.broker import payload
 from fluxrm.broker.service import Service, request_handler
+
+LOG_WARNING = 4
 
 
 class Rank:
@@ -63,7 +75,8 @@ def discover(broker):
         visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
         gpu_ids = [g for g in visible.split(",") if g.strip() and g.strip() != "-1"]
         ngpus = len(gpu_ids)
-    hostname = broker.attr("hostlist") or socket.gethostname()
+    boot = getattr(broker, "boot", None)
+    hostname = boot.hostname if boot is not None else socket.gethostname()
     return Rank(broker.rank, hostname, cpus, ngpus, gpu_ids)
 
 
@@ -141,15 +154,63 @@ class ResourceService(Service):
 
     def __init__(self, broker):
         super().__init__(broker)
-        self.ranks = [discover(broker)]
+        self.local = discover(broker)  # this rank's node (job-exec binds tasks with it)
+        self.ranks = [self.local]  # rank 0: every rank registered so far, in order
+        self.acquirers = []  # resource.acquire requests (streaming)
+        if broker.rank != 0:
+            # the inventory is rank 0's: its requests go up the tree
+            for topic in list(self.handlers):
+                if topic != "resource.register":
+                    del self.handlers[topic]
+
+    async def start(self):
+        if self.broker.rank != 0:
+            local = self.local
+            self.broker.rpc.notify("resource.register", {
+                "rank": local.rank, "hostname": local.hostname,
+                "ncores": local.ncores, "ngpus": local.ngpus}, 0)
 
     @property
     def hostnames(self):
         return {r.rank: r.hostname for r in self.ranks}
 
+    @request_handler("register")
+    def register(self, msg):
+        req = payload.request(msg)
+        size = self.broker.size
+        rank = payload.integer(req, "rank", lo=1, hi=size - 1)
+        hostname = payload.string(req, "hostname")
+        ncores = payload.integer(req, "ncores", lo=0, hi=1 << 20)
+        ngpus = payload.integer(req, "ngpus", lo=0, hi=1 << 16)
+        if self.broker.rank != 0:
+            self.broker.router.forward_up(msg, msg.sender)
+            return
+        if any(r.rank == rank for r in self.ranks):
+            self.log(LOG_WARNING, f"rank {rank} registered again; ignored")
+            return
+        node = Rank(rank, hostname, list(range(ncores)), ngpus,
+                    [str(i) for i in range(ngpus)])
+        self.ranks.append(node)
+        self.ranks.sort(key=lambda r: r.rank)
+        update = {"resources": self._R_of([node]), "up": str(rank)}
+        for req_msg in self.acquirers:
+            self.respond(req_msg, update)
+
+    @request_handler("acquire")
+    def acquire(self, msg):
+        self.acquirers.append(msg)
+        self.respond(msg, {"resources": self.all_R(),
+                           "up": str(IDset([r.rank for r in self.ranks]))})
+
+    def disconnect(self, sender):
+        self.acquirers = [m for m in self.acquirers if m.sender is not sender]
+
+    def _R_of(self, nodes):
+        return make_R({r.rank: (range(r.ncores), range(r.ngpus)) for r in nodes},
+                      {r.rank: r.hostname for r in nodes})
+
     def all_R(self):
-        return make_R({r.rank: (range(r.ncores), range(r.ngpus)) for r in self.ranks},
-                      self.hostnames)
+        return self._R_of(self.ranks)
 
     @request_handler("sched-status", allow_guest=True)
     def sched_status(self, msg):

@@ -37,8 +37,9 @@ nodes.  A request of another shape (``shape_error``; job-ingest refuses
 those unless FLUX_JOB_NOVALIDATE) is denied at once, as is one that could
 never fit: the job gets a fatal ``alloc`` exception.
 
-The pool (ranks, their cores, gpus and hostnames) is copied from the
-resource service's inventory once, at start.  Per-job state, its own,
+The pool (ranks, their cores, gpus and hostnames) comes from the resource
+service's ``resource.acquire`` (streaming: the ranks known at start, then
+each rank that registers later, in an instance of several brokers).  Per-job state, its own,
 keyed by job id: ``entries`` (the job's place in the queue, with its
 ``JobRequest``) and ``allocations`` (the cores and gpus it holds, per
 rank).
@@ -53,7 +54,37 @@ from fluxrm.broker.service import Service, request_handler
 from fluxrm.modules.resource import make_R
 
 
+LOG_ERR = 3
 BULK_DEFER = 0.005  # s a pass waits while a bulk submission is taken in
+
+
+class _Node:
+    """One rank of an R: what ``RankState`` is made from."""
+
+    __slots__ = ("rank", "hostname", "ncores", "ngpus")
+
+    def __init__(self, rank, hostname, ncores, ngpus):
+        self.rank, self.hostname, self.ncores, self.ngpus = rank, hostname, ncores, ngpus
+
+
+def ranks_of_R(R):
+    """The ranks of an R version 1, as ``_Node``s in rank order."""
+    from flux.hostlist import Hostlist
+
+    execution = R["execution"]
+    nodes = []
+    for entry in execution["R_lite"]:
+        children = entry["children"]
+        ncores = len(IDset(children.get("core", "")))
+        ngpus = len(IDset(children.get("gpu", "")))
+        for rank in IDset(entry["rank"]):
+            nodes.append((rank, ncores, ngpus))
+    nodes.sort()
+    hosts = []
+    for item in execution.get("nodelist", []):
+        hosts.extend(Hostlist(item))
+    return [_Node(rank, hosts[i] if i < len(hosts) else str(rank), ncores, ngpus)
+            for i, (rank, ncores, ngpus) in enumerate(nodes)]
 
 
 class RankState:
@@ -112,9 +143,29 @@ class Sched(Service):
         services = self.broker.router.services
         # the in-process fast path of the scheduler protocol
         self.manager_handle = services["job-manager"].sched_handle
-        resource = services["resource"]
-        self.ranks = [RankState(r) for r in resource.ranks]
-        self.hostnames = resource.hostnames
+        # the pool: resource.acquire answers at once with the ranks known,
+        # then again as more ranks register (an instance of several brokers)
+        self.broker.rpc.call("resource.acquire", {}, self.broker.rank,
+                             on_response=self.acquired)
+
+    def acquired(self, msg):
+        """A ``resource.acquire`` response: ranks join the pool."""
+        if msg.errnum:
+            self.log(LOG_ERR, f"resource.acquire: {msg.errstr}")
+            return
+        try:
+            new = ranks_of_R(msg.get_object()["resources"])
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            self.log(LOG_ERR, f"resource.acquire: malformed R: {exc}")
+            return
+        known = {r.rank for r in self.ranks}
+        for node in new:
+            if node.rank not in known:
+                self.ranks.append(RankState(node))
+                self.hostnames[node.rank] = node.hostname
+        self.ranks.sort(key=lambda r: r.rank)
+        if self.queue:
+            self.schedule_soon()
 
     # -- the scheduler protocol -----------------------------------------------------------
     def handle(self, payload):

@@ -163,7 +163,7 @@ class JobStart:
         env = job_environment(request.environment, f58, ntasks,
                               len(ej.R["execution"]["nodelist"]), self.uri)
         tasks = plan_tasks(ntasks, env, cores, gpus, request.shape,
-                           self.resource.ranks[0])
+                           self.resource.local)
         try:
             stdin_fd, out_fd, err_fd = self.open_files(ej, request.shell_options,
                                                        cwd, ntasks)
@@ -279,7 +279,7 @@ class JobStart:
     def start_error(self, ej, rank, prog, text):
         ej.start_failed = True
         ej.status = max(ej.status, 127 << 8)
-        host = self.resource.ranks[0].hostname
+        host = self.resource.local.hostname
         self.raise_exception(
             ej, "exec", f"task {rank} ({host}): start failed: {prog}: {text}")
 
