@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from conftest import poll
+
 from fluxrm.pmi import AsyncioPMIServer, PMIServerCore, ThreadedPMIServer
 
 DEADLINE = 60
@@ -111,6 +113,9 @@ def run_with_thread(owner, size, mode="ok", victim=-1):
         for p in procs:
             out, err = p.communicate(timeout=DEADLINE)
             results.append((p.returncode, out, err))
+        # the server's thread may not have seen the last hang-up yet
+        poll(lambda: owner.core.finished, "the PMI server to see every rank end",
+             timeout=DEADLINE)
         return results
     finally:
         for p in procs:

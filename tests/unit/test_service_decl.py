@@ -282,7 +282,8 @@ def test_services_list_is_complete_and_ordered():
 OWNER_ONLY = {
     "broker.shutdown", "attr.set", "attr.rm", "log.clear", "service.add",
     "kvs.namespace-create", "kvs.namespace-remove",
-    "broker.online", "rexec.exec", "rexec.kill",
+    "broker.online", "rexec.exec", "rexec.kill", "resource.register",
+    "resource.acquire",
 }
 CONVERTED = ("broker", "attr", "config", "log", "service", "event", "rexec", "kvs",
              "resource", "sched", "job-ingest", "job-info", "job-list")
