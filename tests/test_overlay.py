@@ -35,6 +35,18 @@ def test_attributes_and_ping_every_rank(size):
             _ping(h, size)
         assert exc.value.errno == errno.EHOSTUNREACH
         if size == 8:  # kary:2: 0 -> 1,2; 1 -> 3,4; 2 -> 5,6; 3 -> 7
+            proc = run_flux("overlay", "status", env=inst.env(5))
+            assert proc.returncode == 0, proc.stderr
+            host = h.attr_get("hostlist").split(",")[0]
+            assert proc.stdout.splitlines() == [
+                f"0 {host}: full",
+                f"├─ 1 {host}: full",
+                f"│  ├─ 3 {host}: full",
+                f"│  │  └─ 7 {host}: full",
+                f"│  └─ 4 {host}: full",
+                f"└─ 2 {host}: full",
+                f"   ├─ 5 {host}: full",
+                f"   └─ 6 {host}: full"]
             levels = [inst.handle(r).attr_get("tbon.level") for r in range(size)]
             assert levels == ["0", "1", "1", "2", "2", "2", "2", "3"]
             assert h.attr_get("tbon.maxlevel") == "3"

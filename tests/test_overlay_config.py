@@ -49,8 +49,9 @@ def _follower(config, host, *extra):
 
 def _reap(procs):
     for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
+        if proc.returncode is not None:
+            continue  # already waited for
+        proc.kill()
         proc.communicate(timeout=30)
 
 
@@ -102,13 +103,15 @@ def test_wrong_certificate_and_garbage_are_refused(tmp_path):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(os.urandom(4096) + b"\xff" * 64)
         env = dict(os.environ, FLUX_URI=uri)
+        proc = run_flux("overlay", "status", env=env)
+        assert proc.stdout.splitlines() == [
+            "0 hosta: partial", "├─ 1 hostb: full", "└─ 2 ?: offline"], proc.stderr
         proc = run_flux("exec", "-r", "0-1", "-l", sys.executable, "-m",
                         "fluxrm.cli.main", "getattr", "rank", env=env)
         assert proc.returncode == 0, proc.stderr
         assert sorted(proc.stdout.split("\n")[:2]) == ["0: 0", "1: 1"]
-        leader.stdin.close()
-        _, err = leader.communicate(timeout=60)
+        _, err = leader.communicate(timeout=60)  # closes its stdin: the program ends
         assert leader.returncode == 0, err
-        assert "overlay: refused a peer" in err
+        assert "overlay: refused a peer" in err, (err, leader.returncode)
     finally:
         _reap(procs)

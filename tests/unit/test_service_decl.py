@@ -272,9 +272,9 @@ def service_classes():
 
 def test_services_list_is_complete_and_ordered():
     names = [cls.name for cls in service_classes()]
-    assert names[:7] == ["broker", "attr", "config", "log", "service", "event",
-                         "rexec"]
-    assert names[7:] == ["kvs", "resource", "sched", "job-exec", "job-manager",
+    assert names[:8] == ["broker", "attr", "config", "log", "service", "event",
+                         "overlay", "rexec"]
+    assert names[8:] == ["kvs", "resource", "sched", "job-exec", "job-manager",
                          "job-ingest", "job-info", "job-list"]
 
 
@@ -285,7 +285,8 @@ OWNER_ONLY = {
     "broker.online", "rexec.exec", "rexec.kill", "resource.register",
     "resource.acquire",
 }
-CONVERTED = ("broker", "attr", "config", "log", "service", "event", "rexec", "kvs",
+CONVERTED = ("broker", "attr", "config", "log", "service", "event", "overlay",
+             "rexec", "kvs",
              "resource", "sched", "job-ingest", "job-info", "job-list")
 
 

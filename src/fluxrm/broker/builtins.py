@@ -18,6 +18,9 @@ RPC topics:
 - ``service.add`` (owner) / ``service.remove`` {service} register (remove) a
                                           service provided by the requesting
                                           client
+- ``overlay.status``                     -> {size, topo, ranks: [{rank,
+                                          parent, host, state}]}  (rank 0
+                                          answers; state online or offline)
 - ``event.pub``  {topic, payload?}       publish an event, -> {seq}
 - ``event.subscribe`` / ``event.unsubscribe`` {topic}  -> {}: events whose
                                           topic starts with ``topic`` reach the
@@ -249,6 +252,32 @@ class ServiceRegistry(Service):
     def remove(self, msg):
         self.broker.router.unregister_client_service(self._service_name(msg), msg.sender)
         self.respond(msg, {})
+
+
+class OverlayService(Service):
+    """What rank 0 knows of the tree (the overlay itself is
+    ``fluxrm.broker.overlay``, not a service)."""
+
+    name = "overlay"
+
+    @request_handler("status", allow_guest=True)
+    def status(self, msg):
+        broker = self.broker
+        if broker.rank != 0:
+            broker.router.forward_up(msg, msg.sender)
+            return
+        topo = broker.boot.topology
+        ranks = []
+        for rank in range(broker.size):
+            host = broker.online.get(rank)
+            ranks.append({
+                "rank": rank,
+                "parent": topo.parent(rank) if topo is not None else None,
+                "host": host or "",
+                "state": "online" if host is not None else "offline"})
+        self.respond(msg, {"size": broker.size,
+                           "topo": broker.attr("tbon.topo", "kary:32"),
+                           "ranks": ranks})
 
 
 class EventService(Service):

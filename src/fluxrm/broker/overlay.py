@@ -232,6 +232,8 @@ class Overlay:
             zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
         loop.add_reader(self._router_monitor.getsockopt(zmq.FD),
                         self._drain_router_monitor)
+        # a ZeroMQ fd signals only once its events have been read: read them
+        loop.call_soon(self._drain_router_monitor)
         loop.call_soon(self._drain_zap)
         loop.call_soon(self._drain)
         self._accepting = True

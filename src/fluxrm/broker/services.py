@@ -34,6 +34,7 @@ SERVICES = [
     "fluxrm.broker.builtins:LogService",       # log.*
     "fluxrm.broker.builtins:ServiceRegistry",  # service.add, service.remove
     "fluxrm.broker.builtins:EventService",     # event.*
+    "fluxrm.broker.builtins:OverlayService",   # overlay.status
     "fluxrm.broker.rexec:RexecService",        # rexec.* (flux exec)
     # the modules (fluxrm/modules/)
     "fluxrm.modules.kvs:KVSService",           # kvs.*, kvs-watch.*, content.*
@@ -55,6 +56,7 @@ EVERY_RANK = {
     "fluxrm.broker.builtins:LogService",
     "fluxrm.broker.builtins:ServiceRegistry",
     "fluxrm.broker.builtins:EventService",
+    "fluxrm.broker.builtins:OverlayService",
     "fluxrm.broker.rexec:RexecService",
     "fluxrm.modules.resource:ResourceService",
 }

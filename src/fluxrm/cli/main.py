@@ -27,6 +27,7 @@ COMMANDS = {
     "setattr": ("attr", "set a broker attribute"),
     "lsattr": ("attr", "list broker attributes"),
     "exec": ("exec", "run a command on the instance's brokers' nodes"),
+    "overlay": ("overlay", "show the tree of brokers"),
     "ping": ("ping", "send echo requests to a broker service"),
     "python": ("python", "run the Python interpreter that has this flux package"),
     "env": ("env", "print or run with the Flux environment"),
