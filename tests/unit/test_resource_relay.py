@@ -1,5 +1,5 @@
 """resource.sched-status asks sched with a request through the router and
-answers when sched answers (AnswerTo); a real Router, stand-in services,
+answers when sched answers (broker.rpc); a real Router, stand-in services,
 no broker process."""
 
 import errno
@@ -12,6 +12,7 @@ from flux.constants import (
 )
 from flux.message import Message
 from fluxrm.broker.router import Router
+from fluxrm.broker.rpc import BrokerRPC
 from fluxrm.broker.service import Service, request_handler
 from fluxrm.modules.resource import ResourceService, make_R
 
@@ -24,6 +25,7 @@ class BrokerStub:
 
     def __init__(self):
         self.router = Router(self)
+        self.rpc = BrokerRPC(self.router)
         self.logged = []
 
     def attr(self, name):

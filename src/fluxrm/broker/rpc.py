@@ -2,9 +2,11 @@
 
 ``broker.rpc.call(topic, payload, nodeid)`` returns an asyncio future for
 the response payload (an ``OSError`` for an error response);
-``call(..., on_response=fn)`` calls ``fn(msg)`` for every response of a
-streaming request instead; ``notify(...)`` sends a request nobody answers.
-The requests carry the instance owner's credentials.  To the router this
+``call(..., on_response=fn)`` calls ``fn(msg)`` with the response instead
+(with every response, for ``streaming=True``); ``notify(...)`` sends a
+request nobody answers.  The requests carry the instance owner's
+credentials, or the ``cred`` given (a service asking on behalf of the
+client that asked it).  To the router this
 object is one more connection (ident ``broker``): a response finds its way
 back to it along the request's route like any other.
 """
@@ -13,7 +15,7 @@ import asyncio
 import itertools
 import os
 
-from flux.constants import FLUX_MSGTYPE_REQUEST, FLUX_ROLE_OWNER
+from flux.constants import FLUX_MSGTYPE_REQUEST, FLUX_NODEID_ANY, FLUX_ROLE_OWNER
 from flux.message import MSGFLAG_NORESPONSE, MSGFLAG_STREAMING, Message
 
 
@@ -42,20 +44,25 @@ class BrokerRPC:
         msg = self._request(topic, payload, nodeid, MSGFLAG_NORESPONSE)
         self.router.dispatch(msg, self)
 
-    def call(self, topic, payload, nodeid, on_response=None):
-        """Send a request; a future of its response payload, or (with
-        ``on_response``) a streaming request whose every response is
-        passed to ``on_response(msg)`` until an error response ends it."""
+    def call(self, topic, payload, nodeid=FLUX_NODEID_ANY, on_response=None,
+             streaming=False, cred=None):
+        """Send a request.  Without ``on_response``: a future of its
+        response payload.  With it: ``on_response(msg)`` is called with the
+        response (every response of a ``streaming`` request, until an
+        error ends it).  ``cred``: ``(userid, rolemask)`` to send it with
+        instead of the owner's (a service asking on behalf of its own
+        requester)."""
         tag = next(self._tags)
         if on_response is None:
             waiter = asyncio.get_running_loop().create_future()
-            flags = 0
         else:
-            waiter = on_response
-            flags = MSGFLAG_STREAMING
+            waiter = (on_response, streaming)
         self._pending[tag] = waiter
-        msg = self._request(topic, payload, nodeid, flags)
+        msg = self._request(topic, payload, nodeid,
+                            MSGFLAG_STREAMING if streaming else 0)
         msg.matchtag = tag
+        if cred is not None:
+            msg.userid, msg.rolemask = cred
         self.router.dispatch(msg, self)
         return waiter if on_response is None else tag
 
@@ -64,10 +71,11 @@ class BrokerRPC:
         waiter = self._pending.get(rsp.matchtag)
         if waiter is None:
             return
-        if not isinstance(waiter, asyncio.Future):
-            if rsp.errnum:
+        if type(waiter) is tuple:
+            callback, streaming = waiter
+            if rsp.errnum or not streaming:
                 del self._pending[rsp.matchtag]
-            waiter(rsp)
+            callback(rsp)
             return
         del self._pending[rsp.matchtag]
         if waiter.done():

@@ -16,8 +16,8 @@ the others go up the tree to rank 0, which holds the inventory.
 
 ``all`` and ``down`` are this service's own; what is allocated only the
 scheduler knows: ``resource.sched-status`` asks it with a request
-``sched.resource-status`` (through the router, as the requester: its
-userid and roles) and answers once sched has answered (with sched's error,
+``sched.resource-status`` (``broker.rpc``, as the requester: its userid
+and roles) and answers once sched has answered (with sched's error,
 if any; nothing allocated if no scheduler is loaded: ENOSYS).
 
 Cores come from the broker's CPU affinity (``os.sched_getaffinity``).  GPUs
@@ -34,9 +34,7 @@ import errno
 import os
 import socket
 
-from flux.constants import FLUX_MSGTYPE_REQUEST
 from flux.idset import IDset
-from flux.message import Message
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service, request_handler
 
@@ -133,22 +131,6 @@ def _rlite_and_nodelist(per_rank, hostnames):
     return rlite, [hostnames[r] for r in sorted(per_rank)]
 
 
-class AnswerTo:
-    """The sender of a request a service makes through the router: the
-    one response it gets (an answer or an error) is passed to
-    ``then(response)``; anything after it is dropped."""
-
-    def __init__(self, then):
-        self.then = then
-        self.closed = False
-        self.services_used = set()  # the router notes what a sender used
-
-    def send(self, rsp):
-        if not self.closed:
-            self.closed = True
-            self.then(rsp)
-
-
 class ResourceService(Service):
     name = "resource"
 
@@ -214,10 +196,9 @@ class ResourceService(Service):
 
     @request_handler("sched-status", allow_guest=True)
     def sched_status(self, msg):
-        ask = Message.build(FLUX_MSGTYPE_REQUEST, "sched.resource-status")
-        ask.userid, ask.rolemask = msg.userid, msg.rolemask
-        self.broker.router.dispatch_request(
-            ask, AnswerTo(lambda rsp: self._sched_answered(msg, rsp)))
+        self.broker.rpc.call("sched.resource-status", None, self.broker.rank,
+                             on_response=lambda rsp: self._sched_answered(msg, rsp),
+                             cred=(msg.userid, msg.rolemask))
 
     def _sched_answered(self, msg, rsp):
         if rsp.errnum == errno.ENOSYS:  # no scheduler: nothing is allocated

@@ -146,7 +146,7 @@ class Sched(Service):
         # the pool: resource.acquire answers at once with the ranks known,
         # then again as more ranks register (an instance of several brokers)
         self.broker.rpc.call("resource.acquire", {}, self.broker.rank,
-                             on_response=self.acquired)
+                             on_response=self.acquired, streaming=True)
 
     def acquired(self, msg):
         """A ``resource.acquire`` response: ranks join the pool."""
