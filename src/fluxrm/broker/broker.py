@@ -485,6 +485,8 @@ def main(argv=None):
             broker.cleanup()
             return 1
     profile_path = os.environ.get("FLUXRM_BROKER_PROFILE")
+    if profile_path and boot.size > 1:
+        profile_path += f".{boot.rank}"  # one file per broker
     try:
         if profile_path:
             code = run_profiled(broker, args.ready_fd, profile_path)

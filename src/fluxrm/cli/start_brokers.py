@@ -20,6 +20,8 @@ thread starts after).
 (see ``BrokerSet.exited``).
 """
 
+import gc
+import importlib
 import os
 import select
 import signal
@@ -111,6 +113,8 @@ def launch(args, broker_argv, prog):
     from fluxrm.pmi.drivers import ThreadedPMIServer
     from fluxrm.pmi.server import PMIServerCore
 
+    preload()
+
     size = args.test_size
     rundir = args.rundir
     own = rundir is None
@@ -186,6 +190,22 @@ def _wait_ready(rfd, brokers):
                                            f" start-up (status {broker.returncode})")
                 return None
     return data.decode().strip() or None  # rank 0's line: the URI alone
+
+
+def preload():
+    """Import what every broker imports, once, before the forks; and move
+    it all out of the garbage collector's view, so that no child's
+    collection walks (and so copies) it."""
+    from fluxrm.broker.services import SERVICES
+
+    for module in ["zmq", "zmq.auth.base", "zmq.utils.monitor",
+                   "fluxrm.broker.overlay", "fluxrm.broker.bootstrap",
+                   "fluxrm.pmi.client", "fluxrm.boot.topology"]:
+        importlib.import_module(module)
+    for spec in SERVICES:
+        importlib.import_module(spec.partition(":")[0])
+    gc.collect()
+    gc.freeze()
 
 
 def _become_broker(rank, size, pmi_fd, keep, hosts):
