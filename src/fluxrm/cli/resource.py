@@ -9,7 +9,11 @@
 - ``status [-s STATES] [-o FORMAT] [-n]``: execution states of the nodes
   (``avail``, ``exclude``, ``draining``, ``drained``, ``offline``; empty
   states are skipped unless asked for with ``-s``);
-- ``R [-s STATES]``: the R object of those states.
+- ``R [-s STATES]``: the R object of those states;
+- ``drain [-f] [-u] [TARGETS [REASON...]]``: take nodes out of service (no
+  new work; running jobs go on); without TARGETS, list the drained nodes;
+- ``undrain TARGETS``: put them back.  TARGETS: ranks (an idset) or host
+  names (a hostlist).
 
 Data comes from ``resource.sched-status`` (all/allocated/down R: the
 resource service's inventory, and what the scheduler says is allocated,
@@ -304,13 +308,18 @@ def run_status(args):
         ranks = {r for r in ranks if targets(r, hosts.get(r))}
     online = set(IDset(rsp.get("online") or ""))
     exclude = set(IDset(rsp.get("exclude") or ""))
+    ranks |= set(IDset(rsp.get("offline") or ""))
     drained = set()
     for key in (rsp.get("drain") or {}):
         drained |= set(IDset(key))
+    draining = set()
+    if drained:  # drained nodes still running jobs are draining
+        allocated = _handle().rpc("resource.sched-status").get().get("allocated")
+        draining = drained & set(RankSet.from_R(allocated).per_rank)
     members = {
         "exclude": exclude,
-        "draining": set(),  # no job-aware draining yet
-        "drained": drained - exclude,
+        "draining": draining - exclude,
+        "drained": drained - draining - exclude,
         "offline": ranks - online - exclude,
         "avail": (online & ranks) - exclude - drained,
     }
@@ -343,7 +352,73 @@ def run_R(args):
     return 0
 
 
+def _rank_targets(text):
+    """TARGETS as an idset string: ranks, or host names of the instance."""
+    from flux.hostlist import Hostlist
+    from flux.idset import IDset
+
+    try:
+        return str(IDset(text))
+    except (OSError, ValueError, TypeError):
+        pass
+    try:
+        wanted = set(Hostlist(text))
+    except (OSError, ValueError, TypeError):
+        raise Fail(f"invalid targets '{text}'") from None
+    hosts = RankSet.from_R(_handle().rpc("resource.status").get().get("R")).hosts
+    ranks = sorted(r for r, host in hosts.items() if host in wanted)
+    missing = wanted - {hosts[r] for r in ranks}
+    if missing:
+        raise Fail(f"no such host: {','.join(sorted(missing))}")
+    return str(IDset(ranks))
+
+
+def setup_drain(p):
+    p.add_argument("-f", "--force", action="store_true",
+                   help="drain nodes already drained again (new reason)")
+    p.add_argument("-u", "--update", action="store_true",
+                   help="leave nodes already drained as they are")
+    p.add_argument("targets", nargs="?", metavar="TARGETS")
+    p.add_argument("reason", nargs="*", metavar="REASON")
+
+
+def run_drain(args):
+    import time
+
+    if args.targets is None:
+        rsp = _handle().rpc("resource.status").get()
+        hosts = RankSet.from_R(rsp.get("R")).hosts
+        print(f"{'TIMESTAMP':<20} {'STATE':<8} {'RANKS':<8} {'REASON':<30} NODELIST")
+        from flux.hostlist import Hostlist
+        from flux.idset import IDset
+
+        for ranks, info in sorted((rsp.get("drain") or {}).items()):
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S",
+                                  time.localtime(info.get("timestamp", 0)))
+            nodes = str(Hostlist([hosts.get(r, str(r)) for r in IDset(ranks)]))
+            print(f"{stamp:<20} {'drained':<8} {ranks:<8}"
+                  f" {info.get('reason', ''):<30} {nodes}")
+        return 0
+    mode = "overwrite" if args.force else "update" if args.update else ""
+    request = {"targets": _rank_targets(args.targets), "reason": " ".join(args.reason)}
+    if mode:
+        request["mode"] = mode
+    _handle().rpc("resource.drain", request).get()
+    return 0
+
+
+def setup_undrain(p):
+    p.add_argument("targets", metavar="TARGETS")
+
+
+def run_undrain(args):
+    _handle().rpc("resource.undrain", {"targets": _rank_targets(args.targets)}).get()
+    return 0
+
+
 SUBCOMMANDS = {
+    "drain": (setup_drain, run_drain, "take nodes out of service"),
+    "undrain": (setup_undrain, run_undrain, "put drained nodes back in service"),
     "list": (setup_list, run_list, "list resources by scheduler state"),
     "info": (setup_info, run_info, "print the number of nodes, cores and GPUs"),
     "status": (setup_status, run_status, "show the execution state of nodes"),

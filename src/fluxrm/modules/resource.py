@@ -8,8 +8,16 @@ Every rank runs it; each discovers its own node.  RPC topics:
 - ``resource.register`` {rank, hostname, ncores, ngpus}  (owner; no
   response): another rank's node, sent to rank 0 when that rank starts
 - ``resource.acquire``  (owner; streaming): what the scheduler may use:
-  ``{resources: R, up: idset}`` at once for the ranks known, then one more
-  such response each time ranks register
+  ``{resources: R, up: idset, down: idset}`` at once for the ranks known
+  (``down``: those drained), then ``{resources: R, up: idset}`` each time a
+  rank registers, ``{down: idset}`` when ranks are drained and ``{up:
+  idset}`` when they are undrained
+- ``resource.drain`` {targets: idset, reason?: str, mode?: "overwrite" |
+  "update"} -> {}  (owner): no new work on those ranks; running jobs go
+  on.  A rank already drained: EEXIST unless ``mode`` says to overwrite its
+  reason (or ``update``: keep drained ones as they are)
+- ``resource.undrain`` {targets: idset} -> {}  (owner): back in service;
+  EINVAL naming the ranks that are not drained
 
 On a rank other than 0 only ``register`` is served here (sent on to rank 0);
 the others go up the tree to rank 0, which holds the inventory.
@@ -33,6 +41,7 @@ index to the CPU it is bound to.
 import errno
 import os
 import socket
+import time
 
 from flux.idset import IDset
 from fluxrm.broker import payload
@@ -139,6 +148,7 @@ class ResourceService(Service):
         self.local = discover(broker)  # this rank's node (job-exec binds tasks with it)
         self.ranks = [self.local]  # rank 0: every rank registered so far, in order
         self.acquirers = []  # resource.acquire requests (streaming)
+        self.drained = {}  # rank -> (timestamp, reason)
         if broker.rank != 0:
             # the inventory is rank 0's: its requests go up the tree
             for topic in list(self.handlers):
@@ -174,15 +184,74 @@ class ResourceService(Service):
                     [str(i) for i in range(ngpus)])
         self.ranks.append(node)
         self.ranks.sort(key=lambda r: r.rank)
-        update = {"resources": self._R_of([node]), "up": str(rank)}
-        for req_msg in self.acquirers:
-            self.respond(req_msg, update)
+        state = "down" if rank in self.drained else "up"
+        self._tell_acquirers({"resources": self._R_of([node]), state: str(rank)})
 
     @request_handler("acquire")
     def acquire(self, msg):
         self.acquirers.append(msg)
         self.respond(msg, {"resources": self.all_R(),
-                           "up": str(IDset([r.rank for r in self.ranks]))})
+                           "up": str(IDset([r.rank for r in self.ranks])),
+                           "down": str(IDset(sorted(self.drained)))})
+
+    def _tell_acquirers(self, update):
+        for req_msg in self.acquirers:
+            self.respond(req_msg, update)
+
+    def _targets(self, req):
+        text = payload.string(req, "targets")
+        try:
+            ranks = sorted(IDset(text))
+        except (OSError, ValueError, TypeError):
+            raise OSError(errno.EINVAL, f"invalid targets '{text}': an idset of"
+                          " ranks is expected") from None
+        bad = [r for r in ranks if r >= self.broker.size]
+        if bad or not ranks:
+            raise OSError(errno.EINVAL, f"invalid targets '{text}': the instance"
+                          f" has ranks 0-{self.broker.size - 1}")
+        return ranks
+
+    @request_handler("drain")
+    def drain(self, msg):
+        req = payload.request(msg)
+        ranks = self._targets(req)
+        reason = payload.string(req, "reason", "")
+        mode = payload.string(req, "mode", "")
+        if mode not in ("", "overwrite", "update"):
+            raise OSError(errno.EINVAL, f"invalid drain mode '{mode}'")
+        already = [r for r in ranks if r in self.drained]
+        if already and not mode:
+            raise OSError(errno.EEXIST, f"ranks {IDset(already)} already drained")
+        now = time.time()
+        new = []
+        for rank in ranks:
+            if rank in self.drained and mode == "update":
+                continue
+            if rank not in self.drained:
+                new.append(rank)
+            self.drained[rank] = (now, reason)
+        if new:
+            self._tell_acquirers({"down": str(IDset(new))})
+        self.respond(msg, {})
+
+    @request_handler("undrain")
+    def undrain(self, msg):
+        ranks = self._targets(payload.request(msg))
+        missing = [r for r in ranks if r not in self.drained]
+        if missing:
+            raise OSError(errno.EINVAL, f"ranks {IDset(missing)} are not drained")
+        for rank in ranks:
+            del self.drained[rank]
+        self._tell_acquirers({"up": str(IDset(ranks))})
+        self.respond(msg, {})
+
+    def _drain_groups(self):
+        """``{idset: {timestamp, reason}}``, ranks of one drain together."""
+        groups = {}
+        for rank, (stamp, reason) in sorted(self.drained.items()):
+            groups.setdefault((stamp, reason), []).append(rank)
+        return {str(IDset(ranks)): {"timestamp": stamp, "reason": reason}
+                for (stamp, reason), ranks in groups.items()}
 
     def disconnect(self, sender):
         self.acquirers = [m for m in self.acquirers if m.sender is not sender]
@@ -218,6 +287,9 @@ class ResourceService(Service):
 
     @request_handler("status", allow_guest=True)
     def status(self, msg):
+        online = {r.rank for r in self.ranks}
+        offline = [r for r in range(self.broker.size) if r not in online]
         self.respond(msg, {"R": self.all_R(),
-                           "online": str(IDset([r.rank for r in self.ranks])),
-                           "offline": "", "exclude": "", "drain": {}})
+                           "online": str(IDset(sorted(online))),
+                           "offline": str(IDset(offline)), "exclude": "",
+                           "drain": self._drain_groups()})

@@ -132,7 +132,10 @@ class Sched(Service):
         self.queue = []  # heap of [-priority, id, JobRequest or None]
         self.entries = {}  # job id -> heap entry
         self.allocations = {}  # job id -> {rank: (cores, gpus)}
-        self.ranks = []
+        self.ranks = []  # every rank's RankState, in rank order
+        self.by_rank = {}  # rank -> RankState
+        self.up_ranks = []  # the ranks new work may go to (not drained)
+        self.down = set()  # drained ranks
         self.hostnames = {}  # rank -> hostname, for R
         self._pass_scheduled = False
         self.bulk_until = float("-inf")  # loop time a bulk submission may last to
@@ -154,16 +157,23 @@ class Sched(Service):
             self.log(LOG_ERR, f"resource.acquire: {msg.errstr}")
             return
         try:
-            new = ranks_of_R(msg.get_object()["resources"])
-        except (OSError, KeyError, TypeError, ValueError) as exc:
-            self.log(LOG_ERR, f"resource.acquire: malformed R: {exc}")
+            update = msg.get_object()
+            new = ranks_of_R(update["resources"]) if "resources" in update else []
+            down = set(IDset(update.get("down", "")))
+            up = set(IDset(update.get("up", "")))
+        except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            self.log(LOG_ERR, f"resource.acquire: malformed update: {exc}")
             return
-        known = {r.rank for r in self.ranks}
         for node in new:
-            if node.rank not in known:
-                self.ranks.append(RankState(node))
+            if node.rank not in self.by_rank:
+                state = RankState(node)
+                self.ranks.append(state)
+                self.by_rank[node.rank] = state
                 self.hostnames[node.rank] = node.hostname
         self.ranks.sort(key=lambda r: r.rank)
+        self.down = (self.down | down) - (up - down)
+        # what allocation walks: the ranks in service
+        self.up_ranks = [r for r in self.ranks if r.rank not in self.down]
         if self.queue:
             self.schedule_soon()
 
@@ -243,7 +253,7 @@ class Sched(Service):
 
     def hello(self, jobid, R):
         """A job holding resources at start-up: they are allocated."""
-        by_rank = {r.rank: r for r in self.ranks}
+        by_rank = self.by_rank
         alloc = {}
         try:
             for entry in R["execution"]["R_lite"]:
@@ -324,7 +334,7 @@ class Sched(Service):
             self.allocate(jobid, req, alloc)
 
     def try_alloc(self, req):
-        ranks = self.ranks
+        ranks = self.up_ranks
         if req.nnodes is not None:
             chosen = []
             for r in ranks:
@@ -364,7 +374,7 @@ class Sched(Service):
         alloc = self.allocations.pop(jobid, None)
         if alloc is None:
             return
-        by_rank = {r.rank: r for r in self.ranks}
+        by_rank = self.by_rank
         for rank, (cores, gpus) in alloc.items():
             by_rank[rank].give(cores, gpus)
         self.schedule_soon()
@@ -373,7 +383,10 @@ class Sched(Service):
     @request_handler("resource-status", allow_guest=True)
     def h_resource_status(self, msg):
         self.respond(msg, {"all": self.all_R(), "allocated": self.allocated_R(),
-                           "down": make_R({}, {})})
+                           "down": make_R({r: (range(self.by_rank[r].ncores),
+                                               range(self.by_rank[r].ngpus))
+                                           for r in sorted(self.down)
+                                           if r in self.by_rank}, self.hostnames)})
 
     def all_R(self):
         return make_R({r.rank: (range(r.ncores), range(r.ngpus)) for r in self.ranks},
