@@ -636,6 +636,7 @@ def test_journal_entries_annotations_dependencies_and_counts(offline):
     _entry(svc, 42, "clean", ts=2.0)
     assert 42 not in svc.jobs and 42 in svc.unwritten
     info = svc.attrs.record(svc.unwritten[42], svcmod.ATTRS)
+    assert svc.attrs.info(svc.unwritten[42]) == info  # the stored dict, made at once
     assert info["result"] == FLUX_JOB_RESULT_COMPLETED and info["success"] is True
     assert info["t_inactive"] == 2.0
     assert svc.stats.total.states[INACTIVE] == 1
@@ -654,6 +655,34 @@ def test_journal_entries_annotations_dependencies_and_counts(offline):
     d = svc.attrs.record(rec, svcmod.ATTRS)
     assert (d["queue"], d["result"], d["t_inactive"]) == ("qb", FLUX_JOB_RESULT_CANCELED, 2.0)
     assert "ranks" not in d
+    assert svc.attrs.info(rec) == d
+
+
+@pytest.mark.parametrize("events", [
+    [("exception", {"severity": 0})],  # no type, no note
+    [("exception", {"type": "x", "severity": 2, "note": "n"}),
+     ("alloc", {"annotations": {"a": 1}}), ("finish", {"status": 256})],
+    [("dependency-add", {"description": "d"}), ("memo", {"m": [1]}),
+     ("jobspec-update", {"attributes.system.duration": 9.0,
+                         "resources": [{"type": "node", "count": 2, "with": [
+                             {"type": "slot", "count": 1, "label": "task",
+                              "with": [{"type": "core", "count": 2}]}]}]}),
+     ("alloc", None), ("resource-update", {"expiration": 5.0}),
+     ("finish", {"status": 0})],
+], ids=["no-type", "nonfatal-then-failed", "updated"])
+def test_the_stored_info_has_the_values_of_the_getters(offline, events):
+    svc = offline
+    _entry(svc, 1, "submit", {"userid": 5, "urgency": 16, "flags": 0},
+           JobRequest(make_jobspec(nodes=1, exclusive=True, project="p")))
+    for name in ("validate", "depend"):
+        _entry(svc, 1, name)
+    _entry(svc, 1, "priority", {"priority": 16})
+    for name, ctx in events:
+        _entry(svc, 1, name, ctx, R2 if name == "alloc" else None)
+    for name in ("release", "clean"):
+        _entry(svc, 1, name)
+    rec = svc.unwritten[1]
+    assert svc.attrs.info(rec) == svc.attrs.record(rec, svcmod.ATTRS)
 
 
 def test_entries_of_a_job_never_submitted_are_ignored(offline):

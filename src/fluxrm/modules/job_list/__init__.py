@@ -200,11 +200,11 @@ class JobList(Service):
         if not self._unconfirmed:
             self.store.on_durable(self._confirm)
         self._unconfirmed.extend(recs.values())
-        record = self.attrs.record
+        info = self.attrs.info
         rows = []
         for jobid, rec in recs.items():
             try:
-                rows.append((jobid, storable(dumps(record(rec, ATTRS)))))
+                rows.append((jobid, storable(dumps(info(rec)))))
             except Exception as exc:  # a bug: never fail the whole batch
                 self.log(LOG_ERR, f"job {jobid}: its info cannot be made,"
                          f" it is read from its eventlog: {exc!r}")
@@ -232,7 +232,7 @@ class JobList(Service):
             rec = self.stored_record(jobid)
             if rec is not None:
                 rows.append((self.attrs.spec(rec)["queue"], rec.view.result(), 1))
-                healed.append((jobid, storable(dumps(self.attrs.record(rec, ATTRS)))))
+                healed.append((jobid, storable(dumps(self.attrs.info(rec)))))
         self.stats.count_inactive(rows)
         if healed:
             jobstore.write_info(healed)
@@ -250,7 +250,7 @@ class JobList(Service):
             except ValueError:
                 pass
         rec = self.stored_record(jobid)
-        return None if rec is None else self.attrs.record(rec, ATTRS)
+        return None if rec is None else self.attrs.info(rec)
 
     def _inactive(self, since, uids):
         """``(id, JobRecord or stored info text)`` of the inactive jobs,

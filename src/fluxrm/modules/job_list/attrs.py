@@ -98,6 +98,55 @@ class Attributes:
                 out[attr] = value
         return out
 
+    def info(self, rec):
+        """``record(rec, ATTRS)`` of an inactive job, made at once: the dict
+        stored for every job that ends (the same values as the getters;
+        ``tests/test_job_list.py`` checks they agree)."""
+        view = rec.view
+        spec = self.spec(rec)
+        rinfo = self.rinfo(rec)
+        ncores, nnodes = spec["ncores"], spec["nnodes"]
+        if rinfo is None:
+            ranks = nodelist = expiration = None
+        else:
+            ranks, nodelist = rinfo.ranks, rinfo.nodelist
+            expiration = view.expiration or rinfo.expiration
+            if ncores is None:
+                ncores = rinfo.ncores
+            if nnodes is None:
+                nnodes = rinfo.nnodes
+        out = {"id": rec.id}
+        for key, value in (
+                ("userid", view.userid), ("urgency", view.urgency),
+                ("priority", view.priority), ("t_submit", view.t_submit or None),
+                ("t_depend", view.t_depend or None),
+                ("t_priority", view.t_priority or None),
+                ("t_sched", view.t_sched or None), ("t_run", view.t_run or None),
+                ("t_cleanup", view.t_cleanup or None),
+                ("t_inactive", view.t_inactive or None), ("state", view.state),
+                ("name", spec["name"]), ("cwd", spec["cwd"]), ("queue", spec["queue"]),
+                ("project", spec["project"]), ("bank", spec["bank"]),
+                ("ntasks", spec["ntasks"]), ("ncores", ncores),
+                ("duration", spec["duration"]), ("nnodes", nnodes), ("ranks", ranks),
+                ("nodelist", nodelist)):
+            if value is not None:
+                out[key] = value
+        out["success"] = view.success()
+        out["exception_occurred"] = view.exception_occurred
+        if view.exception_occurred:
+            for key, value in (("exception_type", view.exception_type),
+                               ("exception_severity", view.exception_severity),
+                               ("exception_note", view.exception_note)):
+                if value is not None:
+                    out[key] = value
+        out["result"] = view.result()
+        for key, value in (("expiration", expiration), ("annotations", rec.annotations),
+                           ("waitstatus", view.waitstatus),
+                           ("dependencies", rec.dependencies)):
+            if value is not None:
+                out[key] = value
+        return out
+
     @staticmethod
     def spec(rec):
         """The jobspec's list attributes: shared by every job of one
