@@ -53,7 +53,7 @@ make_event = entry_create
 def event_line(event):
     """One RFC 18 eventlog line (compact JSON, timestamp/name/context order)."""
     name = event["name"]
-    if len(event) > 3 or not _PLAIN_NAME(name):
+    if len(event) > 3 or (name not in _plain_names and not _plain_name(name)):
         return dumps(event) + "\n"  # unusual event: the general path
     head = f'{{"timestamp":{event["timestamp"]!r},"name":"{name}"'
     context = event.get("context")
@@ -63,6 +63,17 @@ def event_line(event):
 
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z").match
+_plain_names = set()  # names seen to be plain: the few an eventlog uses
+
+
+def _plain_name(name):
+    """Can ``name`` go into the JSON text as it is?"""
+    if type(name) is not str or not _PLAIN_NAME(name):
+        return False
+    if len(_plain_names) >= 256:
+        _plain_names.clear()
+    _plain_names.add(name)
+    return True
 
 
 def signed_J(J, jobspec_text, userid):

@@ -290,10 +290,11 @@ class JobManager(Journal, Control, Wait, Purge, SchedClient, ExecClient, Service
             lines = job.logs[path] = []
         lines.append(line)
         self.mark(job, path)
-        watchers = self.watchers.get((job.id, path))
-        if watchers:
-            for cb in list(watchers):
-                cb(line)
+        if self.watchers:  # (none, mostly: no key to build)
+            watchers = self.watchers.get((job.id, path))
+            if watchers:
+                for cb in list(watchers):
+                    cb(line)
         return line
 
     def close_log(self, job, path):
@@ -301,7 +302,7 @@ class JobManager(Journal, Control, Wait, Purge, SchedClient, ExecClient, Service
         if path in job.closed:
             return
         job.closed.add(path)
-        watchers = self.watchers.pop((job.id, path), None)
+        watchers = self.watchers and self.watchers.pop((job.id, path), None)
         if watchers:
             for cb in watchers:
                 cb(None)
