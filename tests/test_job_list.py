@@ -28,10 +28,12 @@ from flux.constants import (
 )
 from flux.job import JobInfo, JobList, JobStats, get_job, job_list, job_list_id
 from flux.job import job_list_inactive
-from fluxrm import jobstate
 from fluxrm.jobrequest import JobRequest, listing_of
+from fluxrm.jobstate import DEPEND, INACTIVE, RUN
+from fluxrm.jobstore import JobStore
 from fluxrm.modules import job_list as svcmod
 from fluxrm.modules.job_list import constraint as constraints
+from fluxrm.store import Store
 
 NCORES = 8
 
@@ -533,10 +535,10 @@ def test_compile_constraint_masks():
     assert mask == svcmod.PENDING
     pred, mask = constraints.compile_constraint(
         {"or": [{"states": ["run"]}, {"results": ["failed"]}]})
-    assert mask == svcmod.RUN | svcmod.INACTIVE
-    values = {"state": svcmod.INACTIVE, "result": FLUX_JOB_RESULT_FAILED}
+    assert mask == RUN | INACTIVE
+    values = {"state": INACTIVE, "result": FLUX_JOB_RESULT_FAILED}
     assert pred(values.get)
-    values = {"state": svcmod.INACTIVE, "result": FLUX_JOB_RESULT_COMPLETED}
+    values = {"state": INACTIVE, "result": FLUX_JOB_RESULT_COMPLETED}
     assert not pred(values.get)
     pred, mask = constraints.compile_constraint(
         {"and": [{"states": ["inactive"]}, {"states": ["pending"]}]})
@@ -556,74 +558,203 @@ def test_compile_constraint_masks():
     assert constraints._userid_pushdown({"or": [{"userid": [5]}]}) is None
 
 
-class _FakeManager:
-    def __init__(self):
-        self.active = {}
+# -- the journal consumer, without a broker ----------------------------------------------
+
+R2 = {"version": 1, "execution": {
+    "R_lite": [{"rank": "0-1", "children": {"core": "0-3"}}],
+    "nodelist": ["n[0-1]"], "starttime": 1.0, "expiration": 100.0}}
 
 
-def _post(svc, job, name, context=None, ts=1.0):
+@pytest.fixture
+def offline():
+    """A job-list with an in-memory store and no broker, fed by hand."""
+    store = Store(":memory:")
+    svc = svcmod.JobList(None)
+    svc.store, svc.jobstore = store, JobStore(store)
+    yield svc
+    store.close()
+
+
+def _entry(svc, jobid, name, context=None, data=None, ts=1.0):
     event = {"timestamp": ts, "name": name}
     if context:
         event["context"] = context
-    jobstate.apply(job.view, event)
-    job.logs["eventlog"].append(json.dumps(event) + "\n")
-    svc.on_event(job, event)
+    svc.journal_entry(jobid, event, data)
 
 
-def test_listener_annotations_dependencies_and_counts():
-    from fluxrm.job import Job
+def _run_to_end(svc, jobid, t_end, userid=5, request=None, status=0):
+    _entry(svc, jobid, "submit", {"userid": userid, "urgency": 16, "flags": 0},
+           request or JobRequest(make_jobspec()))
+    for name in ("validate", "depend"):
+        _entry(svc, jobid, name)
+    _entry(svc, jobid, "priority", {"priority": 16})
+    _entry(svc, jobid, "alloc", None, R2)
+    _entry(svc, jobid, "finish", {"status": status})
+    _entry(svc, jobid, "release", {"ranks": "all", "final": True})
+    _entry(svc, jobid, "clean", ts=t_end)
 
-    svc = svcmod.JobList(None)
-    svc.manager = _FakeManager()
-    job = Job(42, JobRequest(make_jobspec(queue="qa")))
-    _post(svc, job, "submit", {"userid": 5, "urgency": 16, "flags": 0})
-    _post(svc, job, "validate")
-    assert svc.stats.states[svcmod.DEPEND] == 1
-    assert svc.queue_stats["qa"].states[svcmod.DEPEND] == 1
-    _post(svc, job, "dependency-add", {"description": "after:1"})
-    _post(svc, job, "dependency-add", {"description": "after:2"})
-    _post(svc, job, "dependency-remove", {"description": "after:1"})
-    _post(svc, job, "memo", {"a": 1, "b": {"c": 2}})
-    _post(svc, job, "memo", {"a": None})
-    _post(svc, job, "jobspec-update", {"attributes.system.queue": "qb",
+
+def _store_row(svc, jobid, t_inactive, userid=5):
+    """The row the job-manager would have written (no info: job-list's)."""
+    svc.store.execute("INSERT INTO jobs (id, userid, state, t_submit, t_inactive)"
+                      " VALUES (?, ?, ?, 1.0, ?)",
+                      (jobid, userid, INACTIVE, t_inactive))
+
+
+def test_journal_entries_annotations_dependencies_and_counts(offline):
+    svc = offline
+    _entry(svc, 42, "submit", {"userid": 5, "urgency": 16, "flags": 0},
+           JobRequest(make_jobspec(queue="qa")))
+    _entry(svc, 42, "validate")
+    assert svc.stats.total.states[DEPEND] == 1
+    assert svc.stats.queues["qa"].states[DEPEND] == 1
+    _entry(svc, 42, "dependency-add", {"description": "after:1"})
+    _entry(svc, 42, "dependency-add", {"description": "after:2"})
+    _entry(svc, 42, "dependency-remove", {"description": "after:1"})
+    _entry(svc, 42, "memo", {"a": 1, "b": {"c": 2}})
+    _entry(svc, 42, "memo", {"a": None})
+    _entry(svc, 42, "jobspec-update", {"attributes.system.queue": "qb",
                                        "attributes.system.duration": 5.0})
-    rec = svc.record(job, svcmod.ATTRS)
+    rec = svc.attrs.record(svc.jobs[42], svcmod.ATTRS)
     assert rec["dependencies"] == ["after:2"]
     assert rec["annotations"] == {"user": {"b": {"c": 2}}}
     assert rec["queue"] == "qb" and rec["duration"] == 5.0
-    assert svc.queue_stats["qa"].states[svcmod.DEPEND] == 0
-    assert svc.queue_stats["qb"].states[svcmod.DEPEND] == 1
-    _post(svc, job, "depend")
-    _post(svc, job, "priority", {"priority": 16})
-    job.R = {"version": 1, "execution": {
-        "R_lite": [{"rank": "0-1", "children": {"core": "0-3"}}],
-        "nodelist": ["n[0-1]"], "starttime": 1.0, "expiration": 100.0}}
-    _post(svc, job, "alloc", {"annotations": {"sched": {"queue": "qb"}}})
-    rec = svc.record(job, svcmod.ATTRS)
+    assert svc.stats.queues["qa"].states[DEPEND] == 0
+    assert svc.stats.queues["qb"].states[DEPEND] == 1
+    _entry(svc, 42, "depend")
+    _entry(svc, 42, "priority", {"priority": 16})
+    _entry(svc, 42, "alloc", {"annotations": {"sched": {"queue": "qb"}}}, R2)
+    rec = svc.attrs.record(svc.jobs[42], svcmod.ATTRS)
     assert (rec["ranks"], rec["nodelist"], rec["expiration"]) == ("0-1", "n[0-1]", 100.0)
     assert rec["annotations"]["sched"] == {"queue": "qb"}
-    _post(svc, job, "resource-update", {"expiration": 200.0})
-    assert svc.record(job, ["expiration"])["expiration"] == 200.0
-    _post(svc, job, "start")
-    _post(svc, job, "finish", {"status": 0})
-    _post(svc, job, "release", {"ranks": "all", "final": True})
-    _post(svc, job, "free")
-    _post(svc, job, "clean")
-    info = svc.inactive_info(job)
+    assert rec["state"] == FLUX_JOB_STATE_RUN and rec["t_run"] == 1.0
+    _entry(svc, 42, "resource-update", {"expiration": 200.0})
+    assert svc.attrs.record(svc.jobs[42], ["expiration"])["expiration"] == 200.0
+    for name, ctx in (("start", None), ("finish", {"status": 0}),
+                      ("release", {"ranks": "all", "final": True}), ("free", None)):
+        _entry(svc, 42, name, ctx)
+    _entry(svc, 42, "clean", ts=2.0)
+    assert 42 not in svc.jobs and 42 in svc.unwritten
+    info = svc.attrs.record(svc.unwritten[42], svcmod.ATTRS)
+    assert svc.attrs.info(svc.unwritten[42]) == info  # the stored dict, made at once
     assert info["result"] == FLUX_JOB_RESULT_COMPLETED and info["success"] is True
-    assert svc.stats.states[svcmod.INACTIVE] == 1
-    assert svc.stats.results[FLUX_JOB_RESULT_COMPLETED] == 1
-    assert sum(svc.stats.states.values()) == 1
-    # job-list's own state, by id: inactive jobs move to ``recent``, and
-    # one that left it is rebuilt from its eventlog, the same
-    assert 42 not in svc.data and 42 in svc.recent
-    del svc.recent[42]
-    assert svc.inactive_info(job) == info and 42 in svc.recent
-    # a job first seen mid-life is rebuilt from its eventlog
-    job2 = Job(43, JobRequest(make_jobspec()))
-    for line in job.logs["eventlog"][:5]:
-        job2.logs["eventlog"].append(line)
-        jobstate.apply(job2.view, json.loads(line))
-    svc.on_event(job2, json.loads(job2.logs["eventlog"][-1]))
-    assert svc.record(job2, ["dependencies"])["dependencies"] == ["after:2"]
-    assert 43 in svc.data
+    assert info["t_inactive"] == 2.0
+    assert svc.stats.total.states[INACTIVE] == 1
+    assert svc.stats.total.results[FLUX_JOB_RESULT_COMPLETED] == 1
+    assert sum(svc.stats.total.states.values()) == 1
+    # the same job replayed from a stored row (what a row without info gets)
+    lines = "".join(json.dumps(e) + "\n" for e in [
+        {"timestamp": 1.0, "name": "submit", "context": {"userid": 5}},
+        {"timestamp": 1.0, "name": "jobspec-update",
+         "context": {"attributes.system.queue": "qb"}},
+        {"timestamp": 2.0, "name": "exception",
+         "context": {"type": "cancel", "severity": 0, "note": ""}},
+        {"timestamp": 2.0, "name": "clean"}])
+    rec = svcmod.stored_record(7, {"jobspec": json.dumps(make_jobspec(queue="qa")),
+                                   "R": "not json", "eventlog": lines + "garbage\n"})
+    d = svc.attrs.record(rec, svcmod.ATTRS)
+    assert (d["queue"], d["result"], d["t_inactive"]) == ("qb", FLUX_JOB_RESULT_CANCELED, 2.0)
+    assert "ranks" not in d
+    assert svc.attrs.info(rec) == d
+
+
+@pytest.mark.parametrize("events", [
+    [("exception", {"severity": 0})],  # no type, no note
+    [("exception", {"type": "x", "severity": 2, "note": "n"}),
+     ("alloc", {"annotations": {"a": 1}}), ("finish", {"status": 256})],
+    [("dependency-add", {"description": "d"}), ("memo", {"m": [1]}),
+     ("jobspec-update", {"attributes.system.duration": 9.0,
+                         "resources": [{"type": "node", "count": 2, "with": [
+                             {"type": "slot", "count": 1, "label": "task",
+                              "with": [{"type": "core", "count": 2}]}]}]}),
+     ("alloc", None), ("resource-update", {"expiration": 5.0}),
+     ("finish", {"status": 0})],
+], ids=["no-type", "nonfatal-then-failed", "updated"])
+def test_the_stored_info_has_the_values_of_the_getters(offline, events):
+    svc = offline
+    _entry(svc, 1, "submit", {"userid": 5, "urgency": 16, "flags": 0},
+           JobRequest(make_jobspec(nodes=1, exclusive=True, project="p")))
+    for name in ("validate", "depend"):
+        _entry(svc, 1, name)
+    _entry(svc, 1, "priority", {"priority": 16})
+    for name, ctx in events:
+        _entry(svc, 1, name, ctx, R2 if name == "alloc" else None)
+    for name in ("release", "clean"):
+        _entry(svc, 1, name)
+    rec = svc.unwritten[1]
+    assert svc.attrs.info(rec) == svc.attrs.record(rec, svcmod.ATTRS)
+
+
+def test_entries_of_a_job_never_submitted_are_ignored(offline):
+    _entry(offline, 9, "validate")
+    _entry(offline, 9, "clean")
+    assert offline.jobs == {} and offline.unwritten == {}
+    assert offline.stats.to_dict()["job_states"]["total"] == 0
+
+
+def test_info_is_written_before_the_commit_once_the_row_exists(offline):
+    svc, store = offline, offline.store
+    _run_to_end(svc, 1, 3.0)
+    # the job-manager has not stored the row yet: the info waits, still
+    # answered from memory
+    store.flush()
+    assert 1 in svc.unwritten
+    assert store.query_one("SELECT count(*) FROM jobs")[0] == 0
+    _store_row(svc, 1, 3.0)
+    _run_to_end(svc, 2, 4.0)  # the next job to end writes both
+    _store_row(svc, 2, 4.0)
+    store.flush()
+    assert svc.unwritten == {}
+    stored = dict(store.query("SELECT id, info FROM jobs"))
+    assert json.loads(stored[1])["t_inactive"] == 3.0
+    assert json.loads(stored[2])["result"] == FLUX_JOB_RESULT_COMPLETED
+
+
+def test_info_of_a_failed_batch_is_written_again(offline):
+    svc, store = offline, offline.store
+    _run_to_end(svc, 1, 3.0)
+    _store_row(svc, 1, 3.0)
+    store.before_commit(lambda: 1 / 0)  # after job-list's: the batch fails
+    with pytest.raises(ZeroDivisionError):
+        store.flush()
+    assert 1 in svc.unwritten  # rolled back: to be written again
+    _store_row(svc, 1, 3.0)
+    store.flush()
+    assert svc.unwritten == {}
+    assert json.loads(store.query_one("SELECT info FROM jobs")[0])["id"] == 1
+
+
+def test_inactive_jobs_merge_memory_and_store_in_order(offline):
+    svc, store = offline, offline.store
+    for jobid, t in ((1, 5.0), (2, 3.0), (3, 7.0)):
+        _run_to_end(svc, jobid, t, userid=jobid)
+        _store_row(svc, jobid, t, userid=jobid)
+    store.flush()
+    assert svc.unwritten == {}
+    _run_to_end(svc, 4, 4.0, userid=4)  # not stored yet
+    _run_to_end(svc, 5, 9.0, userid=5)
+    _store_row(svc, 4, 4.0, userid=4)  # its row is (without info: skipped)
+    assert [i for i, _ in svc._inactive(0, None)] == [5, 3, 1, 4, 2]
+    assert [i for i, _ in svc._inactive(4.0, None)] == [5, 3, 1]
+    assert [i for i, _ in svc._inactive(0, {2, 4})] == [4, 2]
+    jobs = svc.list_jobs(["t_inactive"], lambda get: True, INACTIVE, 3, 0, None)
+    assert jobs == [{"id": 5, "t_inactive": 9.0}, {"id": 3, "t_inactive": 7.0},
+                    {"id": 1, "t_inactive": 5.0}]
+    pred, states = constraints.compile_constraint({"userid": [4, 2]})
+    jobs = svc.list_jobs(["userid"], pred, states, 0, 0, {4, 2})
+    assert jobs == [{"id": 4, "userid": 4}, {"id": 2, "userid": 2}]
+
+
+def test_purged_jobs_leave_the_counts(offline):
+    svc = offline
+    _run_to_end(svc, 1, 3.0, request=JobRequest(make_jobspec(queue="qa")))
+    _run_to_end(svc, 2, 3.0, status=1 << 8)
+    stats = svc.stats.to_dict()
+    assert (stats["job_states"]["inactive"], stats["successful"], stats["failed"]) == (2, 1, 1)
+    svc.journal_purged([(1, json.dumps({"queue": "qa", "result": FLUX_JOB_RESULT_COMPLETED})),
+                        (2, None)])
+    stats = svc.stats.to_dict()
+    assert (stats["job_states"]["inactive"], stats["successful"], stats["failed"],
+            stats["inactive_purged"]) == (0, 0, 0, 2)
+    assert stats["queues"][0]["name"] == "qa"
+    assert stats["queues"][0]["job_states"]["inactive"] == 0

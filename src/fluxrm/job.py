@@ -3,10 +3,10 @@
 Not a service: the job-manager owns the ``Job`` objects (job-ingest
 builds them and hands them over in batches; the job-manager rebuilds them
 at restart, drives them through their eventlog, and drops them once
-inactive and stored); job-info and job-list read them.  sched and job-exec
-never see one: the job-manager sends them, in protocol messages, only what
-they need (id, userid, R, the ``JobRequest``), and each keeps its own
-per-job state.
+inactive and stored).  No other service holds one: the job-manager sends
+sched and job-exec, in protocol messages, only what they need (id,
+userid, R, the ``JobRequest``), job-list follows its journal, job-info
+reads texts by job id; each keeps its own per-job state.
 
 - ``Job``: one job in memory: its id, ``view`` (the state and everything
   else the main eventlog says, ``fluxrm.jobstate``), ``request`` (the
@@ -20,12 +20,15 @@ per-job state.
   event of every eventlog;
 - ``event_line(event)``: an entry as its RFC 18 line;
 - ``signed_J(J, jobspec_text, userid)``: the J a job was submitted with;
-- ``wait_errstr(view)``: the upstream ``wait`` error text of a job.
+- ``wait_errstr(view)``: the upstream ``wait`` error text of a job;
+- ``stored_request(jobspec_text)``: the ``JobRequest`` of a stored
+  jobspec text, and why the job must not run if it must not.
 
 The names of a job's eventlogs: ``MAIN``, ``EXEC``, ``OUTPUT``, ``INPUT``
 (``LOG_PATHS``).
 """
 
+import json
 import os
 import re
 import signal
@@ -34,6 +37,7 @@ from flux.eventlog import entry_create
 from flux.job.submit import sign_none
 from fluxrm import jobstate
 from fluxrm.compact_json import dumps
+from fluxrm.jobrequest import JobRequest
 
 MAIN = "eventlog"
 EXEC = "guest.exec.eventlog"
@@ -49,7 +53,7 @@ make_event = entry_create
 def event_line(event):
     """One RFC 18 eventlog line (compact JSON, timestamp/name/context order)."""
     name = event["name"]
-    if len(event) > 3 or not _PLAIN_NAME(name):
+    if len(event) > 3 or (name not in _plain_names and not _plain_name(name)):
         return dumps(event) + "\n"  # unusual event: the general path
     head = f'{{"timestamp":{event["timestamp"]!r},"name":"{name}"'
     context = event.get("context")
@@ -59,6 +63,17 @@ def event_line(event):
 
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+\Z").match
+_plain_names = set()  # names seen to be plain: the few an eventlog uses
+
+
+def _plain_name(name):
+    """Can ``name`` go into the JSON text as it is?"""
+    if type(name) is not str or not _PLAIN_NAME(name):
+        return False
+    if len(_plain_names) >= 256:
+        _plain_names.clear()
+    _plain_names.add(name)
+    return True
 
 
 def signed_J(J, jobspec_text, userid):
@@ -148,3 +163,56 @@ def _signame(signum):
         return signal.strsignal(signum) or f"signal {signum}"
     except ValueError:
         return f"signal {signum}"
+
+
+def stored_request(jobspec_text):
+    """``(JobRequest, None)`` of a stored jobspec text, or ``(a JobRequest,
+    why the job must not run)``: a jobspec holding lone surrogates (stored
+    before job-ingest refused them; escaped, so that job-list can show it)
+    or one that no longer decodes to an object (the request is then that
+    of an empty jobspec).  The job-manager's restart and job-list's replay
+    of a stored row both read a stored jobspec this way."""
+    why = None
+    try:
+        jobspec = json.loads(jobspec_text) if jobspec_text else {}
+        if jobspec_text and "\\u" in jobspec_text:
+            jobspec, bad = _escape_non_utf8(jobspec)
+            if bad:
+                why = "jobspec: a string is not valid Unicode (a lone surrogate escape)"
+    except (ValueError, RecursionError) as exc:
+        jobspec, why = {}, f"jobspec: the stored text cannot be decoded: {exc}"
+    if not isinstance(jobspec, dict):
+        jobspec, why = {}, "jobspec: the stored text is not a JSON object"
+    try:
+        return JobRequest(jobspec), why
+    except Exception as exc:  # one odd row must not stop the instance
+        return JobRequest({}), f"jobspec: cannot be read: {exc!r}"
+
+
+def _escape_non_utf8(value):
+    """``(value, changed)``: a decoded jobspec with each string holding a
+    lone surrogate (which nothing can send or store as UTF-8) replaced by
+    its backslash-escaped text, for a job whose jobspec was stored before
+    job-ingest refused those; it is only shown (job-list), never run."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8"), True
+        return value, False
+    changed = False
+    if isinstance(value, dict):
+        items = {}
+        for key, item in value.items():
+            key, c1 = _escape_non_utf8(key)
+            items[key], c2 = _escape_non_utf8(item)
+            changed = changed or c1 or c2
+        return (items, True) if changed else (value, False)
+    if isinstance(value, list):
+        items = []
+        for item in value:
+            item, c = _escape_non_utf8(item)
+            items.append(item)
+            changed = changed or c
+        return (items, True) if changed else (value, False)
+    return value, False

@@ -2,7 +2,9 @@
 
 ``JobStore(store, log=None)`` wraps the broker's shared ``fluxrm.store.Store``
 and is the only code that reads or writes these tables (the services call
-its methods; the KVS keeps its own tables in ``fluxrm.kvstree``):
+its methods; the KVS keeps its own tables in ``fluxrm.kvstree``).  It keeps
+nothing of a service's: each service opens its own on the shared store
+(the job-manager and job-list do), and one JobStore is all its user needs:
 
 ``jobs``
     one row per job not yet purged: ``id`` (primary key), ``userid``,
@@ -12,8 +14,9 @@ its methods; the KVS keeps its own tables in ``fluxrm.kvstree``):
     ``jobspecs``), ``jobspec`` (the text inline: rows written before
     ``jobspecs`` existed), ``R``, the eventlogs ``eventlog``,
     ``exec_eventlog``, ``output``, ``input``, ``info`` (job-list's attribute
-    dict of an inactive job, JSON) and ``wait_pending`` (1 for an inactive
-    waitable job not yet waited for).  Indexes: the inactive jobs by
+    dict of an inactive job, JSON, written by job-list alone; NULL until
+    then) and ``wait_pending`` (1 for an inactive waitable job not yet
+    waited for).  Indexes: the inactive jobs by
     ``(t_inactive, id)`` (partial: ``state = INACTIVE``), and
     ``jobspec_id``.
 ``jobspecs``
@@ -33,15 +36,15 @@ rows the store handles itself (see ``write_rows``).
 Methods, by user:
 
 job-manager
-    ``write_rows(jobs, info_text, waiting)``: write the rows of in-memory
-    jobs, from the ``Store.before_commit`` callback (once per commit for all
-    the jobs changed since the last one: the hottest path of the store).  A
-    job (``fluxrm.modules.job_manager.Job``) with ``new`` set gets its whole
-    row (``INSERT OR REPLACE``, all new rows in one ``executemany``), else an
-    ``UPDATE`` of ``state`` and the columns named in its ``dirty`` set
-    (eventlog paths or ``"R"``); both are then cleared.  An inactive job
-    also gets ``t_inactive``, ``info`` (``info_text(job)``, called for
-    inactive jobs only) and ``wait_pending`` (its id in ``waiting``).  If
+    ``write_rows(jobs, waiting)``: write the rows of in-memory jobs, from
+    the ``Store.before_commit`` callback (once per commit for all the jobs
+    changed since the last one: the hottest path of the store).  A job
+    (``fluxrm.job.Job``) with ``new`` set gets its whole row but ``info``
+    (an insert, or an update of a row already there; all of them in one
+    ``executemany``), else an ``UPDATE`` of ``state`` and the columns named
+    in its ``dirty`` set (eventlog paths or ``"R"``); both are then cleared.
+    An inactive job also gets ``t_inactive`` and ``wait_pending`` (its id in
+    ``waiting``).  If
     the batch raises for a value (``ROW_ERRORS``: text with lone
     surrogates, an integer beyond 64 bits...) each row is written alone in
     a savepoint with the job's texts made ``storable`` (in memory too);
@@ -53,28 +56,33 @@ job-manager
     inactive), ``load_waiting()`` (restart: inactive jobs not yet waited
     for), ``set_waited(id)``, ``load_row(id, columns)`` (a stored row as a
     dict), ``data(id, keys)`` (job data texts by ``DATA_COLUMNS`` key),
-    ``meta_get(key)`` / ``meta_set(key, value)``.
+    ``meta_get(key)`` / ``meta_set(key, value)``, and for the
+    ``job.<dothex>`` KVS view (which reads through the job-manager)
+    ``ids()`` (every stored id, ascending, read lazily).
 jobspec texts
     ``jobspec_id(text)``: the ``jobspecs`` row of a text, inserted if new;
     recent texts are remembered, so a repeat costs one dict lookup (and
     forgotten if a batch that inserted texts fails to commit).
     ``JOBSPEC_SQL``: a job row's jobspec text as an SQL expression.
 job-list
-    ``inactive_rows(since, userids)``: ``(id, info)`` of inactive jobs, the
-    latest ended first, read incrementally through the index;
-    ``inactive_counts()``: ``(queue, result, n)`` over the stored ``info``
-    of inactive jobs; ``inactive_ids_without_info()``.
-purge
+    ``write_info(rows)``: the ``info`` of jobs that became inactive, one
+    ``executemany`` per batch (from job-list's own ``before_commit``
+    callback, after the job-manager's has written the rows);
+    ``inactive_rows(since, userids)``: ``(id, t_inactive, info)`` of
+    inactive jobs, the latest ended first, read incrementally through the
+    index; ``inactive_counts()``: ``(queue, result, n)`` over the stored
+    ``info`` of inactive jobs; ``inactive_ids_without_info()``;
+    ``load_row``; ``purged_total()``.
+purge (the job-manager)
     ``count_inactive(ended_before=None)``, ``oldest_inactive(n)``
     (``(id, wait_pending)`` of the ``n`` first ended), ``state_of(id)``,
     ``purge(ids)``: delete those rows and the jobspec texts no row uses
-    any more; returns ``[(id, info)]`` of the rows deleted.
-the ``job.<dothex>`` KVS view
-    ``any_jobs()``, ``ids()`` (every stored id, ascending, read lazily),
-    and ``load_row`` / ``data``.
+    any more; returns ``[(id, info)]`` of the rows deleted;
+    ``add_purged(n)`` to ``purged_total()`` (kept in ``job_meta``).
 
-Reads see the writes of the open batch (``Store.query``), but not jobs
-still only in the job-manager's memory: it writes its dirty rows first.
+Reads see the writes of the open batch (``Store.query``), but not what a
+service holds in memory until it writes it (the job-manager its dirty
+rows, job-list the info of jobs that just became inactive).
 """
 
 import hashlib
@@ -102,6 +110,7 @@ ROW_ERRORS = (ValueError, TypeError, OverflowError, sqlite3.InterfaceError,
               sqlite3.IntegrityError)
 
 REMEMBERED = 1024  # distinct jobspec texts kept in memory
+_PURGED_KEY = "inactive-purged"  # job_meta: purged_total()
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
@@ -138,10 +147,16 @@ CREATE TABLE IF NOT EXISTS jobspecs (
 JOBSPEC_SQL = ("COALESCE(jobs.jobspec,"
                " (SELECT text FROM jobspecs WHERE jobspecs.id = jobs.jobspec_id))")
 
+# a job's whole row but ``info`` (job-list's, see ``write_info``): a row
+# written again (after a failed batch) keeps the info it has
+_ROW_COLUMNS = ("id", "userid", "state", "flags", "t_submit", "t_inactive", "J",
+                "jobspec_id", "R", "eventlog", "exec_eventlog", "output", "input",
+                "wait_pending")
 _INSERT_ROW = (
-    "INSERT OR REPLACE INTO jobs (id, userid, state, flags, t_submit,"
-    " t_inactive, J, jobspec_id, R, eventlog, exec_eventlog, output, input,"
-    " info, wait_pending) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+    f"INSERT INTO jobs ({', '.join(_ROW_COLUMNS)})"
+    f" VALUES ({','.join('?' * len(_ROW_COLUMNS))})"
+    " ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _ROW_COLUMNS[1:]))
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -195,19 +210,19 @@ class JobStore:
             self._log(text)
 
     # -- job rows (job-manager) ------------------------------------------------------
-    def write_rows(self, jobs, info_text, waiting):
+    def write_rows(self, jobs, waiting):
         """Write the rows of ``jobs`` into the open batch (see the module
         docstring); return the jobs whose row could not be written."""
         try:
-            self._write_rows(jobs, info_text, waiting)
+            self._write_rows(jobs, waiting)
         except ROW_ERRORS as exc:
             # one bad row must not fail the whole batch (and every batch
             # after it, since failed rows are written again); errors of the
             # store itself (locked, full disk) do fail the batch
-            return self._write_rows_one_by_one(jobs, info_text, waiting, exc)
+            return self._write_rows_one_by_one(jobs, waiting, exc)
         return []
 
-    def _write_rows(self, jobs, info_text, waiting):
+    def _write_rows(self, jobs, waiting):
         execute = self.store.execute
         spec_ids = self._spec_ids
         inserts = []
@@ -229,7 +244,6 @@ class JobStore:
                     view.t_inactive, job.J, sid, _dumps_or_none(job.R),
                     job.log_text(_MAIN), job.log_text(_EXEC),
                     job.log_text(_OUTPUT), job.log_text(_INPUT),
-                    info_text(job) if state == INACTIVE else None,
                     1 if job.id in waiting else 0,
                 ))
                 continue
@@ -244,15 +258,14 @@ class JobStore:
                     sets.append("R = ?")
                     params.append(_dumps_or_none(job.R))
             if job.state == INACTIVE:
-                sets += ["t_inactive = ?", "info = ?", "wait_pending = ?"]
-                params += [job.view.t_inactive, info_text(job),
-                           1 if job.id in waiting else 0]
+                sets += ["t_inactive = ?", "wait_pending = ?"]
+                params += [job.view.t_inactive, 1 if job.id in waiting else 0]
             params.append(job.id)
             execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", params)
         if inserts:
             self.store.executemany(_INSERT_ROW, inserts)
 
-    def _write_rows_one_by_one(self, jobs, info_text, waiting, error):
+    def _write_rows_one_by_one(self, jobs, waiting, error):
         """Writing a batch of rows failed: write each whole row in its own
         savepoint, its texts made storable; return the jobs whose row still
         fails (logged), so one job never stops the others being stored."""
@@ -266,7 +279,7 @@ class JobStore:
             job.new = True  # the whole row (statements done so far are redone)
             try:
                 with self.store.savepoint():
-                    self._write_rows([job], info_text, waiting)
+                    self._write_rows([job], waiting)
             except ROW_ERRORS as exc:
                 self._report(f"job {job.id}: its row cannot be stored: {exc!r}")
                 failed.append(job)
@@ -370,13 +383,26 @@ class JobStore:
             self._spec_ids.clear()  # a text seen again gets a new row
 
     # -- job-list --------------------------------------------------------------------
+    def write_info(self, rows):
+        """Set the ``info`` of jobs, ``rows`` ``[(id, info text)]``, in the
+        open batch (one statement for all); return the ids of those without
+        a row yet (the job-manager has not written it), whose info is not
+        set."""
+        cur = self.store.executemany("UPDATE jobs SET info = ? WHERE id = ?",
+                                     [(text, jobid) for jobid, text in rows])
+        if cur.rowcount == len(rows):
+            return []
+        query_one = self.store.query_one
+        return [jobid for jobid, _text in rows
+                if query_one("SELECT 1 FROM jobs WHERE id = ?", (jobid,)) is None]
+
     def inactive_rows(self, since=0, userids=None):
-        """``(id, info)`` of the inactive jobs, the latest ended first (then
-        the highest id): only those ended after ``since`` if it is > 0, of
-        the users in ``userids`` unless it is None.  A generator reading
-        the rows as they are consumed."""
+        """``(id, t_inactive, info)`` of the inactive jobs, the latest ended
+        first (then the highest id): only those ended after ``since`` if it
+        is > 0, of the users in ``userids`` unless it is None.  A generator
+        reading the rows as they are consumed."""
         # the literal state lets SQLite use the partial index of inactive jobs
-        sql = f"SELECT id, info FROM jobs WHERE state = {INACTIVE:d}"
+        sql = f"SELECT id, t_inactive, info FROM jobs WHERE state = {INACTIVE:d}"
         params = []
         if since > 0:
             sql += " AND t_inactive > ?"
@@ -423,6 +449,14 @@ class JobStore:
             "SELECT id FROM jobs WHERE state = ? AND info IS NULL", (INACTIVE,))]
 
     # -- purge -----------------------------------------------------------------------
+    def purged_total(self):
+        """How many jobs were purged from this store, ever."""
+        value = self.meta_get(_PURGED_KEY)
+        return int(value) if value else 0
+
+    def add_purged(self, n):
+        self.meta_set(_PURGED_KEY, str(self.purged_total() + n))
+
     def count_inactive(self, ended_before=None):
         """How many inactive jobs are stored (that ended before the time
         ``ended_before``, if given)."""
@@ -463,10 +497,6 @@ class JobStore:
         return purged
 
     # -- the job.<dothex> KVS view ---------------------------------------------------------
-    def any_jobs(self):
-        """Is any job stored?"""
-        return self.store.query_one("SELECT 1 FROM jobs LIMIT 1") is not None
-
     def ids(self):
         """Every stored job id, ascending (read as it is consumed)."""
         for (jobid,) in self.store.conn.execute("SELECT id FROM jobs ORDER BY id"):

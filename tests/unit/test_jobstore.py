@@ -63,8 +63,11 @@ def info_of(job):
 
 
 def write(jobs, store, batch, waiting=()):
-    """Write rows as the before-commit callback does, then commit."""
-    failed = jobs.write_rows(batch, info_of, waiting)
+    """Write rows as the job-manager's before-commit callback does, and the
+    info of the inactive ones as job-list's does, then commit."""
+    failed = jobs.write_rows(batch, waiting)
+    assert jobs.write_info([(job.id, info_of(job)) for job in batch
+                            if job.state == INACTIVE and job not in failed]) == []
     store.flush()
     return failed
 
@@ -147,26 +150,17 @@ def test_new_rows_then_updates(store, jobs):
     assert jobs.max_id() == 2
 
 
-def test_inactive_rows_get_info_and_wait_pending(store, jobs):
+def test_inactive_rows_get_t_inactive_and_wait_pending(store, jobs):
     a, b, c = new_job(1), new_job(2), new_job(3)
     end_job(c, 3.0)  # inactive already at its first write
-    calls = []
-
-    def info_text(job):
-        calls.append(job.id)
-        return info_of(job)
-
-    assert jobs.write_rows([a, b, c], info_text, {3}) == []
-    assert calls == [3]  # only for inactive jobs
+    assert jobs.write_rows([a, b, c], {3}) == []
     end_job(a, 4.0)
     end_job(b, 5.0)
-    assert jobs.write_rows([a, b], info_text, {2: "result"}) == []
+    assert jobs.write_rows([a, b], {2: "result"}) == []
     store.flush()
-    assert calls == [3, 1, 2]
     rows = store.query("SELECT id, state, t_inactive, wait_pending, info FROM jobs ORDER BY id")
-    assert [r[:4] for r in rows] == [(1, INACTIVE, 4.0, 0), (2, INACTIVE, 5.0, 1),
-                                     (3, INACTIVE, 3.0, 1)]
-    assert json.loads(rows[0][4])["t"] == 4.0
+    assert rows == [(1, INACTIVE, 4.0, 0, None), (2, INACTIVE, 5.0, 1, None),
+                    (3, INACTIVE, 3.0, 1, None)]
     assert sorted(jobs.load_waiting()) == [(2, b.log_text(MAIN)), (3, c.log_text(MAIN))]
     jobs.set_waited(3)
     store.flush()
@@ -208,7 +202,7 @@ def test_a_store_error_fails_the_batch(store, jobs, logged):
     """An error of the store itself (here: it cannot be written at all)
     is not one row's fault: the batch fails, no row-by-row retry."""
     store.conn.execute("PRAGMA query_only = ON")
-    store.before_commit(lambda: jobs.write_rows([new_job(1)], info_of, ()))
+    store.before_commit(lambda: jobs.write_rows([new_job(1)], ()))
     with pytest.raises(sqlite3.OperationalError):
         store.flush()
     assert logged == []
@@ -268,12 +262,33 @@ def test_list_queries(store, jobs):
     assert write(jobs, store, batch) == []
     store.execute("UPDATE jobs SET info = NULL WHERE id = 1")
     assert list(jobs.inactive_rows()) == [
-        (4, info_of(batch[3])), (1, None), (3, info_of(batch[2])), (2, info_of(batch[1]))]
+        (4, 9.0, info_of(batch[3])), (1, 5.0, None), (3, 3.0, info_of(batch[2])),
+        (2, 3.0, info_of(batch[1]))]
     assert [r[0] for r in jobs.inactive_rows(since=3.0)] == [4, 1]
     assert [r[0] for r in jobs.inactive_rows(userids={1})] == [1, 3]
     assert [r[0] for r in jobs.inactive_rows(since=4, userids={2, 7})] == [4]
     assert jobs.inactive_counts() == [(None, batch[1].view.result(), 3)]
     assert jobs.inactive_ids_without_info() == [1]
+
+
+def test_write_info_one_statement_and_rows_not_there_yet(store, jobs):
+    a, b = new_job(1), new_job(2)
+    end_job(a, 2.0)
+    end_job(b, 3.0)
+    assert jobs.write_rows([a], ()) == []
+    # job 2's row is not written yet (the job-manager writes it first)
+    assert jobs.write_info([(1, "one"), (2, "two"), (3, "three")]) == [2, 3]
+    assert jobs.write_rows([b], ()) == []
+    assert jobs.write_info([(2, "two")]) == []
+    store.flush()
+    assert store.query("SELECT id, info FROM jobs ORDER BY id") == [(1, "one"), (2, "two")]
+    # the job-manager writing a whole row again (after a failed batch)
+    # keeps the info: it is job-list's
+    a.new = True
+    post(a, "flux-restart", timestamp=4.0)
+    assert jobs.write_rows([a], ()) == []
+    store.flush()
+    assert jobs.load_row(1, "info, eventlog") == {"info": "one", "eventlog": a.log_text(MAIN)}
 
 
 def test_list_rows_are_read_incrementally(store, jobs):
@@ -315,9 +330,9 @@ def test_purge_selection_and_deletion(store, jobs):
 # -- the KVS view, job_meta ---------------------------------------------------------------
 
 def test_kvs_view_reads(store, jobs):
-    assert not jobs.any_jobs() and list(jobs.ids()) == []
+    assert list(jobs.ids()) == []
     assert write(jobs, store, [new_job(1 << 40), new_job(5)]) == []
-    assert jobs.any_jobs() and list(jobs.ids()) == [5, 1 << 40]
+    assert list(jobs.ids()) == [5, 1 << 40]
 
 
 def test_meta(store, jobs):
@@ -325,6 +340,11 @@ def test_meta(store, jobs):
     jobs.meta_set("fluid-epoch", "123")
     jobs.meta_set("fluid-epoch", "456")
     assert jobs.meta_get("fluid-epoch") == "456"
+    assert jobs.purged_total() == 0
+    jobs.add_purged(3)
+    jobs.add_purged(2)
+    store.flush()
+    assert JobStore(store).purged_total() == 5
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ RPC topics (each allows guests):
   strings; with flag FLUX_JOB_LOOKUP_JSON_DECODE (1) ``jobspec`` and ``R``
   are objects.  Unknown job or missing key: ENOENT.
 
-Request fields are read through ``fluxrm.broker.payload``: a missing or
+Jobs are read through the job-manager's read API (``job_data``,
+``read_eventlog``/``unwatch``: texts by job id, never its ``Job``
+records).  Request fields are read through ``fluxrm.broker.payload``: a missing or
 wrongly typed field (an id that is not an integer in ``[0, 2**63)``...) is
 EPROTO.
 """
@@ -54,20 +56,6 @@ class JobInfo(Service):
         payload.integer(req, "flags", 0)  # none are defined: checked, unused
         if path not in LOG_PATHS:
             raise OSError(errno.ENOENT, f"{path}: no such eventlog")
-        job = self.manager.find(jobid)
-        if job is None:
-            data = self.manager.job_data(jobid, [path])
-            if data is None:
-                raise OSError(errno.ENOENT, f"job {jobid} not found")
-            for line in (data[path] or "").splitlines():
-                self.respond(msg, {"event": line})
-            self.respond_error(msg, errno.ENODATA)
-            return
-        for line in job.logs.get(path) or ():
-            self.respond(msg, {"event": line[:-1]})
-        if path in job.closed or not job.view.active:
-            self.respond_error(msg, errno.ENODATA)
-            return
         key = (msg.sender, msg.matchtag)
 
         def follow(line, msg=msg, key=key):
@@ -79,8 +67,16 @@ class JobInfo(Service):
             else:
                 self.respond(msg, {"event": line[:-1]})
 
+        found = self.manager.read_eventlog(jobid, path, follow)
+        if found is None:
+            raise OSError(errno.ENOENT, f"job {jobid} not found")
+        lines, following = found
+        for line in lines:
+            self.respond(msg, {"event": line})
+        if not following:
+            self.respond_error(msg, errno.ENODATA)
+            return
         self.streams[key] = (jobid, path, follow, msg)
-        self.manager.watch(jobid, path, follow)
 
     def _drop(self, key):
         entry = self.streams.pop(key, None)

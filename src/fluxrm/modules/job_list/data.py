@@ -1,15 +1,17 @@
-"""job-list's per-job data (a part of job-list): ``ListData``, what
-job-list keeps of one job beyond what the job-manager's ``Job`` says, and
-how the few events carrying list data fold into it; ``_RInfo``, what
-listing needs of one R (shared by jobs whose R differ only in time);
-``_StoredJob``, a job rebuilt from its stored row.  No I/O.
+"""job-list's per-job data (a part of job-list): ``JobRecord``, all that
+job-list knows of one job, built from the job-manager's journal (or from a
+stored row: ``stored_record``), and how the few events carrying list data
+fold into it; ``_RInfo``, what listing needs of one R (shared by jobs whose
+R differ only in time).  No I/O.
 """
 
 import copy
+import json
 
 from flux.hostlist import Hostlist
 from flux.idset import IDset
-from fluxrm.jobstate import NEW
+from fluxrm import jobstate
+from fluxrm.job import stored_request
 
 
 # ---------------------------------------------------------------------------
@@ -65,14 +67,25 @@ class _RInfo:
             self.expiration = 0.0
 
 
-class ListData:
-    """Per-job data of job-list (``JobList.data``/``recent`` by job id)."""
+class JobRecord:
+    """One job as job-list knows it (``JobList.jobs``/``unwritten`` by id).
 
-    __slots__ = ("state", "queue", "spec", "rinfo", "rinfo_of", "annotations",
-                 "dependencies", "updates")
+    ``view``: job-list's own ``fluxrm.jobstate.JobView`` of the job's main
+    eventlog (the one replay rule, applied to each journal entry);
+    ``request``: the job's ``JobRequest`` (shared, read only; from the
+    ``submit`` entry); ``R``: from the ``alloc`` entry; the rest is what
+    the events carrying list data say (``_apply_event_data``) and values
+    derived on first use.
+    """
 
-    def __init__(self, request):
-        self.state = NEW  # the state last counted in the stats
+    __slots__ = ("id", "view", "request", "R", "queue", "spec", "rinfo",
+                 "rinfo_of", "annotations", "dependencies", "updates")
+
+    def __init__(self, jobid, request):
+        self.id = jobid
+        self.view = jobstate.JobView()
+        self.request = request
+        self.R = None
         self.queue = request.listing["queue"]
         self.spec = None  # listing_of() the updated jobspec, on first use
         self.rinfo = None  # _RInfo of the current R, on first use
@@ -94,7 +107,8 @@ def _merge(dst, src):
 
 
 def _apply_event_data(ld, name, ctx):
-    """Fold one event into the list data; return True if it changed the queue."""
+    """Fold one event into a ``JobRecord`` (``ld``); return True if it
+    changed the queue."""
     if name == "memo":
         ann = ld.annotations if ld.annotations is not None else {}
         user = ann.get("user") if isinstance(ann.get("user"), dict) else {}
@@ -149,14 +163,21 @@ def _updated_jobspec(jobspec, updates):
     return spec
 
 
-class _StoredJob:
-    """A job rebuilt from its stored row (the job-manager's ``Job`` shape)."""
-
-    __slots__ = ("id", "view", "request", "R", "ld")
-
-    def __init__(self, jobid, view, request, R):
-        self.id = jobid
-        self.view = view
-        self.request = request
-        self.R = R
-        self.ld = None  # its ListData
+def stored_record(jobid, row):
+    """The ``JobRecord`` of a stored row (a dict with its ``jobspec``, ``R``
+    and ``eventlog`` texts), its eventlog replayed; what cannot be decoded
+    is left out (a line, R), a jobspec read as the job-manager's restart
+    reads it (``fluxrm.job.stored_request``: lone surrogates escaped)."""
+    rec = JobRecord(jobid, stored_request(row["jobspec"])[0])
+    try:
+        rec.R = json.loads(row["R"]) if row["R"] else None
+    except ValueError:
+        pass
+    for line in (row["eventlog"] or "").splitlines():
+        try:
+            event = json.loads(line)
+            jobstate.apply(rec.view, event)
+        except (ValueError, KeyError, TypeError):
+            continue
+        _apply_event_data(rec, event.get("name"), event.get("context") or {})
+    return rec

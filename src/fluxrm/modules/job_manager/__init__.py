@@ -1,13 +1,16 @@
 """job-manager: the life of every job, driven by its eventlog.
 
-RPC topics:
+RPC topics (declared on their handlers; owner only: ``wait``, ``raiseall``,
+``purge``, ``purge-id``; the others allow guests, on their own jobs):
 
 - ``job-manager.raise``    {id, type, severity, note?}  -> {}
 - ``job-manager.kill``     {id, signum}                 -> {}
 - ``job-manager.urgency``  {id, urgency}                -> {old_urgency}
-- ``job-manager.wait``     {id}                         -> {id, success, errstr}
 - ``job-manager.raiseall`` {dry_run, userid?, states?, severity, type, note?}
                                                         -> {count, errors}
+  (these four: ``fluxrm.modules.job_manager.control``)
+- ``job-manager.wait``     {id}                         -> {id, success, errstr}
+  (``fluxrm.modules.job_manager.wait``)
 - ``job-manager.getinfo``                               -> {max_jobid, active}
 - ``job-manager.purge``, ``job-manager.purge-id``: remove inactive jobs
   (see ``fluxrm.modules.job_manager.purge``)
@@ -25,9 +28,10 @@ With sched it talks only in the scheduler protocol's messages (RFC 27's
 shape, ``fluxrm.modules.job_manager.sched_client``), with job-exec only in
 the exec protocol's (RFC 32's shape: ``start`` answered by eventlog
 entries, ``start``, ``exception``, ``finish`` and ``release``; ``kill``;
-``fluxrm.modules.job_manager.exec_client``).
+``fluxrm.modules.job_manager.exec_client``).  job-list only follows the
+journal (``journal_subscribe``): the job-manager does not know it exists.
 
-In-process API (used by job-ingest, job-info, job-list):
+In-process API:
 
 - ``submit(jobs)``: take validated ``Job`` objects from job-ingest;
 - ``post(job, name, context)``: append an event to the main eventlog; the
@@ -35,13 +39,14 @@ In-process API (used by job-ingest, job-info, job-list):
   acts on state entries: DEPEND -> ``depend``, PRIORITY -> ``priority``,
   SCHED -> an ``alloc`` request to sched, RUN -> a ``start`` request to
   job-exec, CLEANUP -> cancel/kill/release/free, INACTIVE -> done;
+  journal subscribers are told of every event (``journal_subscribe``);
 - ``append(job, path, entry)``: append to any of the job's eventlogs
   (``eventlog``, ``guest.exec.eventlog``, ``guest.output``) and feed watchers;
-- ``watch(job_id, path, callback)`` / ``unwatch(...)``: follow an eventlog;
-  ``callback(line)`` per new line, ``callback(None)`` when it closes;
-- ``find(id)``: an active (or recently inactive) job, else None;
-  ``load_inactive(id)``: the stored row of an inactive job;
-- ``listeners``: callables ``(job, event)`` told of every main-log event.
+- the read API, by job id, which hands out texts and never a ``Job``
+  (job-info, the ``job.<id>`` KVS view): ``job_data(id, keys)``, a job's
+  data texts; ``read_eventlog(id, path, follow)`` / ``unwatch(id, path,
+  follow)``, an eventlog's lines and its new ones as they come;
+  ``job_ids()``, every id stored.
 
 Who owns what: the job-manager owns the ``fluxrm.job.Job`` records
 (``active``, and ``recent`` inactive ones) and everything on them: the
@@ -49,8 +54,9 @@ eventlogs, the state (``view``), R once sched gives it, the ``request``
 (parsed at ingest, read only).  Each other service keeps its per-job state
 in its own dict keyed by job id (sched: queue ``entries`` and
 ``allocations``; job-exec: ``jobs`` of ``ExecJob``, which holds the id,
-userid, R and request it was sent, never a ``Job``; job-list: ``data`` and
-``recent`` of ``ListData``), so a job leaves memory with nothing to undo.
+userid, R and request it was sent, never a ``Job``; job-list: ``jobs`` of
+``JobRecord``, built from the journal), so a job leaves memory with
+nothing to undo.
 
 Jobs, eventlogs, R and output live in the ``jobs`` table of the shared
 SQLite store, read and written only through ``fluxrm.jobstore.JobStore``
@@ -73,38 +79,20 @@ id beyond 64 bits is EPROTO/EINVAL naming the field.
 """
 
 import asyncio
-import errno
-import signal
 from collections import OrderedDict, deque
 
-from flux.constants import (
-    FLUX_JOBID_ANY,
-    FLUX_ROLE_OWNER,
-)
 from fluxrm import jobstate
-from fluxrm.broker import payload
-from fluxrm.broker.service import Service
-from fluxrm.compact_json import dumps
+from fluxrm.broker.service import Service, request_handler
+from fluxrm.job import LOG_PATHS, MAIN, event_line, make_event
+from fluxrm.jobstate import CLEANUP, DEPEND, INACTIVE, PRIORITY, RUN, SCHED
+from fluxrm.jobstore import LOG_COLUMNS, JobStore, storable
+from fluxrm.modules.job_manager.control import Control
 from fluxrm.modules.job_manager.exec_client import ExecClient
 from fluxrm.modules.job_manager.journal import Journal
-from fluxrm.modules.job_manager.sched_client import SchedClient
-from fluxrm.modules.job_manager.purge import Purger
+from fluxrm.modules.job_manager.purge import Purge
 from fluxrm.modules.job_manager.recover import recover
-from fluxrm.jobstate import (
-    CLEANUP,
-    DEPEND,
-    INACTIVE,
-    NEW,
-    PRIORITY,
-    RUN,
-    SCHED,
-)
-from fluxrm.job import LOG_PATHS, MAIN, event_line, make_event, wait_errstr
-from fluxrm.jobstore import (
-    LOG_COLUMNS,
-    JobStore,
-    storable,
-)
+from fluxrm.modules.job_manager.sched_client import SchedClient
+from fluxrm.modules.job_manager.wait import Wait
 from fluxrm.store import shared_store
 
 LOG_ERR = 3
@@ -115,30 +103,18 @@ assert tuple(LOG_COLUMNS) == LOG_PATHS  # the job store's names for them
 RECENT_INACTIVE = 1000  # inactive jobs kept in memory for fast lookups
 
 
-class JobManager(Journal, SchedClient, ExecClient, Service):
+class JobManager(Journal, Control, Wait, Purge, SchedClient, ExecClient, Service):
     name = "job-manager"
 
     def __init__(self, broker):
         super().__init__(broker)
-        self.purger = Purger(self)
-        self.handlers = {
-            "job-manager.raise": self.h_raise,
-            "job-manager.kill": self.h_kill,
-            "job-manager.urgency": self.h_urgency,
-            "job-manager.wait": self.h_wait,
-            "job-manager.raiseall": self.h_raiseall,
-            "job-manager.getinfo": self.h_getinfo,
-            "job-manager.purge": self.purger.h_purge,
-            "job-manager.purge-id": self.purger.h_purge_id,
-            "job-manager.events-journal": self.h_journal,
-            "job-manager.events-journal-cancel": self.h_journal_cancel,
-        }
         self.journal = {}  # (sender, matchtag) -> request message
         self._journal_batch = []
         self._journal_flush_scheduled = False
+        self.subscribers = []  # in-process journal: on_entry(id, event, data)
+        self.purge_subscribers = []  # on_purge([(id, info)])
         self.active = {}  # id -> Job
         self.recent = OrderedDict()  # id -> Job (inactive, still in memory)
-        self.listeners = []
         self.watchers = {}  # (id, path) -> list of callbacks
         self.zombies = OrderedDict()  # waitable inactive jobs: id -> response
         self.any_waiters = deque()
@@ -180,13 +156,15 @@ class JobManager(Journal, SchedClient, ExecClient, Service):
 
     # -- lookups --------------------------------------------------------------------
     def find(self, jobid):
+        """An active (or recently inactive) ``Job``, else None (the
+        job-manager's own: other services use the read API below)."""
         job = self.active.get(jobid)
         if job is None:
             job = self.recent.get(jobid)
         return job
 
     def load_inactive(self, jobid, columns="*"):
-        """The stored row (sqlite3.Row-like tuple as dict) of a job, or None.
+        """The stored row (as a dict) of a job, or None.
 
         ``columns``: the ``jobs`` columns to read, comma-separated; the
         ``jobspec`` column reads the text wherever it is stored.
@@ -195,6 +173,7 @@ class JobManager(Journal, SchedClient, ExecClient, Service):
             self.flush()  # rows are written just before the store commits
         return self.jobstore.load_row(jobid, columns)
 
+    # -- the read API (job-info, the job.<id> KVS view) -----------------------------------
     def job_data(self, jobid, keys):
         """``{key: text or None}`` for keys of ``jobstore.DATA_COLUMNS``, from memory
         or the store (one query); None if the job is unknown."""
@@ -204,6 +183,41 @@ class JobManager(Journal, SchedClient, ExecClient, Service):
         if self._dirty_jobs:
             self.flush()  # rows are written just before the store commits
         return self.jobstore.data(jobid, keys)
+
+    def job_ids(self):
+        """Every job id known (stored, or about to be), ascending; read as
+        it is consumed."""
+        if self._dirty_jobs:
+            self.flush()
+        return self.jobstore.ids()
+
+    def read_eventlog(self, jobid, path, follow=None):
+        """``(lines, following)``: the lines of one of a job's eventlogs
+        (``LOG_PATHS``; without their newline) and whether ``follow`` will
+        be told of more; None if the job is unknown.
+
+        ``follow``: a callable registered if the log is still open:
+        ``follow(line)`` for each new line (ending with its newline), then
+        ``follow(None)`` once it closes; ``unwatch`` removes it sooner.
+        """
+        job = self.find(jobid)
+        if job is None:
+            data = self.job_data(jobid, [path])
+            if data is None:
+                return None
+            return (data[path] or "").splitlines(), False
+        lines = [line[:-1] for line in job.logs.get(path) or ()]
+        if follow is None or path in job.closed or not job.view.active:
+            return lines, False
+        self.watchers.setdefault((jobid, path), []).append(follow)
+        return lines, True
+
+    def unwatch(self, jobid, path, callback):
+        lst = self.watchers.get((jobid, path))
+        if lst and callback in lst:
+            lst.remove(callback)
+            if not lst:
+                del self.watchers[(jobid, path)]
 
     # -- persistence ------------------------------------------------------------------
     def mark(self, job, column):
@@ -225,7 +239,7 @@ class JobManager(Journal, SchedClient, ExecClient, Service):
         first = not self._unconfirmed
         self._unconfirmed.extend(jobs)
         try:
-            failed = self.jobstore.write_rows(jobs, self._info_text, self.zombies)
+            failed = self.jobstore.write_rows(jobs, self.zombies)
         finally:
             if first:  # once per batch (at once if nothing was written)
                 self.store.on_durable(self._confirm)
@@ -250,13 +264,6 @@ class JobManager(Journal, SchedClient, ExecClient, Service):
         for job in jobs:
             job.new = True  # INSERT OR REPLACE of every column
             self.mark(job, MAIN)
-
-    def _info_text(self, job):
-        """The ``info`` column of an inactive job: job-list's attributes."""
-        joblist = self.broker.router.services.get("job-list")
-        if joblist is None or not hasattr(joblist, "inactive_info"):
-            return None
-        return storable(dumps(joblist.inactive_info(job)))
 
     # -- submission -------------------------------------------------------------------
     def submit(self, batch):
@@ -283,10 +290,11 @@ class JobManager(Journal, SchedClient, ExecClient, Service):
             lines = job.logs[path] = []
         lines.append(line)
         self.mark(job, path)
-        watchers = self.watchers.get((job.id, path))
-        if watchers:
-            for cb in list(watchers):
-                cb(line)
+        if self.watchers:  # (none, mostly: no key to build)
+            watchers = self.watchers.get((job.id, path))
+            if watchers:
+                for cb in list(watchers):
+                    cb(line)
         return line
 
     def close_log(self, job, path):
@@ -294,27 +302,20 @@ class JobManager(Journal, SchedClient, ExecClient, Service):
         if path in job.closed:
             return
         job.closed.add(path)
-        watchers = self.watchers.pop((job.id, path), None)
+        watchers = self.watchers and self.watchers.pop((job.id, path), None)
         if watchers:
             for cb in watchers:
                 cb(None)
-
-    def watch(self, jobid, path, callback):
-        self.watchers.setdefault((jobid, path), []).append(callback)
-
-    def unwatch(self, jobid, path, callback):
-        lst = self.watchers.get((jobid, path))
-        if lst and callback in lst:
-            lst.remove(callback)
-            if not lst:
-                del self.watchers[(jobid, path)]
 
     def post(self, job, name, context=None, timestamp=None):
         event = make_event(name, context, timestamp)
         newstate = jobstate.apply(job.view, event)
         self.append(job, MAIN, event)
-        for cb in self.listeners:
-            cb(job, event)
+        subscribers = self.subscribers
+        if subscribers:  # the journal in process (job-list)
+            data = job.request if name == "submit" else job.R if name == "alloc" else None
+            for on_entry in subscribers:
+                on_entry(job.id, event, data)
         if self.journal:
             self._journal_add(job, event)
         if newstate is not None:
@@ -375,135 +376,7 @@ class JobManager(Journal, SchedClient, ExecClient, Service):
             ctx["userid"] = userid
         self.post(job, "exception", ctx)
 
-    # -- wait ------------------------------------------------------------------------------
-    def wait_result(self, job):
-        errstr = wait_errstr(job.view)
-        return {"id": job.id, "success": job.view.success(), "errstr": errstr}
-
-    def reap(self, job):
-        result = self.wait_result(job)
-        msg = self.id_waiters.pop(job.id, None)
-        if msg is not None:
-            self.respond(msg, result)
-            return
-        if self.any_waiters:
-            self.respond(self.any_waiters.popleft(), result)
-            return
-        self.zombies[job.id] = result
-        self.mark(job, MAIN)  # persist wait_pending
-
-    def h_wait(self, msg):
-        self.require_owner(msg)
-        req = payload.request(msg)
-        jobid = req.get("id")
-        if type(jobid) is not int or jobid != FLUX_JOBID_ANY:
-            jobid = payload.jobid(req)
-        if jobid == FLUX_JOBID_ANY:
-            if self.zombies:
-                jobid, result = self.zombies.popitem(last=False)
-                self._waited(jobid)
-                self.respond(msg, result)
-            elif self.nwaitable_active > len(self.any_waiters) + len(self.id_waiters):
-                self.any_waiters.append(msg)
-            else:
-                raise OSError(errno.ECHILD, "there are no more waitable jobs")
-            return
-        if jobid in self.zombies:
-            result = self.zombies.pop(jobid)
-            self._waited(jobid)
-            self.respond(msg, result)
-            return
-        job = self.active.get(jobid)
-        if job is None:
-            raise OSError(errno.ECHILD,
-                          "invalid job id, or job may be inactive and not waitable")
-        if not job.waitable:
-            raise OSError(errno.ECHILD, "job was not submitted with FLUX_JOB_WAITABLE")
-        if job.id in self.id_waiters:
-            raise OSError(errno.ECHILD, "job id already has a waiter")
-        self.id_waiters[job.id] = msg
-
-    def _waited(self, jobid):
-        self.jobstore.set_waited(jobid)
-
-    # -- raise, kill, urgency --------------------------------------------------------------
-    def _job_for_request(self, msg, jobid, errnum):
-        job = self.active.get(jobid)
-        if job is None:
-            if self.find(jobid) is not None or self.load_inactive(jobid, "id"):
-                raise OSError(errnum, "job is inactive")
-            raise OSError(errnum, "unknown job id")
-        if msg.userid != job.userid and not msg.rolemask & FLUX_ROLE_OWNER:
-            raise OSError(errno.EPERM, "guests can only act on their own jobs")
-        return job
-
-    @staticmethod
-    def exception_args(req):
-        """``(type, severity, note)`` of a raise request."""
-        severity = req.get("severity", 0)
-        if type(severity) is not int or not 0 <= severity <= 7:
-            raise OSError(errno.EPROTO, "severity must be 0-7")
-        etype = req.get("type")
-        if (type(etype) is not str or not etype
-                or any(c.isspace() or c == "=" for c in etype)):
-            raise OSError(errno.EPROTO, "invalid exception type")
-        return etype, severity, payload.string(req, "note", "")
-
-    def h_raise(self, msg):
-        req = payload.request(msg)
-        etype, severity, note = self.exception_args(req)
-        job = self._job_for_request(msg, payload.jobid(req), errno.ENOENT)
-        self.raise_exception(job, etype, severity, note, userid=msg.userid)
-        self.respond(msg, {})
-
-    def h_raiseall(self, msg):
-        self.require_owner(msg)
-        req = payload.request(msg)
-        etype, severity, note = self.exception_args(req)
-        states = (payload.integer(req, "states", 0, 0, 0xFF)
-                  or (DEPEND | PRIORITY | SCHED | RUN | NEW))
-        userid = payload.integer(req, "userid", None)
-        dry_run = payload.boolean(req, "dry_run", False)
-        targets = [j for j in self.active.values()
-                   if j.state & states and (userid in (None, 0xFFFFFFFF)
-                                            or j.userid == userid)]
-        if not dry_run:
-            for job in targets:
-                if job.state != INACTIVE:
-                    self.raise_exception(job, etype, severity, note,
-                                         userid=msg.userid)
-        self.respond(msg, {"count": len(targets), "errors": 0})
-
-    def h_kill(self, msg):
-        req = payload.request(msg)
-        signum = req.get("signum")
-        if type(signum) is not int or not 0 < signum < signal.NSIG:
-            raise OSError(errno.EINVAL, "Invalid signal number")
-        job = self._job_for_request(msg, payload.jobid(req), errno.EINVAL)
-        if job.state not in (RUN, CLEANUP) or job.id not in self.exec_running:
-            raise OSError(errno.EINVAL, "job is not running")
-        self.exec_kill(job, signum)
-        self.respond(msg, {})
-
-    def h_urgency(self, msg):
-        req = payload.request(msg)
-        urgency = req.get("urgency")
-        if type(urgency) is not int or not 0 <= urgency <= 31:
-            raise OSError(errno.EINVAL, "urgency range is [0:31]")
-        job = self._job_for_request(msg, payload.jobid(req), errno.ENOENT)
-        if urgency > 16 and not msg.rolemask & FLUX_ROLE_OWNER:
-            raise OSError(errno.EPERM, "only the instance owner can expedite")
-        old = job.view.urgency
-        if job.state in (RUN, CLEANUP):
-            raise OSError(errno.EINVAL, "urgency cannot be changed once the job runs")
-        self.post(job, "urgency", {"urgency": urgency, "userid": msg.userid})
-        if job.state == PRIORITY:
-            # back from SCHED: take the new priority (sched reorders its
-            # request, see SchedClient.sched_alloc)
-            self.post(job, "priority",
-                      {"priority": jobstate.urgency_to_priority(urgency)})
-        self.respond(msg, {"old_urgency": old})
-
+    @request_handler("getinfo", allow_guest=True)
     def h_getinfo(self, msg):
         self.respond(msg, {"max_jobid": self.max_jobid, "active": len(self.active)})
 

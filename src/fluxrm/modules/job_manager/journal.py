@@ -1,9 +1,29 @@
-"""The job-manager's events journal (a part of job-manager, ``JobManager``'s
-base class ``Journal``): ``job-manager.events-journal`` and
+"""The job-manager's journal (a part of job-manager, ``JobManager``'s base
+class ``Journal``): every main-eventlog event of every job, in order, to
+whoever follows it.
+
+Over RPC, ``job-manager.events-journal`` and
 ``job-manager.events-journal-cancel`` (see ``fluxrm.modules.job_manager``
-for the topics).  Every main-eventlog event posted in a loop turn goes to
-each journal stream at the end of the turn, in one response; a guest's
-stream holds only that guest's jobs.
+for the topics): every event posted in a loop turn goes to each stream at
+the end of the turn, in one response; a guest's stream holds only that
+guest's jobs.
+
+In process, a service follows the journal with
+``journal_subscribe(on_entry, on_purge=None)`` (job-list does: the journal
+is all it learns of jobs, as upstream's job-list):
+
+- ``on_entry(id, event, data)`` is called for each event as it is posted,
+  first for every event of every active job (the replay, in order, job by
+  job), then live.  ``event`` is the eventlog entry (a dict, shared: read
+  it, never change it).  ``data`` is the job's ``JobRequest`` for
+  ``submit`` (the shared, immutable request parsed at ingest; the submit
+  context holds ``userid``, ``urgency`` and ``flags``), its R for
+  ``alloc``, else None;
+- ``on_purge(purged)`` is called when inactive jobs are purged:
+  ``[(id, info text)]``, the ``info`` column of each row deleted.
+
+A subscriber is called synchronously from ``post``: it must be quick and
+must not post events itself.
 """
 
 import asyncio
@@ -13,16 +33,32 @@ import json
 from flux.constants import FLUX_ROLE_OWNER
 from flux.message import MSGFLAG_NORESPONSE
 from fluxrm.broker import payload
+from fluxrm.broker.service import request_handler
 from fluxrm.job import MAIN
 
 
 class Journal:
-    """The journal's handlers; they use ``JobManager``'s ``journal``
-    (streams: (sender, matchtag) -> request), ``_journal_batch``,
-    ``_journal_flush_scheduled``, ``active``, ``respond`` and
-    ``respond_error``."""
+    """The journal's handlers and subscriptions; they use ``JobManager``'s
+    ``journal`` (streams: (sender, matchtag) -> request), ``_journal_batch``,
+    ``_journal_flush_scheduled``, ``subscribers``, ``purge_subscribers``,
+    ``active``, ``respond`` and ``respond_error``."""
+
+    # -- in process ---------------------------------------------------------------------
+    def journal_subscribe(self, on_entry, on_purge=None):
+        """Follow the journal in process (see the module docstring)."""
+        for job in list(self.active.values()):
+            request, R = job.request, job.R
+            for line in job.logs[MAIN]:
+                event = json.loads(line)
+                name = event["name"]
+                on_entry(job.id, event, request if name == "submit"
+                         else R if name == "alloc" else None)
+        self.subscribers.append(on_entry)
+        if on_purge is not None:
+            self.purge_subscribers.append(on_purge)
 
     # -- the events journal ------------------------------------------------------------
+    @request_handler("events-journal", allow_guest=True)
     def h_journal(self, msg):
         req = payload.request(msg, required=False)
         replay = []
@@ -34,6 +70,7 @@ class Journal:
         self.respond(msg, {"events": replay, "sentinel": True})
         self.journal[(msg.sender, msg.matchtag)] = msg
 
+    @request_handler("events-journal-cancel", allow_guest=True)
     def h_journal_cancel(self, msg):
         req = payload.request(msg)
         matchtag = payload.integer(req, "matchtag", lo=0, hi=0xFFFFFFFF)

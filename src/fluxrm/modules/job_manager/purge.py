@@ -1,4 +1,5 @@
-"""Purging inactive jobs: the job-manager's ``purge`` and ``purge-id`` topics.
+"""Purging inactive jobs (a part of job-manager, ``JobManager``'s base class
+``Purge``): the job-manager's ``purge`` and ``purge-id`` topics.
 
 Inactive jobs stay in the store until purged.  Both topics are for the
 instance owner only (EPERM otherwise):
@@ -19,23 +20,24 @@ instance owner only (EPERM otherwise):
   of ids (integers in ``[0, 2**63)``).
 
 A purged job is gone: its row is deleted, and its jobspec text too unless
-another job shares it.  ``Purger.listeners``, callables ``(purged)`` given
-``[(id, info text)]``, learn of each purge (job-list updates its counts).
-The number purged so far is kept in the store (``purged_total``).  The
-rows are read and deleted through the job store (``fluxrm.jobstore``).
+another job shares it.  The journal's subscribers learn of each purge
+(``on_purge``, see ``fluxrm.modules.job_manager.journal``: job-list updates
+its counts).  The number purged so far is kept in the store
+(``JobStore.purged_total``).  The rows are read and deleted through the job
+store (``fluxrm.jobstore``).
 """
 
 import errno
 import time
 
 from fluxrm.broker import payload
+from fluxrm.broker.service import request_handler
 from fluxrm.jobstate import INACTIVE
 
-__all__ = ["Purger"]
+__all__ = ["Purge"]
 
 DEFAULT_BATCH = 50
 MAX_BATCH = 1000
-META_KEY = "inactive-purged"
 
 
 def _number(req, key, default, kind):
@@ -49,45 +51,38 @@ def _number(req, key, default, kind):
     return value
 
 
-class Purger:
-    def __init__(self, manager):
-        self.manager = manager
-        self.listeners = []
+class Purge:
+    """The purge handlers; they use ``JobManager``'s ``jobstore``,
+    ``active``, ``recent``, ``zombies``, ``flush``, ``purge_subscribers``
+    and ``respond``."""
 
-    @property
-    def purged_total(self):
-        value = self.manager.jobstore.meta_get(META_KEY)
-        return int(value) if value else 0
-
-    # -- requests ----------------------------------------------------------------------
+    # -- requests (owner only) -----------------------------------------------------------
+    @request_handler("purge")
     def h_purge(self, msg):
-        manager = self.manager
-        manager.require_owner(msg)
         req = payload.request(msg)
         age_limit = _number(req, "age_limit", -1, (int, float))
         num_limit = _number(req, "num_limit", -1, int)
         batch = _number(req, "batch", DEFAULT_BATCH, int)
         if not 0 < batch <= MAX_BATCH:
             raise OSError(errno.EINVAL, f"purge: batch must be in [1:{MAX_BATCH}]")
-        manager.flush()  # every inactive job has its row
+        self.flush()  # every inactive job has its row
         selected, total = self._selected(age_limit, num_limit)
         if payload.boolean(req, "force", False):
             count = self._purge(self._purgeable(selected, batch))
             total -= count
         else:
             count = len(self._purgeable(selected))
-        manager.respond(msg, {"count": count, "remaining": total})
+        self.respond(msg, {"count": count, "remaining": total})
 
+    @request_handler("purge-id")
     def h_purge_id(self, msg):
-        manager = self.manager
-        manager.require_owner(msg)
         req = payload.request(msg)
         jobs = req.get("jobs")
         if not isinstance(jobs, list) or not all(
                 type(j) is int and 0 <= j <= payload.JOBID_MAX for j in jobs):
             raise OSError(errno.EPROTO, "job-manager.purge-id: jobs must be a list of ids")
         force = payload.boolean(req, "force", False)
-        manager.flush()  # every inactive job has its row
+        self.flush()  # every inactive job has its row
         ok, errors = [], []
         for jobid in dict.fromkeys(jobs):
             why = self._why_not(jobid)
@@ -96,7 +91,7 @@ class Purger:
             else:
                 ok.append(jobid)
         count = self._purge(ok) if force else len(ok)
-        manager.respond(msg, {"count": count, "errors": errors})
+        self.respond(msg, {"count": count, "errors": errors})
 
     # -- choosing ----------------------------------------------------------------------
     def _selected(self, age_limit, num_limit):
@@ -104,7 +99,7 @@ class Purger:
         inactive jobs there are).  Either limit selects a prefix of the
         inactive jobs in the order they ended, so both together select the
         longer prefix."""
-        jobstore = self.manager.jobstore
+        jobstore = self.jobstore
         total = jobstore.count_inactive()
         n = 0
         if num_limit >= 0:
@@ -117,24 +112,22 @@ class Purger:
     def _purgeable(self, n, most=None):
         """Ids among the ``n`` oldest inactive jobs that may be purged (not
         still waitable), oldest first, ``most`` of them at most."""
-        manager = self.manager
         out = []
         if n <= 0:
             return out
-        for jobid, wait_pending in manager.jobstore.oldest_inactive(n):
-            if not wait_pending and jobid not in manager.zombies:
+        for jobid, wait_pending in self.jobstore.oldest_inactive(n):
+            if not wait_pending and jobid not in self.zombies:
                 out.append(jobid)
                 if most is not None and len(out) >= most:
                     break
         return out
 
     def _why_not(self, jobid):
-        manager = self.manager
-        if jobid in manager.active:
+        if jobid in self.active:
             return "cannot purge an active job"
-        if jobid in manager.zombies:
+        if jobid in self.zombies:
             return "cannot purge a job not yet waited for"
-        state = manager.jobstore.state_of(jobid)
+        state = self.jobstore.state_of(jobid)
         if state is None:
             return "unknown job id"
         if state != INACTIVE:
@@ -145,11 +138,10 @@ class Purger:
     def _purge(self, ids):
         if not ids:
             return 0
-        manager = self.manager
-        purged = manager.jobstore.purge(ids)
+        purged = self.jobstore.purge(ids)
         for jobid, _info in purged:
-            manager.recent.pop(jobid, None)
-        manager.jobstore.meta_set(META_KEY, str(self.purged_total + len(purged)))
-        for listener in self.listeners:
-            listener(purged)
+            self.recent.pop(jobid, None)
+        self.jobstore.add_purged(len(purged))
+        for on_purge in self.purge_subscribers:
+            on_purge(purged)
         return len(purged)

@@ -18,8 +18,7 @@ import json
 
 from flux.constants import FLUX_JOB_WAITABLE
 from fluxrm import jobstate
-from fluxrm.job import EXEC, INPUT, MAIN, OUTPUT, Job, wait_errstr
-from fluxrm.jobrequest import JobRequest
+from fluxrm.job import EXEC, INPUT, MAIN, OUTPUT, Job, stored_request, wait_errstr
 from fluxrm.jobstate import CLEANUP, DEPEND, NEW, PRIORITY, RUN, SCHED
 
 LOG_ERR = 3
@@ -34,7 +33,7 @@ def recover(manager):
     for (jobid, J, jobspec_text, R, eventlog, exec_log, output, input_) in rows:
         request = requests.get(jobspec_text)
         if request is None:
-            request, why = _request_of(jobspec_text)
+            request, why = stored_request(jobspec_text)
             if why is None:
                 requests[jobspec_text] = request
             else:
@@ -88,55 +87,3 @@ def recover(manager):
                     "job was running when the instance stopped")
             else:
                 manager.release(job)
-
-
-def _request_of(jobspec_text):
-    """``(JobRequest, None)`` of a stored jobspec text, or ``(a JobRequest,
-    why the job must not run)``: a jobspec holding lone surrogates (stored
-    before job-ingest refused them; escaped, so that job-list can show it)
-    or one that no longer decodes to an object (the request is then that
-    of an empty jobspec)."""
-    why = None
-    try:
-        jobspec = json.loads(jobspec_text) if jobspec_text else {}
-        if jobspec_text and "\\u" in jobspec_text:
-            jobspec, bad = _escape_non_utf8(jobspec)
-            if bad:
-                why = "jobspec: a string is not valid Unicode (a lone surrogate escape)"
-    except (ValueError, RecursionError) as exc:
-        jobspec, why = {}, f"jobspec: the stored text cannot be decoded: {exc}"
-    if not isinstance(jobspec, dict):
-        jobspec, why = {}, "jobspec: the stored text is not a JSON object"
-    try:
-        return JobRequest(jobspec), why
-    except Exception as exc:  # one odd row must not stop the instance
-        return JobRequest({}), f"jobspec: cannot be read: {exc!r}"
-
-
-def _escape_non_utf8(value):
-    """``(value, changed)``: a decoded jobspec with each string holding a
-    lone surrogate (which nothing can send or store as UTF-8) replaced by
-    its backslash-escaped text, for a job whose jobspec was stored before
-    job-ingest refused those; it is only shown (job-list), never run."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "backslashreplace").decode("utf-8"), True
-        return value, False
-    changed = False
-    if isinstance(value, dict):
-        items = {}
-        for key, item in value.items():
-            key, c1 = _escape_non_utf8(key)
-            items[key], c2 = _escape_non_utf8(item)
-            changed = changed or c1 or c2
-        return (items, True) if changed else (value, False)
-    if isinstance(value, list):
-        items = []
-        for item in value:
-            item, c = _escape_non_utf8(item)
-            items.append(item)
-            changed = changed or c
-        return (items, True) if changed else (value, False)
-    return value, False

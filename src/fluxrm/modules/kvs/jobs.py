@@ -11,9 +11,9 @@ event); instead the KVS asks this view for any key under ``job.``:
 are directories too.  Read-only: a lookup returns ``(type, value)`` with
 ``type`` one of ``fluxrm.kvstree.VAL``/``DIR`` and ``value`` bytes for a
 value or ``[(name, type, value_or_None)]`` for a directory; a missing key
-raises ENOENT, a path through a value ENOTDIR.  Stored jobs are read
-through the job-manager (``find``, ``job_data``, ``load_inactive``) and its
-job store (``fluxrm.jobstore``: ``any_jobs``, ``ids``).
+raises ENOENT, a path through a value ENOTDIR.  Jobs are read through
+the job-manager's read API, by id (``job_data``: a job's texts, None if it
+is unknown; ``job_ids``: every id, from the job store).
 """
 
 import errno
@@ -42,10 +42,9 @@ class JobKVSView:
         return self.broker.router.services.get("job-manager")
 
     def any_jobs(self):
-        manager = self.manager
-        if manager is None:
-            return False
-        return bool(manager.active or manager.recent) or manager.jobstore.any_jobs()
+        for _jobid in self._ids():
+            return True
+        return False
 
     def readdir_treeobjs(self, key, nodata, treeobj):
         """A directory's entries as wire tree objects (values looked up)."""
@@ -61,7 +60,7 @@ class JobKVSView:
         manager = self.manager
         if manager is None:
             return []
-        yield from manager.jobstore.ids()
+        yield from manager.job_ids()
 
     def _groups(self, prefix):
         """Distinct next hex groups of job ids whose dothex starts with prefix."""
@@ -121,9 +120,7 @@ class JobKVSView:
 
     def _exists(self, jobid):
         manager = self.manager
-        return manager is not None and (
-            manager.find(jobid) is not None
-            or manager.load_inactive(jobid, "id") is not None)
+        return manager is not None and manager.job_data(jobid, ()) is not None
 
     def _has(self, jobid, key):
         try:
