@@ -98,7 +98,7 @@ def start_broker(cmd, prog):
     try:
         proc = subprocess.Popen(cmd + ["--ready-fd", str(wfd),
                                        "--parent-pid", str(os.getpid())],
-                                pass_fds=[wfd],
+                                pass_fds=[wfd] + launcher_fds(),
                                 start_new_session=True, stdin=subprocess.DEVNULL)
     finally:
         os.close(wfd)
@@ -115,6 +115,19 @@ def start_broker(cmd, prog):
         os.close(rfd)
     uri = data.decode().strip() or None
     return proc, uri
+
+
+def launcher_fds():
+    """Descriptors a launcher gave us for the broker: ``PMI_FD`` (what
+    ``srun --mpi=pmi2`` or a parent instance's job passes), if open."""
+    value = os.environ.get("PMI_FD", "")
+    if not value.isdigit():
+        return []
+    try:
+        os.fstat(int(value))
+    except OSError:
+        return []  # the broker says what is wrong with it
+    return [int(value)]
 
 
 def split_ready_line(line):
