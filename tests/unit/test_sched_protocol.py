@@ -7,7 +7,7 @@ import types
 from flux.job import JobspecV1
 from fluxrm.jobrequest import JobRequest
 from fluxrm.modules.resource import Rank
-from fluxrm.modules.sched import RankState, Sched
+from fluxrm.modules.sched import Sched
 
 
 def request(ntasks=1, cores=1):
@@ -18,8 +18,7 @@ def request(ntasks=1, cores=1):
 def make_sched(ncores=4):
     sched = Sched(None)
     rank = Rank(0, "node0", list(range(ncores)), 0, [])
-    sched.hostnames = {0: "node0"}
-    sched.ranks = [RankState(rank)]
+    sched.add_nodes([rank])
     got = []
     sched.manager_handle = lambda payload: got.extend(payload["msgs"])
     return sched, got

@@ -283,7 +283,7 @@ OWNER_ONLY = {
     "broker.shutdown", "attr.set", "attr.rm", "log.clear", "service.add",
     "kvs.namespace-create", "kvs.namespace-remove",
     "broker.online", "rexec.exec", "rexec.kill", "resource.register",
-    "resource.acquire",
+    "resource.acquire", "resource.drain", "resource.undrain",
 }
 CONVERTED = ("broker", "attr", "config", "log", "service", "event", "overlay",
              "rexec", "kvs",

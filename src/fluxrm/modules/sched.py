@@ -164,18 +164,25 @@ class Sched(Service):
         except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
             self.log(LOG_ERR, f"resource.acquire: malformed update: {exc}")
             return
-        for node in new:
+        self.add_nodes(new, down=(self.down | down) - (up - down))
+        if self.queue:
+            self.schedule_soon()
+
+    def add_nodes(self, nodes, down=None):
+        """Ranks join the pool (``nodes``: objects with ``rank``,
+        ``hostname``, ``ncores``, ``ngpus``); ``down``: the drained ranks,
+        if that changed."""
+        for node in nodes:
             if node.rank not in self.by_rank:
                 state = RankState(node)
                 self.ranks.append(state)
                 self.by_rank[node.rank] = state
                 self.hostnames[node.rank] = node.hostname
         self.ranks.sort(key=lambda r: r.rank)
-        self.down = (self.down | down) - (up - down)
+        if down is not None:
+            self.down = down
         # what allocation walks: the ranks in service
         self.up_ranks = [r for r in self.ranks if r.rank not in self.down]
-        if self.queue:
-            self.schedule_soon()
 
     # -- the scheduler protocol -----------------------------------------------------------
     def handle(self, payload):
