@@ -52,8 +52,7 @@ def ingest_with_recorders():
     reaches them, in order."""
     seen = []
     ingest = JobIngest(None)
-    ingest.manager = types.SimpleNamespace(
-        submit=lambda batch: seen.append(("submit", len(batch))))
+    ingest.manager_submit = lambda batch: seen.append(("submit", len(batch)))
     ingest.store = types.SimpleNamespace(on_durable=lambda fn: None)
     ingest.fluid = types.SimpleNamespace(next=iter(range(1, 10**6)).__next__)
     ingest.sched_handle = lambda payload: seen.append(("sched", payload))
@@ -61,7 +60,7 @@ def ingest_with_recorders():
 
 
 def submissions(ingest, n):
-    ingest.pending = [(None, types.SimpleNamespace(id=0), {}) for _ in range(n)]
+    ingest.pending = [(None, [0, None, None, "{}", False, {}]) for _ in range(n)]
 
 
 def test_ingest_hints_sched_before_a_bulk_batch_reaches_the_manager():

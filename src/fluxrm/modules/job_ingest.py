@@ -55,8 +55,9 @@ from flux.job.fluid import FluidGenerator
 from flux.job.submit import sign_none
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service, request_handler
-from fluxrm.job import Job
+from fluxrm.jobstore import JobStore
 from fluxrm.jobrequest import JobRequest
+from fluxrm.store import shared_store
 
 VALID_FLAGS = FLUX_JOB_PRE_SIGNED | FLUX_JOB_DEBUG | FLUX_JOB_WAITABLE | FLUX_JOB_NOVALIDATE
 OWNER_FLAGS = FLUX_JOB_WAITABLE | FLUX_JOB_NOVALIDATE
@@ -325,17 +326,21 @@ class JobIngest(Service):
 
     async def start(self):
         services = self.broker.router.services
-        self.manager = services["job-manager"]
+        # the in-process fast paths: the job-manager's submit message, sched's hints
+        self.manager_submit = services["job-manager"].submit
         sched = services.get("sched")
         if sched is not None:
-            self.sched_handle = sched.handle  # the in-process fast path
-        self.store = self.manager.store
-        epoch = self.manager.meta_get("fluid-epoch")
+            self.sched_handle = sched.handle
+        self.store = shared_store(self.broker)
+        jobstore = JobStore(self.store)
+        epoch = jobstore.meta_get("fluid-epoch")
         if epoch is None:
             epoch = str(int(time.time() * 1000))
-            self.manager.meta_set("fluid-epoch", epoch)
+            jobstore.meta_set("fluid-epoch", epoch)
+        # ids continue after the highest stored (the job-manager has replayed
+        # the store before we start)
         self.fluid = FluidGenerator(self.broker.rank, int(epoch),
-                                    after=self.manager.max_jobid or None)
+                                    after=jobstore.max_id() or None)
 
     def unwrap(self, J, userid):
         """``(jobspec text, J to keep)`` of a submitted J, remembered for
@@ -402,10 +407,10 @@ class JobIngest(Service):
             request = JobRequest(jobspec)  # its shape is sched's to refuse
         else:
             request, text = self.check(text)
-        job = Job(0, request, J=J, jobspec_text=text)
-        job.waitable = bool(flags & FLUX_JOB_WAITABLE)
         ctx = {"userid": msg.userid, "urgency": urgency, "flags": flags, "version": 1}
-        self.pending.append((msg, job, ctx))
+        # [id, request, J, jobspec text, waitable, submit context]: the id comes at flush
+        self.pending.append((msg, [0, request, J, text, bool(flags & FLUX_JOB_WAITABLE),
+                                   ctx]))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
@@ -419,22 +424,19 @@ class JobIngest(Service):
         if len(batch) >= BULK_BATCH and self.sched_handle is not None:
             # before the jobs ask for resources: sched defers its pass
             self.sched_handle({"msgs": [{"type": "hint", "bulk-window": BULK_WINDOW}]})
-        for _msg, job, _ctx in batch:
-            job.id = self.fluid.next()
-        self.manager.submit([(job, ctx) for _msg, job, ctx in batch])
-        # the job manager writes the new jobs in the commit answer() waits for
+        for _msg, item in batch:
+            item[0] = self.fluid.next()
+        self.manager_submit([item for _msg, item in batch])
+        # the job manager writes the new jobs in the commit answer() waits for;
+        # if that commit fails, it fails those jobs itself
 
         def answer(exc):
-            for msg, job, _ctx in batch:
+            for msg, item in batch:
                 try:
                     if exc is None:
-                        self.respond(msg, {"id": job.id})
-                        continue
-                    self.respond_error(msg, errno.EIO, f"job store: {exc}")
-                    # the submitter was told it failed: the job must not run
-                    if self.manager.active.get(job.id) is job:
-                        self.manager.raise_exception(
-                            job, "ingest", 0, f"job store: {exc}")
+                        self.respond(msg, {"id": item[0]})
+                    else:
+                        self.respond_error(msg, errno.EIO, f"job store: {exc}")
                 except Exception as err:  # the others still get their answer
                     self.log(LOG_ERR, f"answering a submission: {err!r}")
 

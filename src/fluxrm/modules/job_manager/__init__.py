@@ -83,7 +83,7 @@ from collections import OrderedDict, deque
 
 from fluxrm import jobstate
 from fluxrm.broker.service import Service, request_handler
-from fluxrm.job import LOG_PATHS, MAIN, event_line, make_event
+from fluxrm.job import LOG_PATHS, MAIN, Job, event_line, make_event
 from fluxrm.jobstate import CLEANUP, DEPEND, INACTIVE, PRIORITY, RUN, SCHED
 from fluxrm.jobstore import LOG_COLUMNS, JobStore, storable
 from fluxrm.modules.job_manager.control import Control
@@ -266,18 +266,35 @@ class JobManager(Journal, Control, Wait, Purge, SchedClient, ExecClient, Service
             self.mark(job, MAIN)
 
     # -- submission -------------------------------------------------------------------
-    def submit(self, batch):
-        """Accept validated jobs from job-ingest: a list of (job, submit context)."""
-        for job, _ctx in batch:
-            self.active[job.id] = job
-            if job.id > self.max_jobid:
-                self.max_jobid = job.id
-            if job.waitable:
+    def submit(self, items):
+        """job-ingest's submit message (in process): validated jobs, each
+        ``[id, JobRequest, J or None, jobspec text, waitable, submit
+        context]``.  Their rows go in the store's next commit; if that
+        commit fails, each gets a fatal ``ingest`` exception (job-ingest
+        tells the submitters)."""
+        jobs = []
+        for jobid, request, J, text, waitable, ctx in items:
+            job = Job(jobid, request, J=J, jobspec_text=text)
+            job.waitable = waitable
+            self.active[jobid] = job
+            if jobid > self.max_jobid:
+                self.max_jobid = jobid
+            if waitable:
                 self.nwaitable_active += 1
             self.mark(job, MAIN)
-        for job, ctx in batch:
+            jobs.append((job, ctx))
+        for job, ctx in jobs:
             self.post(job, "submit", ctx)
             self.post(job, "validate")
+
+        def stored(exc):
+            if exc is None:
+                return
+            for job, _ctx in jobs:  # the submitters are told it failed
+                if self.active.get(job.id) is job:
+                    self.raise_exception(job, "ingest", 0, f"job store: {exc}")
+
+        self.store.on_durable(stored)
 
     # -- the eventlog -------------------------------------------------------------------
     def append(self, job, path, entry):
