@@ -141,3 +141,16 @@ def test_flux_exec_on_every_rank():
         assert proc.returncode == 1
         assert "ranks 0-3" in proc.stderr
     assert inst.proc.returncode == 0, inst.stderr
+
+
+def test_tcp_between_brokers_when_asked():
+    # brokers of one node use ipc; tbon.prefertcp=1 makes them use tcp, on
+    # the address tbon.interface-hint names
+    with start_many(3, "-Stbon.prefertcp=1", "-Stbon.interface-hint=127.0.0.1") as inst:
+        h = inst.handle(0)
+        endpoint = h.attr_get("tbon.endpoint")
+        assert endpoint.startswith("tcp://127.0.0.1:")
+        assert inst.handle(2).attr_get("tbon.parent-endpoint") == endpoint
+        assert _ping(h, 2)["route"] == "2"
+    with start_many(2) as inst:
+        assert inst.handle(0).attr_get("tbon.endpoint").startswith("ipc://")

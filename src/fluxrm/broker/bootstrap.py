@@ -239,15 +239,16 @@ def _begin_config(attrs, config):
         raise BootError(0, text) from None
 
 
-def bind_uri(info, rundir):
+def bind_uri(info, rundir, hint=None):
     """Where a broker with children binds: ipc in the run directory when
-    every broker shares this host, else tcp on this host's address (or
-    ``tbon.interface-hint``) with a port the system picks."""
+    every broker shares this host, else tcp with a port the system picks,
+    on ``hint`` (``tbon.interface-hint``: an interface name or an address,
+    as ZeroMQ takes them) or this host's address."""
     if info.bind_uri:
         return info.bind_uri
     if info.same_node:
         return f"ipc://{os.path.join(rundir, f'tbon-{info.rank}')}"
-    return f"tcp://{_host_address()}:*"
+    return f"tcp://{hint or _host_address()}:*"
 
 
 def _host_address():

@@ -407,7 +407,8 @@ def join_overlay(broker, boot):
     broker.overlay = broker.router.overlay = overlay
     endpoint = None
     if boot.children:
-        endpoint = overlay.bind(bootstrap.bind_uri(boot, broker.rundir))
+        endpoint = overlay.bind(bootstrap.bind_uri(
+            boot, broker.rundir, broker.attr("tbon.interface-hint")))
         broker.attrs["tbon.endpoint"] = (endpoint, ATTR_IMMUTABLE)
     boot.exchange(endpoint)
     if boot.parent_uri:

@@ -157,7 +157,6 @@ class Overlay:
         self._hello_future = None
         self._unknown_logged = set()
         self.goodbyes = {}  # rank -> asyncio.Event set when a child leaves
-        self.shutdown_requested = None  # set by overlay.shutdown from the parent
         self.loop = None
         self._accepting = False
         self._router_monitor = None
