@@ -14,9 +14,9 @@ from flux.constants import (
     FLUX_ROLE_USER,
 )
 from flux.message import Message
-from fluxrm.broker.router import Router
 from fluxrm.broker.service import OWNER_ONLY_ERROR
 from fluxrm.modules.job_manager import JobManager
+from fakes import BrokerStub, Sender
 
 GUEST = FLUX_ROLE_USER | FLUX_ROLE_LOCAL
 
@@ -25,28 +25,6 @@ OWNER_ONLY = {"job-manager.wait", "job-manager.raiseall", "job-manager.purge",
 ANY_USER = {"job-manager.raise", "job-manager.kill", "job-manager.urgency",
             "job-manager.getinfo", "job-manager.events-journal",
             "job-manager.events-journal-cancel"}
-
-
-class BrokerStub:
-    rank = 0
-
-    def __init__(self):
-        self.router = Router(self)
-
-    def log(self, level, text, appname="broker"):
-        pass
-
-
-class Sender:
-    ident = "guest-1"
-    closed = False
-
-    def __init__(self):
-        self.services_used = set()
-        self.sent = []
-
-    def send(self, msg):
-        self.sent.append(msg)
 
 
 def test_topics_and_access_rules():
@@ -63,7 +41,7 @@ def test_topics_and_access_rules():
 def test_a_guest_is_refused_owner_only_topics_by_the_router():
     broker = BrokerStub()
     broker.router.add_service(JobManager(broker))
-    sender = Sender()
+    sender = Sender("guest-1")
     for topic in sorted(OWNER_ONLY):
         msg = Message.build(FLUX_MSGTYPE_REQUEST, topic, {}, matchtag=1,
                             nodeid=FLUX_NODEID_ANY)

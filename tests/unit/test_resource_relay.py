@@ -11,40 +11,12 @@ from flux.constants import (
     FLUX_ROLE_USER,
 )
 from flux.message import Message
-from fluxrm.broker.router import Router
-from fluxrm.broker.rpc import BrokerRPC
 from fluxrm.broker.service import Service, request_handler
 from fluxrm.modules.resource import ResourceService, make_R
+from fakes import BrokerStub, Sender
 
 GUEST = FLUX_ROLE_USER | FLUX_ROLE_LOCAL
 HELD = make_R({0: ([0, 1], [])}, {0: "node0"})
-
-
-class BrokerStub:
-    rank = 0
-
-    def __init__(self):
-        self.router = Router(self)
-        self.rpc = BrokerRPC(self.router)
-        self.logged = []
-
-    def attr(self, name):
-        return {"resource.cores": "4", "hostlist": "node0"}.get(name)
-
-    def log(self, level, text, appname="broker"):
-        self.logged.append((level, text))
-
-
-class Client:
-    ident = "client-1"
-    closed = False
-
-    def __init__(self):
-        self.services_used = set()
-        self.sent = []
-
-    def send(self, msg):
-        self.sent.append(msg)
 
 
 class SchedStandIn(Service):
@@ -69,14 +41,14 @@ class SchedStandIn(Service):
 
 
 def ask(sched_answer=None, with_sched=True):
-    broker = BrokerStub()
+    broker = BrokerStub({"resource.cores": "4"})
     resource = ResourceService(broker)
     broker.router.add_service(resource)
     sched = None
     if with_sched:
         sched = SchedStandIn(broker, sched_answer)
         broker.router.add_service(sched)
-    client = Client()
+    client = Sender()
     msg = Message.build(FLUX_MSGTYPE_REQUEST, "resource.sched-status", None,
                         matchtag=7, nodeid=FLUX_NODEID_ANY)
     msg.userid, msg.rolemask = 4321, GUEST

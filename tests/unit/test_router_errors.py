@@ -16,6 +16,7 @@ from flux.constants import FLUX_MSGTYPE_REQUEST, FLUX_NODEID_ANY
 from flux.message import MSGFLAG_NORESPONSE, Message
 from fluxrm.broker.router import LOG_ERR, Router
 from fluxrm.broker.service import Service
+from fakes import Sender
 
 
 class BrokerStub:
@@ -26,23 +27,6 @@ class BrokerStub:
 
     def log(self, level, text, appname="broker"):
         self.logged.append((level, text))
-
-
-class Sender:
-    """A connection stand-in that keeps what it is sent."""
-
-    ident = "client-1"
-    closed = False
-
-    def __init__(self):
-        self.services_used = set()
-        self.sent = []
-        self.arrived = None  # an asyncio future set by the first send
-
-    def send(self, msg):
-        self.sent.append(msg)
-        if self.arrived is not None and not self.arrived.done():
-            self.arrived.set_result(msg)
 
 
 class Boom(Service):

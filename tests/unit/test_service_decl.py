@@ -22,7 +22,6 @@ from flux.constants import (
     FLUX_ROLE_USER,
 )
 from flux.message import MSGFLAG_NORESPONSE, Message
-from fluxrm.broker.router import Router
 from fluxrm.broker.service import (
     OWNER_ONLY_ERROR,
     Service,
@@ -30,32 +29,10 @@ from fluxrm.broker.service import (
     request_handler,
 )
 from fluxrm.broker.services import SERVICES
+from fakes import BrokerStub, Sender
 
 OWNER = FLUX_ROLE_OWNER | FLUX_ROLE_LOCAL | FLUX_ROLE_USER
 GUEST = FLUX_ROLE_USER | FLUX_ROLE_LOCAL
-
-
-class BrokerStub:
-    rank = 0
-
-    def __init__(self):
-        self.router = Router(self)
-        self.logged = []
-
-    def log(self, level, text, appname="broker"):
-        self.logged.append((level, text))
-
-
-class Sender:
-    ident = "client-1"
-    closed = False
-
-    def __init__(self):
-        self.services_used = set()
-        self.sent = []
-
-    def send(self, msg):
-        self.sent.append(msg)
 
 
 class Demo(Service):
