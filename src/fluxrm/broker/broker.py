@@ -293,16 +293,16 @@ class Broker:
     def node_online(self, rank, hostname):
         """Rank ``rank`` on ``hostname`` started its services (rank 0)."""
         self.online[rank] = hostname
+        if len(self.online) == self.size:
+            # every host is known: the instance's host list, for every rank
+            hosts = [self.online[r] for r in range(self.size)]
+            self.attrs["hostlist"] = (_compact_hostlist(hosts), 0)
+            self.router.publish("broker.hostlist", {"hostlist": self.attr("hostlist")})
         self._check_quorum()
 
     def _check_quorum(self):
         if (self._quorum is not None and not self._quorum.done()
                 and len(self.online) >= self.quorum_size()):
-            if len(self.online) == self.size:
-                hosts = [self.online[r] for r in range(self.size)]
-                self.attrs["hostlist"] = (_compact_hostlist(hosts), 0)
-                self.router.publish("broker.hostlist",
-                                    {"hostlist": self.attr("hostlist")})
             self._quorum.set_result(None)
 
     def request_shutdown(self, code=0):
