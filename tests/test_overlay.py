@@ -57,8 +57,9 @@ def test_attributes_and_ping_every_rank(size):
 
 
 def test_requests_without_a_local_service_go_up():
-    with start_many(3) as inst:
+    with start_many(3, "--test-hosts=node[0-2]") as inst:
         h2 = inst.handle(2)
+        assert h2.attr_get("hostlist") == "node[0-2]"  # every rank has it
         # kvs and the job services live on rank 0 only
         jobid = flux.job.submit(h2, flux.job.JobspecV1.from_command(["true"]),
                                 waitable=True)
