@@ -57,6 +57,7 @@ EVERY_RANK = {
     "fluxrm.broker.builtins:EventService",
     "fluxrm.broker.rexec:RexecService",
     "fluxrm.modules.resource:ResourceService",
+    "fluxrm.modules.job_exec:JobExec",  # runs its rank's share of jobs
 }
 
 
