@@ -239,30 +239,34 @@ def test_signals_reach_every_rank(h):
         t: "got USR1" for t in range(4)}
 
 
-def test_output_limit_and_a_rank_that_leaves():
-    with start_many(2, "-Sjob-exec.output-limit=1000") as inst:
+def test_a_chain_of_brokers_output_limit_and_a_rank_that_leaves():
+    # kary:1: 0 -> 1 -> 2, so rank 2's shares and reports pass through rank 1
+    with start_many(3, "-Stbon.fanout=1", "-Sjob-exec.output-limit=1000",
+                    "--test-hosts=node[0-2]", "--test-exit-mode=leader") as inst:
         h = inst.handle(0)
+        assert inst.handle(2).attr_get("tbon.level") == "2"
+        jobid, where = placement(inst, h, sh(ENV_SCRIPT, num_tasks=3, num_nodes=3))
+        assert where == {t: (t, 0, 3, 3) for t in range(3)}
         # the output limit counts the job's output from every rank
         jobid, res = run(h, sh("head -c 5000 /dev/zero | tr '\\0' x",
-                               num_tasks=2, num_nodes=2))
+                               num_tasks=3, num_nodes=3))
         assert res.success, res.errstr
         out = flux.job.job_output(h, jobid)
         assert len(out.stdout) == 1000
         assert "output limit" in out.stderr + out.log
-        # rank 1 shuts down while it runs a share: the job fails, it does
+        # rank 2 shuts down while it runs a share: the job fails, it does
         # not wait for ever for that rank
-        js = sh("echo ready; sleep 300", num_tasks=2, num_nodes=2)
+        js = sh("echo ready; sleep 300", num_tasks=3, num_nodes=3)
         jobid = flux.job.submit(h, js, waitable=True)
         ready = set()
         for event in flux.job.event_watch(h, jobid, "guest.output"):
             if event.name == "data" and "ready" in event.context.get("data", ""):
                 ready.add(event.context["rank"])
-                if len(ready) == 2:
+                if len(ready) == 3:
                     break
-        h.rpc("broker.shutdown", {}, nodeid=1).get()
+        h.rpc("broker.shutdown", {}, nodeid=2).get()
         res = flux.job.wait(h, jobid)
         assert not res.success
         info = flux.job.result(h, jobid)
         assert info.exception.type == "node-failure"
-        assert info.exception.note.startswith("node failure on")
-        assert "(rank 1)" in info.exception.note
+        assert info.exception.note.startswith("node failure on node2 (rank 2):")

@@ -210,7 +210,7 @@ class JobExec(JobStart, ExecProtocol, ShareDispatch, ShareRunner, JobOutput,
     def after_reap(self):
         if self._to_manager:
             self.flush()  # the finishes now, not a loop turn later
-        if self._report is not None:
+        if self._report_scheduled:
             self.flush_report()  # likewise, another rank's shares done
 
     def expire(self, ej):

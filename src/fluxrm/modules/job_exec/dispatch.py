@@ -21,12 +21,13 @@ of the job-manager's messages): ``job-exec.tasks`` (see ``share``) with
 every job starting there and every signal for jobs running there.  With
 starts it is a streaming request nobody answers but with the end of the
 stream (ENODATA) once each of its jobs is done there; any other error
-(EHOSTUNREACH: the rank is unreachable, or is lost while the request is in
-flight; ENOSYS...) fails the jobs of the request that rank has not finished
-(``tasks_answered``): a ``node-failure`` (or ``exec``) exception naming the
-rank and its host, and the job completes without that rank's share, so no
-job waits for ever for a rank that cannot be reached.  A signal goes as a
-request without response.
+(EHOSTUNREACH: the rank is unreachable, or leaves or is lost while the
+request is in flight; ENOSYS...) fails the jobs of the request that rank
+has not finished (``tasks_answered``): a ``node-failure`` exception "node
+failure on HOST (rank R): ..." (an ``exec`` one for another error), and the
+job completes without that rank's share, so no job waits for ever for a
+rank that cannot be reached.  Signals alone go as a request without
+response.
 
 Rank 0 sends ``start`` to the job-manager (with ``shell.start`` and the
 task map) once every rank has said its share started; output is written to
@@ -151,7 +152,8 @@ class ShareDispatch:
                 out.start.append([ej.id, ej.userid, index, ej.R, ids, ntasks, nnodes])
         # rank 0's share (its output files at least: created before any
         # other rank opens them, as the shares leave after this)
-        self.spawn_tasks(ej, request, layout.mine, ntasks, nnodes, f58)
+        if layout.mine or request.shell_options.get("output"):
+            self.spawn_tasks(ej, request, layout.mine, ntasks, nnodes, f58)
         if ej.start_failed and ej.starting:
             ej.starting = None  # no start: the shares sent are killed by the
             # job-manager's answer to the exception, like rank 0's
@@ -185,9 +187,12 @@ class ShareDispatch:
         are done there; another error fails those that are not."""
         if rsp.errnum in (0, errno.ENODATA):
             return
-        etype = "node-failure" if rsp.errnum == errno.EHOSTUNREACH else "exec"
-        note = (f"node failure on {self.hostname_of(rank)} (rank {rank}): "
-                f"{rsp.errstr or errno.errorcode.get(rsp.errnum, rsp.errnum)}")
+        why = rsp.errstr or errno.errorcode.get(rsp.errnum, str(rsp.errnum))
+        host = self.hostname_of(rank)
+        if rsp.errnum == errno.EHOSTUNREACH:
+            etype, note = "node-failure", f"node failure on {host} (rank {rank}): {why}"
+        else:
+            etype, note = "exec", f"rank {rank} ({host}) cannot run its share: {why}"
         for jobid in jobids:
             ej = self.jobs.get(jobid)
             if ej is None or ej.share is not None or not ej.remote \

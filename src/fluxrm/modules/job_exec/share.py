@@ -29,7 +29,9 @@ note, as rank 0 would word it), output chunks as read (raw bytes, in order;
 a share's output past ``job-exec.output-limit`` bytes is not sent, rank 0
 having cut the job's output by then), and the shares done (every task
 reaped, every pipe at end of file; the highest status of its tasks).  A
-report is sent at once when it holds ``REPORT_MAX`` bytes of output.
+pipe's end of file alone waits for the next report (the share's done at
+the latest): a short job costs two reports, started and done.  A report is
+sent at once when it holds ``REPORT_MAX`` bytes of output.
 """
 
 import errno
@@ -145,11 +147,15 @@ class ShareRunner:
         self.share_over(ej.share)
 
     # -- the report ---------------------------------------------------------------------
-    def report_item(self, field, item):
+    def report_item(self, field, item, wait=False):
+        """Add an item to this turn's report; with ``wait``, an item that
+        does not hurry (the end of file of a pipe: what follows it, the
+        share's done, sends the report anyway)."""
         report = self._report
         if report is None:
             report = self._report = {"rank": self.broker.rank, "started": [],
                                      "failed": [], "output": [], "done": []}
+        if not wait and not self._report_scheduled:
             self.schedule_report()
         report[field].append(item)
 
@@ -166,11 +172,13 @@ class ShareRunner:
                 if ej.output_bytes > self.output_limit:
                     ej.truncated = True
                     data = data[:max(len(data) - (ej.output_bytes - self.output_limit), 0)]
-        if data or eof:
+        if data:
             self.report_item("output", [ej.id, stream, rank, data, eof])
             self._report_bytes += len(data)
             if self._report_bytes >= REPORT_MAX:
                 self.flush_report()
+        elif eof:  # goes with the next report (at the latest the share's done)
+            self.report_item("output", [ej.id, stream, rank, data, eof], wait=True)
 
     def schedule_report(self):
         if not self._report_scheduled:
