@@ -9,7 +9,8 @@ jobs):
 - run -N: M (default 20) sequential ``flux run -NSIZE -nSIZE true`` as a
   subprocess (interpreter start-up included, as a user sees it); the
   sample is the median milliseconds per command (upstream, ANCHORS.md:
-  245 ms at SIZE 8);
+  245 ms at SIZE 8); interleaved with as many ``flux run true`` (one task,
+  placed on rank 0), the same command's cost without other ranks;
 - api -N: N (default 50) sequential ``submit(waitable=True)`` + ``wait``
   of the same job through the API: the job's own latency, without the
   command's start-up; the sample is the median milliseconds;
@@ -53,17 +54,19 @@ def inner(m, n, k):
     pids = [int(h.rpc("attr.get", {"name": "broker.pid"}, nodeid=r).get()["value"])
             for r in range(size)]
     spread = [f"-N{size}", f"-n{size}"]
-    run_cmd = [flux_command(), "run", *spread, "true"]
-    times = []
-    for i in range(WARMUP + m):
-        t0 = time.perf_counter()
-        res = subprocess.run(run_cmd, stdin=subprocess.DEVNULL, capture_output=True)
-        elapsed = time.perf_counter() - t0
-        if res.returncode != 0:
-            raise RuntimeError(f"flux run {' '.join(spread)} true: {res.stderr!r}")
-        if i >= WARMUP:
-            times.append(elapsed * 1e3)
-    run_ms = statistics.median(times)
+    times = {"spread": [], "one": []}
+    for i in range(WARMUP + m):  # interleaved: the same conditions for both
+        for kind, opts in (("spread", spread), ("one", [])):
+            t0 = time.perf_counter()
+            res = subprocess.run([flux_command(), "run", *opts, "true"],
+                                 stdin=subprocess.DEVNULL, capture_output=True)
+            elapsed = time.perf_counter() - t0
+            if res.returncode != 0:
+                raise RuntimeError(f"flux run {' '.join(opts)} true: {res.stderr!r}")
+            if i >= WARMUP:
+                times[kind].append(elapsed * 1e3)
+    run_ms = statistics.median(times["spread"])
+    one_ms = statistics.median(times["one"])
     jobspec = flux.job.JobspecV1.from_command(["true"], num_tasks=size,
                                               num_nodes=size).dumps()
     times = []
@@ -87,7 +90,7 @@ def inner(m, n, k):
         raise RuntimeError(f"flux submit --cc=1-{k}: {res.returncode}: {res.stderr!r}")
     ranks = {job.get("ranks") for job in flux.job.job_list(
         h, max_entries=k, attrs=["ranks"]).get_jobs()}
-    print(json.dumps({"run_ms": run_ms, "api_ms": api_ms, "cc_rate": k / elapsed,
+    print(json.dumps({"run_ms": run_ms, "one_ms": one_ms, "api_ms": api_ms, "cc_rate": k / elapsed,
                       "cc_cpu_us": cpu / k * 1e6, "cc_ranks": len(ranks)}))
 
 
@@ -126,7 +129,7 @@ def main():
         s = one_run(args)
         samples.append(s)
         progress(f"multinode run {i + 1}/{args.runs}: flux run -N{args.size}"
-                 f" {s['run_ms']:.1f} ms, api {s['api_ms']:.2f} ms, submit --cc"
+                 f" {s['run_ms']:.1f} ms (-N1 {s['one_ms']:.1f} ms), api {s['api_ms']:.2f} ms, submit --cc"
                  f" {s['cc_rate']:,.0f} job/s ({s['cc_cpu_us']:,.0f} us broker CPU"
                  f" per job, {s['cc_ranks']} ranks used)")
     size = args.size
@@ -135,6 +138,8 @@ def main():
     report.add(f"flux run -N{size} -n{size} true (shell)", [s["run_ms"] for s in samples],
                "ms", UPSTREAM_RUN_MS if upstream else None, "{:,.1f}",
                higher_is_better=False)
+    report.add("flux run true (shell, one task)", [s["one_ms"] for s in samples],
+               "ms", None, "{:,.1f}", higher_is_better=False)
     report.add(f"-N{size} -n{size} true (API)", [s["api_ms"] for s in samples], "ms",
                None, "{:,.2f}", higher_is_better=False)
     report.add(f"submit --cc=1-{args.k} --wait -N1", [s["cc_rate"] for s in samples],

@@ -167,6 +167,31 @@ def test_output_from_every_rank_in_order_and_through_attach(inst, h):
         assert errs == [f"e{task} {i}" for i in range(lines)]
 
 
+def test_output_and_input_files_across_ranks(h, tmp_path):
+    (tmp_path / "in.txt").write_text("from a file\n")
+    js = JobspecV1.from_command(["sh", "-c", 'read line; echo "$FLUX_TASK_RANK $line"'],
+                                num_tasks=4, num_nodes=4, input=str(tmp_path / "in.txt"),
+                                output=str(tmp_path / "out-{{id}}.txt"))
+    js.cwd = str(tmp_path)
+    jobid, res = run(h, js)
+    assert res.success, res.errstr
+    out = tmp_path / f"out-{flux.job.JobID(jobid).f58}.txt"
+    assert sorted(out.read_text().splitlines()) == [
+        f"{t} from a file" for t in range(4)]
+    redirects = [e.context for e in flux.job.event_watch(h, jobid, "guest.output")
+                 if e.name == "redirect"]
+    assert {(r["stream"], r["rank"]) for r in redirects} == {
+        ("stdout", "0-3"), ("stderr", "0-3")}
+
+
+def test_a_simulated_job_across_ranks_starts_no_process(h):
+    js = sh("true", num_tasks=4, num_nodes=2)
+    js.setattr("system.exec.test", {"run_duration": "0.01s", "wait_status": 3 << 8})
+    jobid, res = run(h, js)
+    assert flux.job.result(h, jobid).returncode == 3
+    assert exec_event(h, jobid, "shell.start")["taskmap"]["map"] == [[0, 2, 2, 1]]
+
+
 def test_a_start_failure_on_another_rank_names_the_task_and_its_host(h):
     # fill rank 0, so that a one-node job lands elsewhere
     filler = flux.job.submit(h, sh("sleep 300", num_tasks=2, num_nodes=1),
