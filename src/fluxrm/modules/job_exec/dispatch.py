@@ -259,6 +259,8 @@ class ShareDispatch:
             if status > ej.status:
                 ej.status = status
             self.maybe_complete(ej)
+        if self._to_manager:
+            self.flush()  # the answers now, not a loop turn later
 
 
 def _malformed(field, what):

@@ -117,6 +117,8 @@ class ShareRunner:
                 self.signal(ej, signum)
         if batch is not None:
             self.share_over(batch)  # every share of it has started
+        if self._report_scheduled:
+            self.flush_report()  # the shares started: now, not a loop turn later
 
     def start_share(self, ej, ids, ntasks, nnodes):
         from flux.job.JobID import JobID

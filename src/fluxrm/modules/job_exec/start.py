@@ -3,10 +3,15 @@
 (``exec.test``), stdin and output files, and ``posix_spawn``.
 
 ``start_job`` answers with the ``guest.exec.eventlog`` entries ``init
-starting shell.init`` then, once the tasks run, ``shell.start`` and a
-``start`` item; a job that cannot start gets an ``exec`` exception instead
-(status 127<<8; its tasks started so far run on and are reaped as usual).
-A time limit in R (``expiration``) sets a timer (``JobExec.expire``).
+starting shell.init`` then, once the tasks run, ``shell.start`` (with the
+task map) and a ``start`` item (``started``); a job that cannot start gets
+an ``exec`` exception instead (status 127<<8; its tasks started so far run
+on and are reaped as usual).  A time limit in R (``expiration``) sets a
+timer (``JobExec.expire``).  A job whose R names other ranks than this one
+(in an instance of several brokers) gets its ``Layout`` here and is started
+by ``ShareDispatch.start_across``; ``start`` then waits until every rank
+has said its share started.  ``spawn_tasks`` also starts the shares other
+ranks run (``ShareRunner``).
 
 Each task is started directly with ``posix_spawn`` (no fork of the broker,
 no shell or interpreter per job) in its own process group, with stdin
