@@ -59,6 +59,7 @@ EVERY_RANK = {
     "fluxrm.broker.builtins:OverlayService",
     "fluxrm.broker.rexec:RexecService",
     "fluxrm.modules.resource:ResourceService",
+    "fluxrm.modules.job_exec:JobExec",  # runs its rank's share of jobs
 }
 
 

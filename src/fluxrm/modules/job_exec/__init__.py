@@ -1,7 +1,15 @@
-"""job-exec: run the tasks of allocated jobs on this broker.
+"""job-exec: run the tasks of allocated jobs, on every rank.
 
-RPC topics: none (it declares no ``request_handler``, so a request to
-``job-exec.*`` is ENOSYS).  It talks with the job-manager in the exec
+RPC topics (owner only, between the job-execs of an instance of several
+brokers; see ``dispatch`` and ``share`` for the payloads):
+
+- ``job-exec.tasks`` (ranks other than 0): rank 0's batch for this rank,
+  the jobs starting here and the signals for jobs running here; held
+  unanswered until those jobs are done here, then ended with ENODATA;
+- ``job-exec.report`` (rank 0; no response): another rank's report of a
+  loop turn: shares started, start failures, output, shares done.
+
+Rank 0's job-exec is the one the job-manager talks to, in the exec
 protocol's messages only (RFC 32's shape, see
 ``fluxrm.modules.job_exec.protocol`` and
 ``fluxrm.modules.job_manager.exec_client``): ``handle`` takes the
@@ -53,6 +61,15 @@ job whose reap is seen before the end of file of its pipes (1 in 500
 ``true`` jobs, measured) goes in and out of a dict (``draining``), and the
 one grace timer serving all jobs runs at most once per grace period.
 
+A job whose R names other ranks is cut into shares, one per rank with
+tasks (``plan.place_tasks``: block-wise over the ranks' slots, in rank
+order): rank 0 runs its share as above and sends each other share to its
+rank's job-exec, which spawns and reads the tasks itself and reports to
+rank 0; rank 0 writes their output, takes the highest status, and
+completes the job once every share is done (``dispatch``, ``share``).  A
+job on rank 0 only, and every job of an instance of one broker, takes the
+path above and nothing else.
+
 This module holds the service (its state, start and stop, reaping and
 completion); its parts are in modules of their own, each a base class of
 ``JobExec`` but for the first two:
@@ -62,6 +79,10 @@ completion); its parts are in modules of their own, each a base class of
   environment each task gets);
 - ``protocol``: ``ExecProtocol``, the exec protocol's messages in and out;
 - ``start``: ``JobStart``, starting a job (simulated, or its tasks spawned);
+- ``dispatch``: ``ShareDispatch``, rank 0's side of jobs across ranks
+  (sending shares, taking reports);
+- ``share``: ``ShareRunner``, the other ranks' side (running shares,
+  reporting);
 - ``output``: ``JobOutput``, the output and its grace;
 - ``kill``: ``JobSignals``, signalling a job, sweeps of what remains of it
   (``/proc``), the kill of everything at shutdown;
@@ -89,9 +110,11 @@ import signal
 from flux.util import parse_fsd
 from fluxrm.broker.service import Service
 from fluxrm.job import EXEC, OUTPUT, make_event
+from fluxrm.modules.job_exec.dispatch import ShareDispatch
 from fluxrm.modules.job_exec.kill import JobSignals, become_subreaper, kill_group
 from fluxrm.modules.job_exec.output import JobOutput
 from fluxrm.modules.job_exec.protocol import ExecProtocol
+from fluxrm.modules.job_exec.share import ShareRunner
 from fluxrm.modules.job_exec.start import JobStart
 from fluxrm.modules.job_exec.watchdog import JobWatchdog
 
@@ -101,11 +124,14 @@ DEFAULT_KILL_TIMEOUT = 5.0
 DEFAULT_OUTPUT_GRACE = 2.0
 
 
-class JobExec(JobStart, ExecProtocol, JobOutput, JobSignals, JobWatchdog, Service):
+class JobExec(JobStart, ExecProtocol, ShareDispatch, ShareRunner, JobOutput,
+              JobSignals, JobWatchdog, Service):
     name = "job-exec"
 
     def __init__(self, broker):
         super().__init__(broker)
+        self.init_dispatch(broker)
+        self.init_shares()
         self.jobs = {}  # job id -> ExecJob
         self.by_pid = {}  # pid -> (ExecJob, Task)
         self._out_dirty = {}  # job id -> ExecJob with output to turn into entries
@@ -119,8 +145,9 @@ class JobExec(JobStart, ExecProtocol, JobOutput, JobSignals, JobWatchdog, Servic
 
     async def start(self):
         services = self.broker.router.services
-        # the in-process fast path of the exec protocol
-        self.manager_handle = services["job-manager"].exec_handle
+        if self.broker.rank == 0:
+            # the in-process fast path of the exec protocol
+            self.manager_handle = services["job-manager"].exec_handle
         self.resource = services["resource"]
         self.loop = asyncio.get_running_loop()
         children = self.broker.children
@@ -183,6 +210,8 @@ class JobExec(JobStart, ExecProtocol, JobOutput, JobSignals, JobWatchdog, Servic
     def after_reap(self):
         if self._to_manager:
             self.flush()  # the finishes now, not a loop turn later
+        if self._report_scheduled:
+            self.flush_report()  # likewise, another rank's shares done
 
     def expire(self, ej):
         """The job's R expired: a ``timeout`` exception (the job-manager
@@ -193,6 +222,8 @@ class JobExec(JobStart, ExecProtocol, JobOutput, JobSignals, JobWatchdog, Servic
 
     def maybe_complete(self, ej):
         if ej.completed or ej.nlive or ej.pipes or ej.sim_handle is not None:
+            return
+        if ej.remote:  # rank 0: other ranks still run their shares
             return
         if ej.pending_out or ej.id in self._out_dirty:
             return
@@ -219,6 +250,9 @@ class JobExec(JobStart, ExecProtocol, JobOutput, JobSignals, JobWatchdog, Servic
             for task in ej.tasks:
                 if task.pid is not None:
                     kill_group(task.pid, signal.SIGKILL)
+        if ej.share is not None:  # this rank's share of a job of rank 0
+            self.complete_share(ej)
+            return
         self.append(ej, EXEC, make_event("complete", {"status": ej.status}))
         self.append(ej, EXEC, make_event("done"))
         self.close_log(ej, EXEC)

@@ -1,6 +1,12 @@
 """job-exec's per-job state: ``ExecJob`` (``JobExec.jobs[job id]``, from
 the ``start`` item until the job completes) and its ``Task`` objects (also
-in ``JobExec.by_pid[pid]`` while they run)."""
+in ``JobExec.by_pid[pid]`` while they run).
+
+On rank 0 an ``ExecJob`` is a whole job (its tasks those that run on rank
+0; ``remote``, ``starting``: the other ranks running a share of it); on
+another rank it is that rank's share of a job (``share``: the
+``job-exec.tasks`` request it came in, a ``fluxrm.modules.job_exec.share.Batch``).
+"""
 
 
 class Task:
@@ -21,7 +27,8 @@ class ExecJob:
     __slots__ = ("id", "userid", "R", "request", "tasks", "nlive", "pipes",
                  "status", "completed", "kill_handle", "expire_handle",
                  "sim_handle", "output_bytes", "truncated", "pending_out",
-                 "partial", "start_failed", "kill_signal_sent")
+                 "partial", "start_failed", "kill_signal_sent", "remote",
+                 "starting", "share")
 
     def __init__(self, jobid, userid, R, request):
         self.id = jobid
@@ -42,3 +49,6 @@ class ExecJob:
         self.partial = {}  # (rank, stream) -> incomplete UTF-8 tail
         self.start_failed = False
         self.kill_signal_sent = False
+        self.remote = None  # rank 0: the other ranks whose share is not done
+        self.starting = None  # rank 0: the other ranks whose share has not started
+        self.share = None  # another rank: the Batch this share came in

@@ -53,6 +53,9 @@ class JobOutput:
         os.close(fd)
 
     def queue_output(self, ej, stream, rank, data, eof):
+        if ej.share is not None:  # another rank's share: to rank 0 as it is
+            self.report_output(ej, stream, rank, data, eof)
+            return
         if data and not ej.truncated:
             ej.output_bytes += len(data)
             if ej.output_bytes > self.output_limit:

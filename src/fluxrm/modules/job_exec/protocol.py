@@ -12,7 +12,9 @@ item), ``start``, ``exception`` (``data``: type, severity, note),
 ``finish`` (``status``) and ``release`` (``ranks``, ``final``).  ``flush``
 sends them, after turning the turn's output into ``guest.output`` entries:
 at the end of ``handle`` and of the reaping of a SIGCHLD (the answers go
-at once), else from a ``call_soon`` queued by the turn's first item.
+at once), else from a ``call_soon`` queued by the turn's first item.  A job
+with tasks on other ranks is sent there at the end of ``handle`` too
+(``ShareDispatch.flush_ranks``), its ``kill`` items likewise.
 """
 
 from fluxrm.job import EXEC, OUTPUT
@@ -23,7 +25,8 @@ class ExecProtocol:
     messages (see the module docstring); they use ``JobExec``'s ``jobs``,
     ``loop``, ``manager_handle``, the turn's batch (``_to_manager``,
     ``_open_logs``, ``_flush_scheduled``, ``_out_dirty``), and its
-    ``start_job``, ``signal``, ``terminate`` and ``flush_output``."""
+    ``start_job``, ``signal``, ``terminate``, ``flush_output`` and, for jobs
+    on other ranks, ``forward_kill`` and ``flush_ranks`` (``ShareDispatch``)."""
 
     def handle(self, payload):
         """The job-manager's message: ``{"msgs": [item...]}``, in order."""
@@ -40,6 +43,10 @@ class ExecProtocol:
                     self.terminate(ej, msg["signum"])
                 else:
                     self.signal(ej, msg["signum"])
+                if ej.remote:  # and on the other ranks running the job
+                    self.forward_kill(ej, msg["signum"], msg["terminate"])
+        if self._to_ranks:
+            self.flush_ranks()  # the other ranks' shares, one request each
         if self._to_manager:
             self.flush()  # the answers now, not a loop turn later
 

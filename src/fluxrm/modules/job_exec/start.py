@@ -3,10 +3,15 @@
 (``exec.test``), stdin and output files, and ``posix_spawn``.
 
 ``start_job`` answers with the ``guest.exec.eventlog`` entries ``init
-starting shell.init`` then, once the tasks run, ``shell.start`` and a
-``start`` item; a job that cannot start gets an ``exec`` exception instead
-(status 127<<8; its tasks started so far run on and are reaped as usual).
-A time limit in R (``expiration``) sets a timer (``JobExec.expire``).
+starting shell.init`` then, once the tasks run, ``shell.start`` (with the
+task map) and a ``start`` item (``started``); a job that cannot start gets
+an ``exec`` exception instead (status 127<<8; its tasks started so far run
+on and are reaped as usual).  A time limit in R (``expiration``) sets a
+timer (``JobExec.expire``).  A job whose R names other ranks than this one
+(in an instance of several brokers) gets its ``Layout`` here and is started
+by ``ShareDispatch.start_across``; ``start`` then waits until every rank
+has said its share started.  ``spawn_tasks`` also starts the shares other
+ranks run (``ShareRunner``).
 
 Each task is started directly with ``posix_spawn`` (no fork of the broker,
 no shell or interpreter per job) in its own process group, with stdin
@@ -93,14 +98,22 @@ class JobStart:
         from flux.job.JobID import JobID
 
         f58 = JobID(ej.id).f58
+        # a job on other ranks than this one (only in an instance of several)
+        layout = self.layout(R, request, ntasks) if self.across and \
+            not self.on_this_rank_only(R) else None
+        if layout is None:
+            leader, nnodes = 0, 1
+        else:
+            leader, nnodes = layout.ranks[0][0], len(layout.ranks)
         self.append(ej, EXEC, make_event("shell.init", {
-            "service": f"{ej.userid}-shell-{f58}", "leader-rank": 0, "size": 1}))
+            "service": f"{ej.userid}-shell-{f58}", "leader-rank": leader,
+            "size": nnodes}))
         expiration = R["execution"].get("expiration") or 0.0
         if expiration > 0:
             ej.expire_handle = self.loop.call_later(
                 max(0.0, expiration - time.time()), self.expire, ej)
         if test is not None:
-            self.start_simulated(ej, test, ntasks)
+            self.start_simulated(ej, test, ntasks, layout)
             return
         self.append(ej, OUTPUT, make_event("header", {
             "version": 1,
@@ -109,7 +122,11 @@ class JobStart:
             "options": {},
         }))
         try:
-            self.spawn_tasks(ej, request, ntasks, f58)
+            if layout is None:
+                self.spawn_tasks(ej, request, ntasks, ntasks,
+                                 len(R["execution"]["nodelist"]), f58)
+            else:
+                self.start_across(ej, request, ntasks, f58, layout)
         except Exception:  # a bug here must fail the job, not the broker
             self.log(LOG_ERR, f"job {ej.id}: start: {traceback.format_exc()}")
             ej.start_failed = True
@@ -117,12 +134,18 @@ class JobStart:
             self.raise_exception(ej, "exec", "start failed: internal error"
                                  " in job-exec (the broker log has the details)")
         if not ej.start_failed:
-            self.append(ej, EXEC, make_event("shell.start", {
-                "taskmap": {"version": 1, "map": [[0, 1, ntasks, 1]]}}))
-            self.send(ej, {"type": "start", "id": ej.id})
+            if layout is None:
+                self.started(ej, {"version": 1, "map": [[0, 1, ntasks, 1]]})
+            elif not ej.starting:
+                self.started(ej, layout.taskmap)
         self.maybe_complete(ej)
 
-    def start_simulated(self, ej, test, ntasks):
+    def started(self, ej, taskmap):
+        """The tasks of the job run on every rank: ``shell.start``, ``start``."""
+        self.append(ej, EXEC, make_event("shell.start", {"taskmap": taskmap}))
+        self.send(ej, {"type": "start", "id": ej.id})
+
+    def start_simulated(self, ej, test, ntasks, layout=None):
         mock = test.get("mock_exception")
         duration = test.get("run_duration", 0)
         why = None
@@ -142,9 +165,8 @@ class JobStart:
                                  f"invalid system.exec.test attribute: {why}")
             self.maybe_complete(ej)
             return
-        self.append(ej, EXEC, make_event("shell.start", {
-            "taskmap": {"version": 1, "map": [[0, 1, ntasks, 1]]}}))
-        self.send(ej, {"type": "start", "id": ej.id})
+        self.started(ej, {"version": 1, "map": [[0, 1, ntasks, 1]]}
+                     if layout is None else layout.taskmap)
         if mock == "run":
             self.raise_exception(ej, "exec", "mock run exception")
             return
@@ -156,32 +178,42 @@ class JobStart:
 
         ej.sim_handle = self.loop.call_later(seconds, done)
 
-    def spawn_tasks(self, ej, request, ntasks, f58):
+    def spawn_tasks(self, ej, request, tasks, ntasks, nnodes, f58):
+        """Start this rank's tasks of the job: ``tasks``, their global ranks
+        (or a count: tasks 0..n-1), of ``ntasks`` on ``nnodes`` ranks.  On
+        rank 0 the job's output files are created (truncated unless the
+        jobspec says append) and its ``redirect`` entries written, even
+        with no task here; another rank running its share appends to them."""
         command = request.command
         cwd = request.cwd or os.getcwd()
         cores, gpus = allocated_on(ej.R, self.broker.rank)
-        env = job_environment(request.environment, f58, ntasks,
-                              len(ej.R["execution"]["nodelist"]), self.uri)
-        tasks = plan_tasks(ntasks, env, cores, gpus, request.shape,
-                           self.resource.local)
+        env = job_environment(request.environment, f58, ntasks, nnodes, self.uri)
+        plan = plan_tasks(tasks, env, cores, gpus, request.shape,
+                          self.resource.local)
+        first = plan[0][0] if plan else 0
         try:
-            stdin_fd, out_fd, err_fd = self.open_files(ej, request.shell_options,
-                                                       cwd, ntasks)
+            stdin_fd, out_fd, err_fd = self.open_files(
+                ej, request.shell_options, cwd, ntasks, ej.share is not None)
         except OSError as exc:
-            self.start_error(ej, 0, command[0], f"{exc.filename}: {exc.strerror}")
+            self.start_error(ej, first, command[0], f"{exc.filename}: {exc.strerror}")
+            return
+        if not plan:  # rank 0, with no task of this job
+            for fd in {stdin_fd, out_fd, err_fd}:
+                if fd is not None:
+                    os.close(fd)
             return
         try:
             path = _resolve(command, env, cwd)
         except OSError as exc:
-            self.start_error(ej, 0, command[0], exc.strerror)
+            self.start_error(ej, first, command[0], exc.strerror)
             return
         try:
             os.chdir(cwd)
         except OSError as exc:
-            self.start_error(ej, 0, command[0], f"chdir {cwd}: {exc.strerror}")
+            self.start_error(ej, first, command[0], f"chdir {cwd}: {exc.strerror}")
             return
         try:
-            for rank, tenv, cpus in tasks:
+            for rank, tenv, cpus in plan:
                 task = Task(rank)
                 ej.tasks.append(task)
                 try:
@@ -196,8 +228,11 @@ class JobStart:
                 if fd is not None and fd > 2:
                     os.close(fd)
 
-    def open_files(self, ej, opts, cwd, ntasks):
-        """Open stdin and any output files named by the jobspec (shell options)."""
+    def open_files(self, ej, opts, cwd, ntasks, share=False):
+        """Open stdin and any output files named by the jobspec (shell
+        options).  For another rank's share of a job (``share``) the output
+        files are opened to append, without ``redirect`` entries: rank 0
+        created them before sending the share."""
         from flux.job.JobID import JobID
 
         def path_of(p):
@@ -212,12 +247,13 @@ class JobStart:
         output = opts.get("output") or {}
         ranks = str(IDset(f"0-{ntasks - 1}")) if ntasks > 1 else "0"
         flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_APPEND
-        if output.get("mode", "truncate") != "append":
+        if output.get("mode", "truncate") != "append" and not share:
             flags |= os.O_TRUNC
 
         def redirect(stream, path):
-            self.append(ej, OUTPUT, make_event("redirect", {
-                "stream": stream, "rank": ranks, "path": path}))
+            if not share:
+                self.append(ej, OUTPUT, make_event("redirect", {
+                    "stream": stream, "rank": ranks, "path": path}))
 
         def file_of(stream):
             spec = output.get(stream) or {}
@@ -280,8 +316,11 @@ class JobStart:
         ej.start_failed = True
         ej.status = max(ej.status, 127 << 8)
         host = self.resource.local.hostname
-        self.raise_exception(
-            ej, "exec", f"task {rank} ({host}): start failed: {prog}: {text}")
+        note = f"task {rank} ({host}): start failed: {prog}: {text}"
+        if ej.share is not None:
+            self.report_failure(ej, note)  # rank 0 raises the exception
+        else:
+            self.raise_exception(ej, "exec", note)
 
 
 _which_cache = {}  # (PATH, program, cwd) -> absolute path

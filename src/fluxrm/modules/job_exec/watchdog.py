@@ -40,7 +40,9 @@ class JobWatchdog:
         self.watchdog_restart = None
         self.watchdog_started = 0.0
         self.watchdog_ok = hasattr(os, "pidfd_open")
-        if self.watchdog_ok:
+        if self.watchdog_ok and self.broker.rank == 0:
+            # other ranks start theirs with their first task (``protect``):
+            # a broker that never runs a task costs no watchdog process
             self.start_watchdog()
 
     def start_watchdog(self):
