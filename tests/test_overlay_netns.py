@@ -104,7 +104,9 @@ def test_four_namespaces_one_instance(cluster, tmp_path):
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         script = (f"{' '.join(flux)} getattr size;"
                   f" {' '.join(flux)} getattr hostlist;"
-                  f" {' '.join(flux)} exec -l hostname")
+                  f" {' '.join(flux)} exec -l hostname;"
+                  f" {' '.join(flux)} run -N{NODES} -n{2 * NODES} --label-io"
+                  " sh -c 'echo $(hostname) $FLUX_TASK_RANK'")
         leader = subprocess.run(
             _in_node(nodes[0], "node0", [*flux, "start", "-c", config,
                                          "sh", "-c", script]),
@@ -114,6 +116,9 @@ def test_four_namespaces_one_instance(cluster, tmp_path):
         assert lines[0] == str(NODES)
         assert lines[1] == f"node[0-{NODES - 1}]"
         assert sorted(lines[2:2 + NODES]) == [f"{i}: node{i}" for i in range(NODES)]
+        # a job across the four hosts: tasks 2i and 2i+1 on node i
+        tasks = sorted(lines[2 + NODES:2 + 3 * NODES], key=lambda t: int(t.split(":")[0]))
+        assert tasks == [f"{t}: node{t // 2} {t}" for t in range(2 * NODES)]
         for proc in followers:
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err
