@@ -259,7 +259,8 @@ def test_services_list_is_complete_and_ordered():
 OWNER_ONLY = {
     "broker.shutdown", "attr.set", "attr.rm", "log.clear", "service.add",
     "kvs.namespace-create", "kvs.namespace-remove",
-    "broker.online", "rexec.exec", "rexec.kill", "resource.register",
+    "broker.online", "broker.offline", "broker.torpid", "rexec.exec", "rexec.kill",
+    "resource.register",
     "resource.acquire", "resource.drain", "resource.undrain",
 }
 CONVERTED = ("broker", "attr", "config", "log", "service", "event", "overlay",

@@ -305,6 +305,22 @@ class Broker:
                 and len(self.online) >= self.quorum_size()):
             self._quorum.set_result(None)
 
+    def shutting_down(self):
+        return self._shutdown is not None and self._shutdown.done()
+
+    def ranks_offline(self, ranks, reason, lost):
+        """Ranks left the instance (rank 0): they are offline, and the
+        event ``broker.offline`` tells the services."""
+        from flux.idset import IDset
+
+        gone = [r for r in ranks if self.online.pop(r, None) is not None]
+        if not gone:
+            return
+        level = LOG_ERR if lost else LOG_INFO
+        self.log(level, f"ranks {IDset(gone)} offline: {reason}")
+        self.router.publish("broker.offline", {"ranks": str(IDset(gone)),
+                                               "reason": reason, "lost": lost})
+
     def request_shutdown(self, code=0):
         self.exit_code = code
         if self._shutdown is not None and not self._shutdown.done():

@@ -6,6 +6,13 @@ RPC topics:
 - ``broker.shutdown``        (owner) stop the instance
 - ``broker.online`` {rank, hostname}  (owner, to rank 0) that rank has
                                           started its services
+- ``broker.offline`` {ranks, reason, lost}  (owner, to rank 0) those ranks
+                                          left or were lost: rank 0 marks
+                                          them offline and publishes the
+                                          event ``broker.offline``
+- ``broker.torpid`` {ranks, torpid}     (owner, to rank 0) a rank stopped
+                                          answering, or answers again: the
+                                          event ``broker.torpid``
 - ``attr.get``   {name}                  -> {value, flags}
 - ``attr.set``   {name, value}           -> {}   (owner; immutable names: EPERM)
 - ``attr.rm``    {name}                  -> {}   (owner)
@@ -122,6 +129,37 @@ class BrokerService(Service):
         rank = payload.integer(req, "rank", lo=1, hi=self.broker.size - 1)
         hostname = payload.string(req, "hostname")
         self.broker.node_online(rank, hostname)
+
+    @request_handler("offline")
+    def offline(self, msg):
+        """Ranks left the instance, or were lost (to rank 0, from the broker
+        that saw it): ``{ranks, reason, lost}``."""
+        req = payload.request(msg)
+        ranks = self._ranks(req)
+        reason = payload.string(req, "reason", "")
+        lost = payload.boolean(req, "lost", True)
+        self.broker.ranks_offline(ranks, reason, lost)
+
+    @request_handler("torpid")
+    def torpid(self, msg):
+        """A rank stopped answering (``torpid: true``) or answers again."""
+        req = payload.request(msg)
+        self._ranks(req)
+        torpid = payload.boolean(req, "torpid")
+        self.broker.router.publish("broker.torpid", {"ranks": req["ranks"],
+                                                     "torpid": torpid})
+
+    def _ranks(self, req):
+        from flux.idset import IDset
+
+        text = payload.string(req, "ranks")
+        try:
+            ranks = list(IDset(text))
+        except (OSError, ValueError, TypeError):
+            raise OSError(errno.EPROTO, f"invalid ranks '{text}'") from None
+        if not ranks or ranks[-1] >= self.broker.size or ranks[0] < 1:
+            raise OSError(errno.EPROTO, f"ranks '{text}' out of range")
+        return ranks
 
     async def start(self):
         if self.broker.rank != 0:

@@ -56,6 +56,7 @@ from flux.constants import (
     FLUX_ROLE_LOCAL,
 )
 from flux.message import MSGFLAG_NORESPONSE, Decoder, Message, ProtocolError, encode
+from fluxrm.broker.liveness import Liveness
 
 LOG_ERR = 3
 LOG_WARNING = 4
@@ -65,10 +66,12 @@ LOG_DEBUG = 7
 HELLO = "overlay.hello"
 GOODBYE = "overlay.goodbye"
 SHUTDOWN = "overlay.shutdown"
+KEEPALIVE = "overlay.keepalive"
 ZAP_DOMAIN = "flux"
 NOT_LOCAL = ~FLUX_ROLE_LOCAL
 HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+PARENT_EVENTS = HANDSHAKE_FAILED | zmq.EVENT_DISCONNECTED
 HANDSHAKE_TRIES = 3  # failed handshakes before a child gives up on its parent
 REFUSED_LOG_PERIOD = 10.0  # seconds between log lines about refused peers
 
@@ -87,7 +90,7 @@ class Peer:
 
     __slots__ = ("overlay", "ident", "rank", "zid", "closed", "inflight",
                  "subscriptions", "client_services", "services_used",
-                 "decoder", "hostname")
+                 "decoder", "hostname", "last_seen", "torpid")
 
     def __init__(self, overlay, ident, rank, zid=None, hostname=None):
         self.overlay = overlay
@@ -101,6 +104,8 @@ class Peer:
         self.client_services = set()
         self.services_used = set()
         self.decoder = Decoder()
+        self.last_seen = 0.0  # loop time of the last frame from it
+        self.torpid = False
 
     def __repr__(self):
         return f"<Peer {self.ident}>"
@@ -163,7 +168,11 @@ class Overlay:
         self._refused = 0
         self._refused_logged = -REFUSED_LOG_PERIOD
         self._handshake_failures = 0
+        self._parent_monitor = None
         self._tasks = set()
+        self.last_sent_up = 0.0  # loop time of our last frame to the parent
+        self.parent_last_seen = 0.0  # and of its last frame to us
+        self.liveness = Liveness(self)
 
     def log(self, level, text):
         self.broker.log(level, f"overlay: {text}")
@@ -203,6 +212,7 @@ class Overlay:
         self.allowed_keys = set(info.child_keys)
         if self.ctx is None:
             self.ctx = zmq.Context()
+        self.liveness.start(loop)
         if self.rank == 0:
             self.accept_children()
         else:
@@ -228,7 +238,8 @@ class Overlay:
         loop.add_reader(self.auth.zap_socket.getsockopt(zmq.FD), self._drain_zap)
         loop.add_reader(self.router_sock.getsockopt(zmq.FD), self._drain)
         self._router_monitor = self.router_sock.get_monitor_socket(
-            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            | zmq.EVENT_DISCONNECTED)
         loop.add_reader(self._router_monitor.getsockopt(zmq.FD),
                         self._drain_router_monitor)
         # a ZeroMQ fd signals only once its events have been read: read them
@@ -248,7 +259,8 @@ class Overlay:
         self.dealer_sock.send(encode(msg), zmq.NOBLOCK)
         self.loop.call_soon(self._drain)
         # ZeroMQ says nothing when the parent refuses our key: its monitor does
-        monitor = self.dealer_sock.get_monitor_socket(HANDSHAKE_FAILED)
+        monitor = self.dealer_sock.get_monitor_socket(PARENT_EVENTS)
+        self._parent_monitor = monitor
         self._handshake_failures = 0
         self.loop.add_reader(monitor.getsockopt(zmq.FD), self._drain_monitor, monitor)
         self.loop.call_soon(self._drain_monitor, monitor)
@@ -258,10 +270,6 @@ class Overlay:
             raise OSError(errno.ETIMEDOUT, f"no answer from the parent (rank"
                           f" {parent_rank}) at {info.parent_uri} within"
                           f" {timeout:g}s: is it running?") from None
-        finally:
-            self.loop.remove_reader(monitor.getsockopt(zmq.FD))
-            self.dealer_sock.disable_monitor()
-            monitor.close(linger=0)
         if isinstance(rsp, str):
             raise OSError(errno.EPERM, f"the parent (rank {parent_rank}) at"
                           f" {info.parent_uri} {rsp}")
@@ -269,6 +277,7 @@ class Overlay:
             raise OSError(rsp.errnum, f"the parent (rank {parent_rank}) refused"
                           f" us: {rsp.errstr}")
         self.parent = Peer(self, "parent", parent_rank)
+        self.parent_last_seen = self.last_sent_up = self.loop.time()
         self.router.add_connection(self.parent)
         self.log(LOG_DEBUG, f"connected to the parent (rank {parent_rank})")
         self.accept_children()
@@ -279,6 +288,10 @@ class Overlay:
         try:
             while monitor.getsockopt(zmq.EVENTS) & zmq.POLLIN:
                 event = recv_monitor_message(monitor, zmq.NOBLOCK)["event"]
+                if event == zmq.EVENT_DISCONNECTED:
+                    if self.parent is not None:
+                        self.parent_lost("its connection closed")
+                    continue
                 future = self._hello_future
                 if future is None or future.done():
                     continue
@@ -301,12 +314,19 @@ class Overlay:
         monitor = self._router_monitor
         if monitor is None:
             return
+        disconnected = False
         try:
             while monitor.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                recv_monitor_message(monitor, zmq.NOBLOCK)
-                self._refused += 1
+                if recv_monitor_message(monitor, zmq.NOBLOCK)["event"] \
+                        == zmq.EVENT_DISCONNECTED:
+                    disconnected = True
+                else:
+                    self._refused += 1
         except zmq.ZMQError:
             return
+        if disconnected:
+            # which child went away ZeroMQ does not say: a send to it fails
+            self.probe_children()
         now = self.loop.time()
         if self._refused and now >= self._refused_logged + REFUSED_LOG_PERIOD:
             self.log(LOG_ERR, f"refused a peer: {self._refused} failed handshake(s)"
@@ -317,6 +337,12 @@ class Overlay:
     def close(self):
         loop = self.loop
         self._flush()
+        if self._parent_monitor is not None:
+            loop.remove_reader(self._parent_monitor.getsockopt(zmq.FD))
+            self.dealer_sock.disable_monitor()
+            self._parent_monitor.close(linger=0)
+            self._parent_monitor = None
+        self.liveness.stop()
         if self._router_monitor is not None:
             loop.remove_reader(self._router_monitor.getsockopt(zmq.FD))
             self.router_sock.disable_monitor()
@@ -373,6 +399,7 @@ class Overlay:
             try:
                 if peer is self.parent:
                     self.dealer_sock.send(data, zmq.NOBLOCK)
+                    self.last_sent_up = self.loop.time()
                 else:
                     self.router_sock.send_multipart([peer.zid, data], zmq.NOBLOCK)
             except zmq.ZMQError as exc:
@@ -452,10 +479,13 @@ class Overlay:
             self._before_hello(data)
             return
         peer = self.parent
+        self.parent_last_seen = self.loop.time()
         dispatch = self.router.dispatch
         for msg in self._decode(peer, data, "parent"):
             msg.rolemask &= NOT_LOCAL
             mtype = msg.type
+            if mtype == FLUX_MSGTYPE_REQUEST and msg._topic == KEEPALIVE:
+                continue  # the parent's probe
             if mtype == FLUX_MSGTYPE_EVENT:
                 self.router.event_from_parent(msg)
             elif mtype == FLUX_MSGTYPE_RESPONSE:
@@ -483,10 +513,15 @@ class Overlay:
         if peer is None:
             self._hello_from(zid, data)
             return
+        peer.last_seen = self.loop.time()
+        if peer.torpid:
+            self.liveness.heard(peer)
         dispatch = self.router.dispatch
         for msg in self._decode(peer, data, peer.ident):
             msg.rolemask &= NOT_LOCAL
             mtype = msg.type
+            if mtype == FLUX_MSGTYPE_REQUEST and msg._topic == KEEPALIVE:
+                continue  # only says it is alive
             if mtype == FLUX_MSGTYPE_EVENT:
                 self.router.event_from_child(msg)
             elif mtype == FLUX_MSGTYPE_RESPONSE:
@@ -530,6 +565,7 @@ class Overlay:
         if old is not None:
             self.child_lost(old, "it said hello again (restarted)")
         peer = Peer(self, f"child-{rank}", rank, zid, req["hostname"])
+        peer.last_seen = self.loop.time()
         self.children[rank] = peer
         self.by_zid[zid] = peer
         self.router.add_connection(peer)
@@ -572,10 +608,62 @@ class Overlay:
         if event is not None:
             event.set()
         self.log(LOG_DEBUG, f"rank {peer.rank} said goodbye")
+        if peer.rank not in self.goodbyes:  # not our own shutdown: say so
+            self.report_offline(peer.rank, "it left the instance", lost=False)
 
     def child_lost(self, peer, why):
+        if peer.closed:
+            return
         self.log(LOG_ERR, f"lost rank {peer.rank}: {why}")
-        self._drop_child(peer, errno.EHOSTUNREACH, f"rank {peer.rank} is lost")
+        host = peer.hostname or "?"
+        self._drop_child(peer, errno.EHOSTUNREACH,
+                         f"node failure on {host} (rank {peer.rank})")
+        self.report_offline(peer.rank, why, lost=True)
+
+    def subtree(self, rank):
+        """``rank`` and every rank below it."""
+        ranks, todo = [], [rank]
+        while todo:
+            r = todo.pop()
+            ranks.append(r)
+            todo.extend(self.topology.children(r))
+        return sorted(ranks)
+
+    def report_offline(self, rank, why, lost):
+        """Tell rank 0 that ``rank``'s subtree is offline."""
+        from flux.idset import IDset
+
+        self.broker.rpc.notify("broker.offline", {
+            "ranks": str(IDset(self.subtree(rank))), "reason": why,
+            "lost": lost}, 0)
+
+    def report_torpid(self, peer, torpid):
+        self.broker.rpc.notify("broker.torpid", {"ranks": str(peer.rank),
+                                                 "torpid": torpid}, 0)
+
+    def send_keepalive(self):
+        """Tell the parent we are alive (when we have sent it nothing lately)."""
+        if self.parent is not None:
+            self.queue(self.parent, Message.build(
+                FLUX_MSGTYPE_REQUEST, KEEPALIVE, nodeid=self.parent.rank,
+                flags=MSGFLAG_NORESPONSE))
+
+    def probe_children(self):
+        """Send every child a keepalive now: a send to one whose connection
+        is gone fails, and that child is lost."""
+        for peer in list(self.children.values()):
+            self.queue(peer, Message.build(FLUX_MSGTYPE_REQUEST, KEEPALIVE,
+                                           nodeid=peer.rank, flags=MSGFLAG_NORESPONSE))
+        self._flush()
+
+    def parent_lost(self, why):
+        """Our parent is gone for good: shut down (children and tasks too)."""
+        if self.broker.shutting_down() or self.parent is None or self.parent.closed:
+            return
+        self.log(LOG_ERR, f"lost the parent (rank {self.parent.rank}): {why};"
+                 " shutting down")
+        self.parent.closed = True
+        self.broker.request_shutdown(1)
 
     def _drop_child(self, peer, errnum, text):
         if self.children.get(peer.rank) is peer:

@@ -7,7 +7,8 @@
   when empty everywhere);
 - ``info [-s STATES]``: ``N Nodes, M Cores, G GPUs``;
 - ``status [-s STATES] [-o FORMAT] [-n]``: execution states of the nodes
-  (``avail``, ``exclude``, ``draining``, ``drained``, ``offline``; empty
+  (``avail``, ``exclude``, ``draining``, ``drained``, ``torpid``,
+  ``offline``; empty
   states are skipped unless asked for with ``-s``);
 - ``R [-s STATES]``: the R object of those states;
 - ``drain [-f] [-u] [TARGETS [REASON...]]``: take nodes out of service (no
@@ -41,7 +42,7 @@ STATUS_HEADINGS = {
     "ranks": "RANKS", "reason": "REASON", "timestamp": "TIME",
 }
 LIST_STATES = ("free", "allocated", "down")
-STATUS_STATES = ("avail", "exclude", "draining", "drained", "offline")
+STATUS_STATES = ("avail", "exclude", "draining", "drained", "torpid", "offline")
 
 
 class RankSet:
@@ -316,12 +317,14 @@ def run_status(args):
     if drained:  # drained nodes still running jobs are draining
         allocated = _handle().rpc("resource.sched-status").get().get("allocated")
         draining = drained & set(RankSet.from_R(allocated).per_rank)
+    torpid = set(IDset(rsp.get("torpid") or "")) & online
     members = {
         "exclude": exclude,
         "draining": draining - exclude,
         "drained": drained - draining - exclude,
+        "torpid": torpid - exclude - drained,
         "offline": ranks - online - exclude,
-        "avail": (online & ranks) - exclude - drained,
+        "avail": (online & ranks) - exclude - drained - torpid,
     }
     rows = []
     for state in states:

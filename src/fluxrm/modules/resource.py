@@ -48,6 +48,7 @@ from fluxrm.broker import payload
 from fluxrm.broker.service import Service, request_handler
 
 LOG_WARNING = 4
+LOG_INFO = 6
 
 
 class Rank:
@@ -149,6 +150,8 @@ class ResourceService(Service):
         self.ranks = [self.local]  # rank 0: every rank registered so far, in order
         self.acquirers = []  # resource.acquire requests (streaming)
         self.drained = {}  # rank -> (timestamp, reason)
+        self.offline = set()  # ranks lost or gone (event broker.offline)
+        self.torpid = set()  # ranks not answering (event broker.torpid)
         if broker.rank != 0:
             # the inventory is rank 0's: its requests go up the tree
             for topic in list(self.handlers):
@@ -156,6 +159,9 @@ class ResourceService(Service):
                     del self.handlers[topic]
 
     async def start(self):
+        if self.broker.rank == 0:
+            self.broker.router.subscribe("broker.offline", self)
+            self.broker.router.subscribe("broker.torpid", self)
         if self.broker.rank != 0:
             local = self.local
             self.broker.rpc.notify("resource.register", {
@@ -177,22 +183,66 @@ class ResourceService(Service):
         if self.broker.rank != 0:
             self.broker.router.forward_up(msg, msg.sender)
             return
+        before = self.available()
+        self.offline.discard(rank)
+        self.torpid.discard(rank)
         if any(r.rank == rank for r in self.ranks):
-            self.log(LOG_WARNING, f"rank {rank} registered again; ignored")
+            # back after it was lost (a broker restarted on its node)
+            self.log(LOG_INFO, f"rank {rank} is back")
+            self._changed(before)
             return
         node = Rank(rank, hostname, list(range(ncores)), ngpus,
                     [str(i) for i in range(ngpus)])
         self.ranks.append(node)
         self.ranks.sort(key=lambda r: r.rank)
-        state = "down" if rank in self.drained else "up"
-        self._tell_acquirers({"resources": self._R_of([node]), state: str(rank)})
+        self._changed(before, {"resources": self._R_of([node])}, new=rank)
+
+    def available(self):
+        """The ranks new work may go to: registered, online, responsive
+        and not drained."""
+        return ({r.rank for r in self.ranks} - self.offline - self.torpid
+                - set(self.drained))
+
+    def _changed(self, before, update=None, new=None):
+        """Tell the scheduler which ranks came up or went down since
+        ``before`` (``available()`` then); a ``new`` rank is one or the
+        other."""
+        after = self.available()
+        up, down = after - before, before - after
+        if new is not None and new not in after:
+            down.add(new)
+        update = dict(update or {})
+        if up:
+            update["up"] = str(IDset(sorted(up)))
+        if down:
+            update["down"] = str(IDset(sorted(down)))
+        if update:
+            self._tell_acquirers(update)
+
+    def deliver_event(self, msg):
+        """``broker.offline`` and ``broker.torpid`` (rank 0)."""
+        event = msg.get_object() or {}
+        try:
+            ranks = set(IDset(event.get("ranks", "")))
+        except (OSError, ValueError, TypeError):
+            return
+        before = self.available()
+        if msg._topic == "broker.offline":
+            self.offline |= ranks
+        elif msg._topic == "broker.torpid":
+            if event.get("torpid"):
+                self.torpid |= ranks
+            else:
+                self.torpid -= ranks
+        self._changed(before)
 
     @request_handler("acquire")
     def acquire(self, msg):
         self.acquirers.append(msg)
-        self.respond(msg, {"resources": self.all_R(),
-                           "up": str(IDset([r.rank for r in self.ranks])),
-                           "down": str(IDset(sorted(self.drained)))})
+        every = {r.rank for r in self.ranks}
+        up = self.available()
+        self.respond(msg, {"resources": self.all_R(), "up": str(IDset(sorted(up))),
+                           "down": str(IDset(sorted(every - up)))})
 
     def _tell_acquirers(self, update):
         for req_msg in self.acquirers:
@@ -223,15 +273,12 @@ class ResourceService(Service):
         if already and not mode:
             raise OSError(errno.EEXIST, f"ranks {IDset(already)} already drained")
         now = time.time()
-        new = []
+        before = self.available()
         for rank in ranks:
             if rank in self.drained and mode == "update":
                 continue
-            if rank not in self.drained:
-                new.append(rank)
             self.drained[rank] = (now, reason)
-        if new:
-            self._tell_acquirers({"down": str(IDset(new))})
+        self._changed(before)
         self.respond(msg, {})
 
     @request_handler("undrain")
@@ -240,9 +287,10 @@ class ResourceService(Service):
         missing = [r for r in ranks if r not in self.drained]
         if missing:
             raise OSError(errno.EINVAL, f"ranks {IDset(missing)} are not drained")
+        before = self.available()
         for rank in ranks:
             del self.drained[rank]
-        self._tell_acquirers({"up": str(IDset(ranks))})
+        self._changed(before)
         self.respond(msg, {})
 
     def _drain_groups(self):
@@ -287,9 +335,10 @@ class ResourceService(Service):
 
     @request_handler("status", allow_guest=True)
     def status(self, msg):
-        online = {r.rank for r in self.ranks}
+        online = {r.rank for r in self.ranks} - self.offline
         offline = [r for r in range(self.broker.size) if r not in online]
         self.respond(msg, {"R": self.all_R(),
                            "online": str(IDset(sorted(online))),
                            "offline": str(IDset(offline)), "exclude": "",
+                           "torpid": str(IDset(sorted(self.torpid - self.offline))),
                            "drain": self._drain_groups()})

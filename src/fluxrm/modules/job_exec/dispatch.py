@@ -24,7 +24,7 @@ stream (ENODATA) once each of its jobs is done there; any other error
 (EHOSTUNREACH: the rank is unreachable, or leaves or is lost while the
 request is in flight; ENOSYS...) fails the jobs of the request that rank
 has not finished (``tasks_answered``): a ``node-failure`` exception "node
-failure on HOST (rank R): ..." (an ``exec`` one for another error), and the
+failure on HOST (rank R)" (an ``exec`` one for another error), and the
 job completes without that rank's share, so no job waits for ever for a
 rank that cannot be reached.  Signals alone go as a request without
 response.
@@ -190,7 +190,8 @@ class ShareDispatch:
         why = rsp.errstr or errno.errorcode.get(rsp.errnum, str(rsp.errnum))
         host = self.hostname_of(rank)
         if rsp.errnum == errno.EHOSTUNREACH:
-            etype, note = "node-failure", f"node failure on {host} (rank {rank}): {why}"
+            # upstream's words; the broker's log says why the rank was lost
+            etype, note = "node-failure", f"node failure on {host} (rank {rank})"
         else:
             etype, note = "exec", f"rank {rank} ({host}) cannot run its share: {why}"
         for jobid in jobids:
