@@ -5,12 +5,13 @@ peer with the wrong CURVE certificate, and bytes that are not ZeroMQ sent
 to the overlay port, are refused and the instance carries on."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
 
-from conftest import run_flux
+from conftest import poll, run_flux
 
 
 def _free_port():
@@ -113,5 +114,39 @@ def test_wrong_certificate_and_garbage_are_refused(tmp_path):
         _, err = leader.communicate(timeout=60)  # closes its stdin: the program ends
         assert leader.returncode == 0, err
         assert "overlay: refused a peer" in err, (err, leader.returncode)
+    finally:
+        _reap(procs)
+
+
+def test_a_restarted_broker_returns_to_service(tmp_path):
+    cert = _keygen(tmp_path, "curve.cert")
+    config = _config(tmp_path, "boot.toml", cert, _free_port(), ["hosta", "hostb"])
+    procs = [_follower(config, "hostb")]
+    try:
+        leader = subprocess.Popen(
+            [sys.executable, "-m", "fluxrm.cli.main", "start", "-c", config,
+             "sh", "-c", 'echo "$FLUX_URI"; exec cat'],
+            env=dict(os.environ, FLUX_FAKE_HOSTNAME="hosta"), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(leader)
+        env = dict(os.environ, FLUX_URI=leader.stdout.readline().strip())
+        import flux
+
+        h = flux.Flux(env["FLUX_URI"])
+        pid = int(h.rpc("attr.get", {"name": "broker.pid"}, nodeid=1).get()["value"])
+        os.kill(pid, signal.SIGKILL)
+
+        def states():
+            out = run_flux("resource", "status", "-n", "-o", "{state} {ranks}",
+                           env=env).stdout
+            return dict(line.split() for line in out.splitlines())
+
+        poll(lambda: states().get("offline") == "1", "rank 1 offline")
+        procs.append(_follower(config, "hostb"))  # the node's broker, started again
+        poll(lambda: states() == {"avail": "0-1"}, "rank 1 back in service")
+        proc = run_flux("run", "-N2", "-n2", "true", env=env)
+        assert proc.returncode == 0, proc.stderr
+        _, err = leader.communicate(timeout=60)
+        assert leader.returncode == 0, err
     finally:
         _reap(procs)
