@@ -65,3 +65,20 @@ def test_every_rank_in_R_and_drain_undrain():
         assert states["drained"] == rank and "draining" not in states
         assert run_flux("resource", "undrain", rank, env=env).returncode == 0
     assert inst.proc.returncode == 0, inst.stderr
+
+
+def test_drained_stays_drained_across_a_restart(start_instance, tmp_path):
+    statedir = str(tmp_path / "state")
+    with start_instance(f"statedir={statedir}") as inst:
+        proc = run_flux("resource", "drain", "0", "bad", "fan", env=inst.env())
+        assert proc.returncode == 0, proc.stderr
+    with start_instance(f"statedir={statedir}") as inst:
+        listing = run_flux("resource", "drain", env=inst.env()).stdout
+        assert "bad fan" in listing
+        states = dict(line.split() for line in run_flux(
+            "resource", "status", "-n", "-o", "{state} {ranks}", env=inst.env()
+        ).stdout.splitlines())
+        assert states == {"drained": "0"}
+        assert run_flux("resource", "undrain", "0", env=inst.env()).returncode == 0
+    with start_instance(f"statedir={statedir}") as inst:
+        assert "bad fan" not in run_flux("resource", "drain", env=inst.env()).stdout

@@ -19,6 +19,9 @@ Every rank runs it; each discovers its own node.  RPC topics:
 - ``resource.undrain`` {targets: idset} -> {}  (owner): back in service;
   EINVAL naming the ranks that are not drained
 
+Drained nodes are kept in the shared store (table ``resource_drain``), so
+they stay drained when rank 0 restarts on its state directory.
+
 On a rank other than 0 only ``register`` is served here (sent on to rank 0);
 the others go up the tree to rank 0, which holds the inventory.
 
@@ -46,9 +49,14 @@ import time
 from flux.idset import IDset
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service, request_handler
+from fluxrm.store import shared_store
 
 LOG_WARNING = 4
 LOG_INFO = 6
+
+# the resource service's own table in the shared store
+DRAIN_SCHEMA = """CREATE TABLE IF NOT EXISTS resource_drain (
+    rank INTEGER PRIMARY KEY, timestamp REAL NOT NULL, reason TEXT NOT NULL)"""
 
 
 class Rank:
@@ -151,6 +159,7 @@ class ResourceService(Service):
         self.acquirers = []  # resource.acquire requests (streaming)
         self.drained = {}  # rank -> (timestamp, reason)
         self.offline = set()  # ranks lost or gone (event broker.offline)
+        self.store = None  # rank 0: the shared store (the drained nodes)
         self.torpid = set()  # ranks not answering (event broker.torpid)
         if broker.rank != 0:
             # the inventory is rank 0's: its requests go up the tree
@@ -162,6 +171,13 @@ class ResourceService(Service):
         if self.broker.rank == 0:
             self.broker.router.subscribe("broker.offline", self)
             self.broker.router.subscribe("broker.torpid", self)
+            # drained nodes stay drained across a restart on the state directory
+            self.store = shared_store(self.broker)
+            self.store.script(DRAIN_SCHEMA)
+            for rank, stamp, reason in self.store.query(
+                    "SELECT rank, timestamp, reason FROM resource_drain"):
+                if rank < self.broker.size:
+                    self.drained[rank] = (stamp, reason)
         if self.broker.rank != 0:
             local = self.local
             self.broker.rpc.notify("resource.register", {
@@ -274,10 +290,14 @@ class ResourceService(Service):
             raise OSError(errno.EEXIST, f"ranks {IDset(already)} already drained")
         now = time.time()
         before = self.available()
+        rows = []
         for rank in ranks:
             if rank in self.drained and mode == "update":
                 continue
             self.drained[rank] = (now, reason)
+            rows.append((rank, now, reason))
+        self.store.executemany("INSERT OR REPLACE INTO resource_drain"
+                               " (rank, timestamp, reason) VALUES (?, ?, ?)", rows)
         self._changed(before)
         self.respond(msg, {})
 
@@ -290,6 +310,8 @@ class ResourceService(Service):
         before = self.available()
         for rank in ranks:
             del self.drained[rank]
+        self.store.executemany("DELETE FROM resource_drain WHERE rank = ?",
+                               [(rank,) for rank in ranks])
         self._changed(before)
         self.respond(msg, {})
 
