@@ -15,7 +15,7 @@ import textwrap
 
 import pytest
 
-from conftest import run_flux
+from conftest import poll, run_flux
 
 NODES = 4
 SUBNET = "10.231.7"  # only ever configured inside this test's namespaces
@@ -125,5 +125,67 @@ def test_four_namespaces_one_instance(cluster, tmp_path):
     finally:
         for proc in followers:
             if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=30)
+
+
+def test_a_cut_link_then_a_restart(cluster, tmp_path):
+    """node3's link goes down: it is torpid, then lost (and its broker,
+    hearing nothing from its parent, exits); the link comes back, its
+    broker is started again, and node3 returns to service."""
+    tag, nodes = cluster
+    cert = str(tmp_path / "curve.cert")
+    assert run_flux("keygen", cert).returncode == 0
+    config = _config(tmp_path, cert)
+    flux = [sys.executable, "-m", "fluxrm.cli.main"]
+    fast = ["-Stbon.torpid_max=1", "-Stbon.lost_timeout=3"]
+    procs = []
+
+    def follower(i):
+        procs.append(subprocess.Popen(
+            _in_node(nodes[i], f"node{i}", [*flux, "start", "-c", config, *fast]),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        return procs[-1]
+
+    try:
+        for i in range(1, NODES):
+            follower(i)
+        leader = subprocess.Popen(
+            _in_node(nodes[0], "node0", [*flux, "start", "-c", config, *fast, "sh", "-c",
+                                         'echo "$FLUX_URI"; exec cat']),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        procs.append(leader)
+        uri = leader.stdout.readline().strip()
+        assert uri.startswith("local://")
+
+        def states():
+            out = subprocess.run(
+                ["ip", "netns", "exec", nodes[0], *flux, "resource", "status", "-n",
+                 "-o", "{state} {ranks}"], env=dict(os.environ, FLUX_URI=uri),
+                capture_output=True, text=True, timeout=60).stdout
+            return dict(line.split() for line in out.splitlines())
+
+        cut = procs[NODES - 2]  # node3's flux start
+        _ip("-n", nodes[3], "link", "set", "eth0", "down")
+        try:
+            poll(lambda: states().get("torpid") == "3", "node3 torpid")
+            poll(lambda: states().get("offline") == "3", "node3 lost")
+            cut.communicate(timeout=60)  # its broker gave up on its parent
+            assert cut.returncode != 0
+        finally:
+            _ip("-n", nodes[3], "link", "set", "eth0", "up")
+        follower(3)
+        poll(lambda: states() == {"avail": "0-3"}, "node3 back in service")
+        job = subprocess.run(
+            ["ip", "netns", "exec", nodes[0], *flux, "run", "-N4", "-n4", "true"],
+            env=dict(os.environ, FLUX_URI=uri), capture_output=True, text=True,
+            timeout=60)
+        assert job.returncode == 0, job.stderr
+        _, err = leader.communicate(timeout=60)
+        assert leader.returncode == 0, err
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
                 proc.kill()
                 proc.communicate(timeout=30)
