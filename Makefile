@@ -38,6 +38,9 @@ bench: $(STAMP)
 	$(PY) bench/pipeline.py $(call bench_json,pipeline)
 	$(PY) bench/latency.py $(call bench_json,latency)
 	$(PY) bench/memory.py $(call bench_json,memory)
+	$(PY) bench/multinode.py
+	$(PY) bench/overlay.py
+	$(PY) bench/failure.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
