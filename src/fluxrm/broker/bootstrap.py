@@ -203,8 +203,7 @@ def _begin_pmi(attrs, environ):
     info._pmi = pmi
     info.same_node = single_node(mapping, size) and attrs.get("tbon.prefertcp", "0") == "0"
     info.public_key, info.secret_key = zmq.curve_keypair()
-    if info.children:
-        info.bind_uri = None  # chosen by the broker: it knows its rundir
+    # bind_uri stays None: the broker picks it (``bind_uri``), knowing its rundir
     return info
 
 
