@@ -10,6 +10,8 @@
   and upstream Flux's figure from ../shared/ANCHORS.md next to ours where
   there is one) and collects the raw values for ``--json``.
 - ``flux_command()``: the ``flux`` front end of this installation.
+- ``process_cpu(pid)``, ``broker_pids(h)``: CPU seconds of a process, and
+  the pids of every rank's broker (the multi-broker benches sum them).
 """
 
 import json
@@ -69,17 +71,30 @@ class Instance:
         """CPU seconds (user + system) the broker has used so far; None
         where /proc is not there.  Less noisy than wall time on a shared
         machine: what the broker costs, not what it waited for."""
-        try:
-            with open(f"/proc/{self.proc.pid}/stat") as f:
-                fields = f.read().rpartition(")")[2].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu(self.proc.pid)
 
     def __exit__(self, *exc):
         self.handle = None  # handles close when garbage collected
         stop_broker(self.proc)
         return False
+
+
+def process_cpu(pid):
+    """CPU seconds (user + system) process ``pid`` has used so far; None
+    where /proc is not there."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pids(h):
+    """The pid of every rank's broker of the instance ``h`` is connected to."""
+    size = int(h.attr_get("size"))
+    return [int(h.rpc("attr.get", {"name": "broker.pid"}, nodeid=rank).get()["value"])
+            for rank in range(size)]
 
 
 def flux_command():

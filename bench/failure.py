@@ -27,8 +27,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import flux_command  # noqa: E402
+from _stats import summary  # noqa: E402
 
 UPSTREAM_KILL_S = 0.9
+G = "{:.3g}"  # figures in three significant digits
 
 
 def inner_kill():
@@ -119,11 +121,6 @@ def restart_once(tmp):
                 proc.wait()
 
 
-def _spread(values, unit):
-    return (f"median {statistics.median(values):.3g} {unit} (min {min(values):.3g},"
-            f" max {max(values):.3g}, n={len(values)})")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -138,13 +135,13 @@ def main():
     kills = [kill_once() for _ in range(args.runs)]
     med = statistics.median(kills)
     print(f"failure: SIGKILL of a leaf broker -> its job's exception:"
-          f" {_spread([k * 1e3 for k in kills], 'ms')}"
+          f" {summary([k * 1e3 for k in kills], 'ms', G)}"
           f" | upstream {UPSTREAM_KILL_S * 1e3:.0f} ms, {UPSTREAM_KILL_S / med:.1f}x",
           flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         backs = [restart_once(tmp) for _ in range(args.runs)]
     print(f"failure: broker started again -> its node allocatable:"
-          f" {_spread(backs, 's')}", flush=True)
+          f" {summary(backs, 's', G)}", flush=True)
     return 0
 
 

@@ -37,9 +37,11 @@ UPSTREAM_CC_RATE = 1000 / 21.9  # flux submit --cc=1-1000 --wait true: 21.9 s
 WARMUP = 3
 
 
-def api_latency(h, n):
-    """Median ms of submit(waitable) + wait of ``true``, sequential."""
-    jobspec = flux.job.JobspecV1.from_command(["true"]).dumps()
+def api_latency(h, n, jobspec=None):
+    """Median ms of submit(waitable) + wait of ``jobspec`` (default: one
+    task of ``true``), sequential, after ``WARMUP`` jobs."""
+    if jobspec is None:
+        jobspec = flux.job.JobspecV1.from_command(["true"]).dumps()
     times = []
     for i in range(WARMUP + n):
         t0 = time.perf_counter()

@@ -31,17 +31,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import Report, add_args, flux_command, progress  # noqa: E402
+from _common import (  # noqa: E402
+    Report, add_args, broker_pids, flux_command, process_cpu, progress)
+from latency import WARMUP, api_latency  # noqa: E402
 
 UPSTREAM_RUN_MS = 245.0  # flux run -N8 -n8 true on --test-size=8
 UPSTREAM_CC_RATE = 42.9  # flux submit --cc=1-500 --wait -N1 -n1 true, same
-WARMUP = 3
-
-
-def _cpu(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def inner(m, n, k):
@@ -50,9 +45,8 @@ def inner(m, n, k):
     import flux.job
 
     h = flux.Flux()
-    size = int(h.attr_get("size"))
-    pids = [int(h.rpc("attr.get", {"name": "broker.pid"}, nodeid=r).get()["value"])
-            for r in range(size)]
+    pids = broker_pids(h)
+    size = len(pids)
     spread = [f"-N{size}", f"-n{size}"]
     times = {"spread": [], "one": []}
     for i in range(WARMUP + m):  # interleaved: the same conditions for both
@@ -67,25 +61,14 @@ def inner(m, n, k):
                 times[kind].append(elapsed * 1e3)
     run_ms = statistics.median(times["spread"])
     one_ms = statistics.median(times["one"])
-    jobspec = flux.job.JobspecV1.from_command(["true"], num_tasks=size,
-                                              num_nodes=size).dumps()
-    times = []
-    for i in range(WARMUP + n):
-        t0 = time.perf_counter()
-        jobid = flux.job.submit(h, jobspec, waitable=True)
-        result = flux.job.wait(h, jobid)
-        elapsed = time.perf_counter() - t0
-        if not result.success:
-            raise RuntimeError(f"job {jobid} failed: {result.errstr!r}")
-        if i >= WARMUP:
-            times.append(elapsed * 1e3)
-    api_ms = statistics.median(times)
+    api_ms = api_latency(h, n, flux.job.JobspecV1.from_command(
+        ["true"], num_tasks=size, num_nodes=size).dumps())
     cc_cmd = [flux_command(), "submit", f"--cc=1-{k}", "--wait", "-N1", "-n1", "true"]
-    cpu0 = sum(_cpu(p) for p in pids)
+    cpu0 = sum(process_cpu(p) for p in pids)
     t0 = time.perf_counter()
     res = subprocess.run(cc_cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
-    cpu = sum(_cpu(p) for p in pids) - cpu0
+    cpu = sum(process_cpu(p) for p in pids) - cpu0
     if res.returncode != 0 or len(res.stdout.split()) != k:
         raise RuntimeError(f"flux submit --cc=1-{k}: {res.returncode}: {res.stderr!r}")
     ranks = {job.get("ranks") for job in flux.job.job_list(

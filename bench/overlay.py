@@ -24,10 +24,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import flux_command  # noqa: E402
+from _common import broker_pids, flux_command, process_cpu  # noqa: E402
+from _stats import summary  # noqa: E402
 
 UPSTREAM_BOOT = {4: 1.68, 16: 3.73, 64: 14.2}
 WINDOW = 64
+G = "{:.3g}"  # figures in three significant digits
 
 
 def boot_time(size):
@@ -40,24 +42,16 @@ def boot_time(size):
     return elapsed
 
 
-def _cpu(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def inner_routed(count):
     """Run inside the instance: print {"cpu_us": ..., "rate": ...}."""
     import flux
 
     h = flux.Flux()
-    size = int(h.attr_get("size"))
-    target = size - 1
-    pids = [int(h.rpc("attr.get", {"name": "broker.pid"}, nodeid=r).get()["value"])
-            for r in range(size)]
+    pids = broker_pids(h)
+    target = len(pids) - 1
     for _ in range(200):  # warm up
         h.rpc("broker.ping", {}, nodeid=target).get()
-    cpu0 = sum(_cpu(p) for p in pids)
+    cpu0 = sum(process_cpu(p) for p in pids)
     t0 = time.perf_counter()
     inflight = []
     for _ in range(count):
@@ -67,7 +61,7 @@ def inner_routed(count):
     for fut in inflight:
         fut.get()
     elapsed = time.perf_counter() - t0
-    cpu = sum(_cpu(p) for p in pids) - cpu0
+    cpu = sum(process_cpu(p) for p in pids) - cpu0
     print(json.dumps({"cpu_us": cpu / (4 * count) * 1e6, "rate": count / elapsed}))
 
 
@@ -78,10 +72,6 @@ def routed(count):
     if res.returncode != 0:
         raise RuntimeError(f"routed run failed: {res.stderr}")
     return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def _spread(values):
-    return f"median {statistics.median(values):.3g} (min {min(values):.3g}, max {max(values):.3g})"
 
 
 def main():
@@ -102,11 +92,11 @@ def main():
         upstream = UPSTREAM_BOOT.get(size)
         ratio = f"; upstream {upstream} s, {upstream / statistics.median(times):.1f}x" \
             if upstream else ""
-        print(f"boot --test-size={size}: {_spread(times)} s{ratio}", flush=True)
+        print(f"boot --test-size={size}: {summary(times, 's', G)}{ratio}", flush=True)
     samples = [routed(args.count) for _ in range(args.runs)]
     print(f"routed (3 levels, {args.count} pings to rank 6): broker CPU per routed"
-          f" message {_spread([s['cpu_us'] for s in samples])} us;"
-          f" {_spread([s['rate'] for s in samples])} req/s", flush=True)
+          f" message {summary([s['cpu_us'] for s in samples], 'us', G)};"
+          f" {summary([s['rate'] for s in samples], 'req/s', G)}", flush=True)
     return 0
 
 
