@@ -166,14 +166,17 @@ class Broker:
         entry = self.attrs.get(name)
         return entry[0] if entry else default
 
-    def _seconds(self, name, default):
-        """An attribute holding a number of seconds (``default`` if unset
-        or not a positive number)."""
+    def seconds(self, name, default, allow_zero=False):
+        """An attribute holding a number of seconds: ``default`` if unset,
+        not a number, negative, or 0 unless ``allow_zero`` (for settings
+        where 0 means never)."""
         try:
             value = float(self.attr(name, default))
         except (TypeError, ValueError):
             return default
-        return value if value > 0 else default
+        if value < 0 or (value == 0 and not allow_zero):
+            return default
+        return value
 
     def _level(self, name):
         try:
@@ -218,7 +221,7 @@ class Broker:
             overlay.start()
             if self.rank != 0:
                 try:
-                    await overlay.hello(self._seconds("tbon.connect_timeout",
+                    await overlay.hello(self.seconds("tbon.connect_timeout",
                                                       HELLO_TIMEOUT))
                 except OSError as exc:
                     self.log(LOG_ERR, f"overlay: {exc.strerror or exc}")

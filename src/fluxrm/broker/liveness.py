@@ -40,35 +40,23 @@ DEFAULTS = {
 }
 
 
-def seconds(broker, name):
-    """A liveness setting (attribute ``name``), in seconds; 0 or a bad value
-    falls back to the default, except ``tbon.lost_timeout`` where 0 means
-    never."""
-    default = DEFAULTS[name]
-    try:
-        value = float(broker.attr(name, default))
-    except (TypeError, ValueError):
-        return default
-    if value < 0 or (value == 0 and name != "tbon.lost_timeout"):
-        return default
-    return value
-
-
 class Liveness:
     def __init__(self, overlay):
         self.overlay = overlay
         self.broker = overlay.broker
         self.loop = None
-        self.period = seconds(self.broker, "heartbeat.period")
-        self.keepalive = seconds(self.broker, "tbon.keepalive")
-        self.torpid_max = seconds(self.broker, "tbon.torpid_max")
-        self.lost_timeout = seconds(self.broker, "tbon.lost_timeout")
-        self.tick = min(self.keepalive, self.period, 1.0)
         self._timer = None
         self._next_pulse = 0.0
         self.stopped = False
 
     def start(self, loop):
+        seconds = self.broker.seconds
+        self.period = seconds("heartbeat.period", DEFAULTS["heartbeat.period"])
+        self.keepalive = seconds("tbon.keepalive", DEFAULTS["tbon.keepalive"])
+        self.torpid_max = seconds("tbon.torpid_max", DEFAULTS["tbon.torpid_max"])
+        self.lost_timeout = seconds("tbon.lost_timeout", DEFAULTS["tbon.lost_timeout"],
+                                    allow_zero=True)  # 0: never
+        self.tick = min(self.keepalive, self.period, 1.0)
         self.loop = loop
         self._next_pulse = loop.time() + self.period
         self._timer = loop.call_later(self.tick, self._check)
