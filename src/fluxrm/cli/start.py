@@ -72,7 +72,14 @@ def parse_args(argv, prog):
 
 
 def broker_command(args):
-    cmd = [sys.executable, "-m", "fluxrm.broker"]
+    """The command that starts a broker: ``python -m fluxrm.broker`` and
+    ``broker_options(args)``."""
+    return [sys.executable, "-m", "fluxrm.broker", *broker_options(args)]
+
+
+def broker_options(args):
+    """The broker's command-line options that flux start's ``args`` ask for."""
+    cmd = []
     for opts in args.broker_opts:
         cmd.extend(o for o in opts.split(",") if o)
     for item in args.setattr:
@@ -251,8 +258,7 @@ def launch_brokers(args, prog):
         return brokers, uri
     from fluxrm.cli import start_brokers
 
-    cmd = broker_command(args)[3:]  # the options, without "python -m fluxrm.broker"
-    group, uri = start_brokers.launch(args, cmd, prog)
+    group, uri = start_brokers.launch(args, broker_options(args), prog)
     brokers = _ManyBrokers(group)
     if uri is None:
         why = group.pmi_problem or "rank 0 did not come up"

@@ -27,6 +27,7 @@ import select
 import signal
 import sys
 import tempfile
+import time
 
 from fluxrm.childwait import wait_child
 
@@ -88,8 +89,9 @@ class BrokerSet:
         self._reap_all(timeout)
 
     def _reap_all(self, timeout):
+        deadline = time.monotonic() + timeout  # one limit for them all
         for broker in self.alive():
-            status = wait_child(broker.pid, timeout)
+            status = wait_child(broker.pid, max(0.0, deadline - time.monotonic()))
             if status is None:
                 for other in self.alive():
                     other.signal(signal.SIGKILL)
