@@ -40,6 +40,16 @@ def run(h, js):
     return jobid, flux.job.wait(h, jobid)
 
 
+def wait_ready(h, jobid, ntasks):
+    """Until each of the job's ``ntasks`` tasks has printed "ready"."""
+    ready = set()
+    for event in flux.job.event_watch(h, jobid, "guest.output"):
+        if event.name == "data" and "ready" in event.context.get("data", ""):
+            ready.add(event.context["rank"])
+            if len(ready) == ntasks:
+                return
+
+
 def label_lines(h, jobid):
     """The job's stdout as {task rank: [lines]}, from guest.output."""
     lines = {}
@@ -223,12 +233,7 @@ def test_cancel_kills_the_tasks_on_every_rank(h):
     js = sh(f'echo ready; {marker} & {marker}; wait', num_tasks=4, num_nodes=4)
     jobid = flux.job.submit(h, js, waitable=True)
     flux.job.event_wait(h, jobid, "start")
-    ready = set()
-    for event in flux.job.event_watch(h, jobid, "guest.output"):
-        if event.name == "data" and "ready" in event.context.get("data", ""):
-            ready.add(event.context["rank"])
-            if len(ready) == 4:
-                break
+    wait_ready(h, jobid, 4)
     flux.job.cancel(h, jobid)
     res = flux.job.wait(h, jobid)
     assert not res.success
@@ -251,12 +256,7 @@ def test_signals_reach_every_rank(h):
     js = sh("trap 'echo got USR1; exit 0' USR1; echo ready; "
             "while :; do sleep 0.01; done", num_tasks=4, num_nodes=4)
     jobid = flux.job.submit(h, js, waitable=True)
-    ready = set()
-    for event in flux.job.event_watch(h, jobid, "guest.output"):
-        if event.name == "data" and "ready" in event.context.get("data", ""):
-            ready.add(event.context["rank"])
-            if len(ready) == 4:
-                break
+    wait_ready(h, jobid, 4)
     flux.job.kill(h, jobid, signal.SIGUSR1)
     res = flux.job.wait(h, jobid)
     assert res.success, res.errstr
@@ -283,12 +283,7 @@ def test_a_chain_of_brokers_output_limit_and_a_rank_that_leaves():
         # not wait for ever for that rank
         js = sh("echo ready; sleep 300", num_tasks=3, num_nodes=3)
         jobid = flux.job.submit(h, js, waitable=True)
-        ready = set()
-        for event in flux.job.event_watch(h, jobid, "guest.output"):
-            if event.name == "data" and "ready" in event.context.get("data", ""):
-                ready.add(event.context["rank"])
-                if len(ready) == 3:
-                    break
+        wait_ready(h, jobid, 3)
         h.rpc("broker.shutdown", {}, nodeid=2).get()
         res = flux.job.wait(h, jobid)
         assert not res.success
