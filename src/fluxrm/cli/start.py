@@ -90,13 +90,33 @@ def broker_options(args):
         cmd.extend(["-c", args.config_path])
     for item in args.conf:
         cmd.extend(["--conf", item])
-    parent = os.environ.get("FLUX_URI")
-    if parent:
-        cmd.extend(["-S", f"parent-uri={parent}"])
-        level = os.environ.get("FLUX_INSTANCE_LEVEL", "0")
-        if level.isdigit():
-            cmd.extend(["-S", f"instance-level={int(level) + 1}"])
+    cmd.extend(nested_attributes(os.environ))
     return cmd
+
+
+def nested_attributes(environ):
+    """``-S`` options for a broker started inside another instance (whose
+    ``FLUX_URI`` is set): ``parent-uri``, ``instance-level`` (the parent's
+    plus one) and, inside one of its jobs (``FLUX_JOB_ID``), ``jobid`` (in
+    decimal) and ``parent-kvs-namespace`` (the job's namespace there)."""
+    parent = environ.get("FLUX_URI")
+    if not parent:
+        return []
+    opts = ["-S", f"parent-uri={parent}"]
+    level = environ.get("FLUX_INSTANCE_LEVEL", "0")
+    if level.isdigit():
+        opts.extend(["-S", f"instance-level={int(level) + 1}"])
+    jobid = environ.get("FLUX_JOB_ID")
+    if jobid:
+        from flux.job.JobID import JobID
+
+        try:
+            value = int(JobID(jobid))
+        except (TypeError, ValueError, OverflowError):
+            return opts  # not a job id: not one of the parent's jobs
+        opts.extend(["-S", f"jobid={value}",
+                     "-S", f"parent-kvs-namespace=job-{value}"])
+    return opts
 
 
 def start_broker(cmd, prog):
