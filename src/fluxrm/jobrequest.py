@@ -12,7 +12,8 @@ for the jobs it recovers at restart; sched, job-exec and job-list read
   ``shape_error`` (the text; job-ingest refuses it, a job submitted with
   FLUX_JOB_NOVALIDATE or recovered gets the ``alloc`` exception);
 - for job-exec: ``command``, ``environment``, ``cwd``, ``shell_options``
-  (a mapping), ``exec_test`` (``attributes.system.exec.test``, None if
+  (a mapping), ``files`` (``attributes.system.files``, None if absent),
+  ``exec_test`` (``attributes.system.exec.test``, None if
   absent) and ``ntasks(R)``, the number of tasks to start on R;
 - for job-list: ``listing``, the attributes a jobspec determines (name,
   cwd, queue, project, bank, ntasks, ncores, nnodes, duration), a dict
@@ -56,7 +57,7 @@ class JobRequest:
     """What a jobspec asks for (see the module docstring); immutable."""
 
     __slots__ = ("jobspec", "shape", "shape_error", "command", "environment",
-                 "cwd", "shell_options", "exec_test", "per_resource",
+                 "cwd", "shell_options", "files", "exec_test", "per_resource",
                  "ntasks_total", "ntasks_per_slot", "listing")
 
     def __init__(self, jobspec):
@@ -79,6 +80,7 @@ class JobRequest:
         shell = system.get("shell")
         options = shell.get("options") if isinstance(shell, dict) else None
         put(self, "shell_options", options if isinstance(options, dict) else {})
+        put(self, "files", system.get("files"))
         exec_ = system.get("exec")
         put(self, "exec_test", exec_.get("test") if isinstance(exec_, dict) else None)
         per_resource = self.shell_options.get("per-resource")

@@ -21,6 +21,7 @@ import sys
 
 COMMANDS = {
     "start": ("start", "start a Flux instance and run a command in it"),
+    "broker": ("broker", "start one broker of an instance (what a job runs to nest one)"),
     "kvs": ("kvs", "read and write the key-value store"),
     "dmesg": ("dmesg", "print or clear the broker log ring buffer"),
     "getattr": ("attr", "print the value of a broker attribute"),

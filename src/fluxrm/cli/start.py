@@ -90,33 +90,11 @@ def broker_options(args):
         cmd.extend(["-c", args.config_path])
     for item in args.conf:
         cmd.extend(["--conf", item])
-    cmd.extend(nested_attributes(os.environ))
+    if os.environ.get("FLUX_URI"):
+        from fluxrm.cli.nesting import nested_attributes
+
+        cmd.extend(nested_attributes(os.environ))
     return cmd
-
-
-def nested_attributes(environ):
-    """``-S`` options for a broker started inside another instance (whose
-    ``FLUX_URI`` is set): ``parent-uri``, ``instance-level`` (the parent's
-    plus one) and, inside one of its jobs (``FLUX_JOB_ID``), ``jobid`` (in
-    decimal) and ``parent-kvs-namespace`` (the job's namespace there)."""
-    parent = environ.get("FLUX_URI")
-    if not parent:
-        return []
-    opts = ["-S", f"parent-uri={parent}"]
-    level = environ.get("FLUX_INSTANCE_LEVEL", "0")
-    if level.isdigit():
-        opts.extend(["-S", f"instance-level={int(level) + 1}"])
-    jobid = environ.get("FLUX_JOB_ID")
-    if jobid:
-        from flux.job.JobID import JobID
-
-        try:
-            value = int(JobID(jobid))
-        except (TypeError, ValueError, OverflowError):
-            return opts  # not a job id: not one of the parent's jobs
-        opts.extend(["-S", f"jobid={value}",
-                     "-S", f"parent-kvs-namespace=job-{value}"])
-    return opts
 
 
 def start_broker(cmd, prog):
@@ -290,7 +268,15 @@ def launch_brokers(args, prog):
 
 
 def main(argv, prog="flux-start", command="start"):
-    args = parse_args(argv, prog)
+    return run_instance(parse_args(argv, prog), prog)
+
+
+def run_instance(args, prog, initial_program=True):
+    """Start the instance ``args`` describe (``parse_args``'s fields) and
+    run its initial program (``args.command``) on rank 0; without
+    ``initial_program`` (``flux broker -Sbroker.rc2_none=1``) rank 0 just
+    waits until the instance is stopped (a signal, ``broker.shutdown``).
+    Returns the exit status."""
     cmd = args.command
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
@@ -308,7 +294,7 @@ def main(argv, prog="flux-start", command="start"):
     if uri is None:
         return 1
     uri, rank = split_ready_line(uri)
-    if rank != 0:
+    if rank != 0 or not initial_program:
         # one broker of a configured instance: rank 0's host runs COMMAND
         return follow_broker(brokers.proc, prog, args.verbose)
     if args.verbose:

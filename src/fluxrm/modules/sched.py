@@ -43,6 +43,8 @@ each rank that registers later, in an instance of several brokers).  Per-job sta
 keyed by job id: ``entries`` (the job's place in the queue, with its
 ``JobRequest``) and ``allocations`` (the cores and gpus it holds, per
 rank).
+In an instance nested in a job (broker attribute ``resource.expiration``,
+``fluxrm.cli.nesting``) no job's R ends after the instance's.
 """
 
 import asyncio
@@ -141,9 +143,15 @@ class Sched(Service):
         self.bulk_until = float("-inf")  # loop time a bulk submission may last to
         self._to_manager = []  # answers of this loop turn
         self.manager_handle = None
+        self.instance_expiration = 0.0  # the end of a nested instance's R
 
     async def start(self):
         services = self.broker.router.services
+        try:  # an instance nested in a job ends with that job's R
+            self.instance_expiration = float(
+                self.broker.attr("resource.expiration") or 0.0)
+        except ValueError:
+            self.log(LOG_ERR, "resource.expiration: not a number; ignored")
         # the in-process fast path of the scheduler protocol
         self.manager_handle = services["job-manager"].sched_handle
         # the pool: resource.acquire answers at once with the ranks known,
@@ -373,6 +381,9 @@ class Sched(Service):
         self.allocations[jobid] = alloc
         now = time.time()
         expiration = now + req.duration if req.duration > 0 else 0.0
+        if self.instance_expiration and (
+                not expiration or expiration > self.instance_expiration):
+            expiration = self.instance_expiration
         R = make_R(alloc, self.hostnames, starttime=now,
                    expiration=expiration, nslots=req.total_slots())
         self.send({"type": "alloc", "id": jobid, "R": R})

@@ -111,6 +111,7 @@ from flux.util import parse_fsd
 from fluxrm.broker.service import Service
 from fluxrm.job import EXEC, OUTPUT, make_event
 from fluxrm.modules.job_exec.dispatch import ShareDispatch
+from fluxrm.modules.job_exec.jobfiles import remove_tmpdir
 from fluxrm.modules.job_exec.kill import JobSignals, become_subreaper, kill_group
 from fluxrm.modules.job_exec.output import JobOutput
 from fluxrm.modules.job_exec.protocol import ExecProtocol
@@ -142,6 +143,7 @@ class JobExec(JobStart, ExecProtocol, ShareDispatch, ShareRunner, JobOutput,
         self.draining = {}  # ExecJob -> deadline: tasks reaped, pipes still open
         self.grace_handle = None
         self.sweeps = {}  # ExecJob -> signal, for the end of this loop turn
+        self.tmpdirs = {}  # job id -> its directory on this rank (jobfiles)
 
     async def start(self):
         services = self.broker.router.services
@@ -238,6 +240,10 @@ class JobExec(JobStart, ExecProtocol, ShareDispatch, ShareRunner, JobOutput,
                 handle.cancel()
         self.jobs.pop(ej.id, None)
         self.draining.pop(ej, None)
+        if self.tmpdirs:
+            tmpdir = self.tmpdirs.pop(ej.id, None)
+            if tmpdir is not None:
+                remove_tmpdir(tmpdir)
         if ej.kill_signal_sent:
             # its tasks are gone: what they started (ignoring SIGTERM, say) goes too
             self.queue_sweep(ej, signal.SIGKILL)

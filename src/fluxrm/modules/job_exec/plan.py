@@ -16,7 +16,9 @@ per core: that many per core R gives the rank), in rank order.
 
 On one rank (``plan_tasks``), its tasks in order have local ids 0, 1, ...;
 the cores R gives the rank are cut, in order, into slots (GPUs likewise)
-and local task ``l`` runs in slot ``l mod nslots``.  Core and GPU numbers in
+and local task ``l`` runs in slot ``l mod nslots``; with ``per-resource``
+of type node the slots are the node's cores shared out among its tasks
+(a nested instance's broker gets the whole node it was given).  Core and GPU numbers in
 R are logical indices; ``local`` (the broker's
 ``fluxrm.modules.resource.Rank``) maps them to CPU ids (``cpus``) and
 device ids (``gpu_ids``).
@@ -145,7 +147,7 @@ def job_environment(base, f58, ntasks, nnodes, uri):
     return env
 
 
-def plan_tasks(tasks, env, cores, gpus, shape, local):
+def plan_tasks(tasks, env, cores, gpus, shape, local, per_node=None):
     """The job's tasks on this broker: a list of (task rank, environment,
     set of CPU ids or None), in rank order.
 
@@ -154,10 +156,17 @@ def plan_tasks(tasks, env, cores, gpus, shape, local):
     ``env``: the job's environment (``job_environment``), copied per task;
     ``cores``, ``gpus``: the indices R gives this rank (``allocated_on``);
     ``shape``: the request's ``Shape`` (cores and GPUs per slot), or None
-    for one core per slot and no GPUs; ``local``: this broker's ``Rank``.
+    for one core per slot and no GPUs; ``local``: this broker's ``Rank``;
+    ``per_node``: the count of a ``per-resource`` option of type node
+    (``flux broker`` in ``flux batch``), whose tasks share out all the
+    rank's cores and GPUs instead.
     """
-    cores_per_slot = shape.cores if shape is not None else 1
-    gpus_per_slot = shape.gpus if shape is not None else 0
+    if per_node:
+        cores_per_slot = max(1, len(cores) // per_node)
+        gpus_per_slot = len(gpus) // per_node
+    else:
+        cores_per_slot = shape.cores if shape is not None else 1
+        gpus_per_slot = shape.gpus if shape is not None else 0
     nslots = max(1, len(cores) // max(cores_per_slot, 1)) if cores else 1
     local_cpus = local.cpus
     gpu_ids = local.gpu_ids

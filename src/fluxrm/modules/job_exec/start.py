@@ -22,19 +22,23 @@ child inherits) and in the job's working directory (likewise: the broker
 ``chdir``s there around the job's spawns and back).  Which task goes on
 which CPUs with which environment is ``fluxrm.modules.job_exec.plan``.
 The program is searched in the job's ``PATH`` as a shell would, the answer
-cached.
+cached; ``flux`` not found there is this installation's.  A job whose
+jobspec carries files or whose command names ``{{tmpdir}}`` gets a
+directory of its own (``fluxrm.modules.job_exec.jobfiles``).
 """
 
 import errno
 import os
 import shutil
 import signal
+import sysconfig
 import time
 import traceback
 
 from flux.idset import IDset
 from flux.util import parse_fsd
 from fluxrm.job import EXEC, OUTPUT, make_event
+from fluxrm.modules.job_exec import jobfiles
 from fluxrm.modules.job_exec.execjob import ExecJob, Task
 from fluxrm.modules.job_exec.plan import allocated_on, job_environment, plan_tasks
 
@@ -188,8 +192,15 @@ class JobStart:
         cwd = request.cwd or os.getcwd()
         cores, gpus = allocated_on(ej.R, self.broker.rank)
         env = job_environment(request.environment, f58, ntasks, nnodes, self.uri)
+        if jobfiles.needs_tmpdir(request.files, command):
+            command = self.job_tmpdir(ej, request, command, env, f58)
+            if command is None:
+                return
+        per_resource = request.per_resource
+        per_node = per_resource[1] if type(per_resource) is tuple \
+            and per_resource[0] == "node" else None
         plan = plan_tasks(tasks, env, cores, gpus, request.shape,
-                          self.resource.local)
+                          self.resource.local, per_node)
         first = plan[0][0] if plan else 0
         try:
             stdin_fd, out_fd, err_fd = self.open_files(
@@ -227,6 +238,25 @@ class JobStart:
             for fd in {stdin_fd, out_fd, err_fd}:
                 if fd is not None and fd > 2:
                     os.close(fd)
+
+    def job_tmpdir(self, ej, request, command, env, f58):
+        """Give the job its directory with its files
+        (``fluxrm.modules.job_exec.jobfiles``): the command with
+        ``{{tmpdir}}`` replaced, or None if it failed (said)."""
+        try:
+            tmpdir = jobfiles.make_tmpdir(self.broker.rundir, self.broker.rank, f58)
+        except OSError as exc:
+            self.start_error(ej, 0, command[0], f"job directory: {exc.strerror}")
+            return None
+        self.tmpdirs[ej.id] = tmpdir
+        try:
+            jobfiles.write_files(tmpdir, request.files)
+        except (OSError, jobfiles.JobFileError) as exc:
+            self.start_error(ej, 0, command[0], getattr(exc, "strerror", None)
+                             or str(exc))
+            return None
+        env["FLUX_JOB_TMPDIR"] = tmpdir
+        return jobfiles.substitute(command, tmpdir)
 
     def open_files(self, ej, opts, cwd, ntasks, share=False):
         """Open stdin and any output files named by the jobspec (shell
@@ -355,6 +385,10 @@ def _search_path(prog, path, cwd):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
         return path
     found = shutil.which(prog, path=path)
+    if found is None and prog == "flux":
+        # the command of nested instances (flux batch, flux alloc): this
+        # installation's, when the job's PATH does not have one
+        found = shutil.which(prog, path=sysconfig.get_path("scripts"))
     if found is None:
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
     if not os.path.isabs(found):
