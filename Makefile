@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) bench/multinode.py
 	$(PY) bench/overlay.py
 	$(PY) bench/failure.py
+	$(PY) bench/nested.py $(call bench_json,nested)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

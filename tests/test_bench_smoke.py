@@ -68,3 +68,8 @@ def test_memory_bench_smoke(tmp_path):
     assert data["bench"] == "memory" and data["smoke"] is True
     out = run("compare.py", str(path), str(tmp_path))
     assert "memory peak RSS (VmHWM)" in out and "1.000" in out
+
+
+def test_nested_bench_smoke():
+    out = run("nested.py", "--smoke")
+    assert "in flux batch -N1 run" in out and "flux alloc -N2 true" in out

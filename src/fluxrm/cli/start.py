@@ -23,6 +23,7 @@ Signals and teardown:
 """
 
 import argparse
+import errno
 import os
 import shutil
 import signal
@@ -185,8 +186,13 @@ def spawn_initial_program(cmd, env, own_group):
     resets = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM,
               signal.SIGHUP)
     kwargs = {"setpgroup": 0} if own_group else {}
-    return os.posix_spawnp(cmd[0], cmd, env, setsigdef=resets, setsigmask=(),
-                           **kwargs)
+    # searched in the PATH COMMAND gets (posix_spawnp would search ours)
+    path = shutil.which(cmd[0], path=env.get("PATH", os.defpath)) \
+        if "/" not in cmd[0] else cmd[0]
+    if path is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+    return os.posix_spawn(path, cmd, env, setsigdef=resets, setsigmask=(),
+                          **kwargs)
 
 
 class _OneBroker:

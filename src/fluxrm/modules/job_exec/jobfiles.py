@@ -40,9 +40,9 @@ def needs_tmpdir(files, command):
     return any(TMPDIR in arg for arg in command if isinstance(arg, str))
 
 
-def make_tmpdir(base, rank, f58):
+def make_tmpdir(base, rank, jobid):
     """Create the job's directory under ``base``: its path."""
-    path = os.path.join(base, f"jobtmp-{rank}-{f58}")
+    path = os.path.join(base, f"jobtmp-{rank}-{jobid}")
     os.mkdir(path, 0o700)
     return path
 

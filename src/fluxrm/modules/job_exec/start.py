@@ -193,7 +193,7 @@ class JobStart:
         cores, gpus = allocated_on(ej.R, self.broker.rank)
         env = job_environment(request.environment, f58, ntasks, nnodes, self.uri)
         if jobfiles.needs_tmpdir(request.files, command):
-            command = self.job_tmpdir(ej, request, command, env, f58)
+            command = self.job_tmpdir(ej, request, command, env)
             if command is None:
                 return
         per_resource = request.per_resource
@@ -239,12 +239,12 @@ class JobStart:
                 if fd is not None and fd > 2:
                     os.close(fd)
 
-    def job_tmpdir(self, ej, request, command, env, f58):
+    def job_tmpdir(self, ej, request, command, env):
         """Give the job its directory with its files
         (``fluxrm.modules.job_exec.jobfiles``): the command with
         ``{{tmpdir}}`` replaced, or None if it failed (said)."""
         try:
-            tmpdir = jobfiles.make_tmpdir(self.broker.rundir, self.broker.rank, f58)
+            tmpdir = jobfiles.make_tmpdir(self.broker.rundir, self.broker.rank, ej.id)
         except OSError as exc:
             self.start_error(ej, 0, command[0], f"job directory: {exc.strerror}")
             return None
