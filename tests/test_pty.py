@@ -290,3 +290,62 @@ def test_attach_to_a_job_without_pty_from_a_terminal(instance, terminal):
     t = terminal("run", "sh", "-c", "echo plain; test -t 0 || echo notty")
     assert t.wait() == 0
     assert t.out.replace(b"\r", b"") == b"plain\nnotty\n"
+
+
+def test_pty_input_only_from_the_jobs_owner():
+    """The service alone (no broker): a guest may write to the pty of its
+    own job only; the owner to any."""
+    from flux.constants import (FLUX_MSGTYPE_REQUEST, FLUX_NODEID_ANY,
+                                FLUX_ROLE_LOCAL, FLUX_ROLE_OWNER, FLUX_ROLE_USER)
+    from flux.message import Message
+    from fluxrm.broker.router import Router
+    from fluxrm.modules.job_exec import JobExec
+    from fluxrm.modules.job_exec.execjob import ExecJob, Task
+    from fluxrm.modules.job_exec.pty import PtyTask
+
+    class Broker:
+        rank, size = 0, 1
+
+        def __init__(self):
+            self.router = Router(self)
+
+        def log(self, level, text, appname="broker"):
+            pass
+
+    class Sender:
+        ident, closed = "client-1", False
+
+        def __init__(self):
+            self.sent = []
+            self.services_used = set()
+
+        def send(self, msg):
+            self.sent.append(msg)
+
+    broker = Broker()
+    service = JobExec(broker)
+    broker.router.add_service(service)
+    master, slave = os.openpty()
+    try:
+        ej = ExecJob(42, 5001, {}, None)
+        service.jobs[42] = ej
+        service.ptys[42] = PtyTask(ej, Task(0), master, None, os.ttyname(slave))
+
+        def ask(userid, rolemask):
+            msg = Message.build(FLUX_MSGTYPE_REQUEST, "job-exec.pty-input",
+                                {"id": 42, "data": "hi\n"}, matchtag=7,
+                                nodeid=FLUX_NODEID_ANY)
+            msg.userid, msg.rolemask = userid, rolemask
+            sender = Sender()
+            broker.router.dispatch(msg, sender)
+            return sender.sent[0].errnum
+
+        guest = FLUX_ROLE_USER | FLUX_ROLE_LOCAL
+        assert ask(5002, guest) == errno.EPERM
+        assert ask(5001, guest) == 0
+        assert ask(5002, FLUX_ROLE_OWNER | guest) == 0
+        # the task's side reads the two lines written (canonical mode: one a read)
+        assert [os.read(slave, 100) for _ in range(2)] == [b"hi\n", b"hi\n"]
+    finally:
+        os.close(master)
+        os.close(slave)

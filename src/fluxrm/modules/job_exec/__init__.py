@@ -150,6 +150,7 @@ class JobExec(JobStart, ExecProtocol, ShareDispatch, ShareRunner, JobOutput,
         self.draining = {}  # ExecJob -> deadline: tasks reaped, pipes still open
         self.grace_handle = None
         self.sweeps = {}  # ExecJob -> signal, for the end of this loop turn
+        self.init_pty()
 
     async def start(self):
         services = self.broker.router.services
@@ -183,7 +184,7 @@ class JobExec(JobStart, ExecProtocol, ShareDispatch, ShareRunner, JobOutput,
             self.log(LOG_ERR, "prctl(PR_SET_CHILD_SUBREAPER) failed: processes of "
                      "a job whose parent exited may outlive the job")
         self.init_watchdog()
-        self.init_pty()
+        self.configure_pty()
 
     async def stop(self):
         # no stray processes: kill whatever still runs, and reap it

@@ -138,6 +138,10 @@ class JobPty:
     def init_pty(self):
         self.ptys = {}  # job id -> PtyTask of task 0 (the one taking input)
         self.pty_tasks = {}  # job id -> [PtyTask] of this rank
+        self.pty_wait = DEFAULT_PTY_WAIT
+
+    def configure_pty(self):
+        """Read ``job-exec.pty-wait`` (at the service's start)."""
         wait = self.broker.attr("job-exec.pty-wait")
         try:
             self.pty_wait = DEFAULT_PTY_WAIT if wait is None else parse_fsd(str(wait))
