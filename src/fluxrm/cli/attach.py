@@ -549,7 +549,9 @@ class PtyForwarder:
             self.fail(f"pty: {exc.strerror or exc}")
 
     def fail(self, text):
+        """Forwarding is over: the terminal back as it was, and why."""
         self.closed = True
+        self.stop()
         if not self.reported:
             self.reported = True
             self.attach.message(f"{self.attach.prog}: {text}")
