@@ -80,7 +80,9 @@ def main(argv, prog="flux-run", command="run"):
 
     def adjust(jobspec):
         # a job on a pty, run from a terminal: that terminal drives it
-        pty.append(submitopts.pty_option(jobspec, interactive=stdin_is_tty()))
+        # (unless we leave before the job ends: --wait-event)
+        interactive = args.wait_event in (None, "finish") and stdin_is_tty()
+        pty.append(submitopts.pty_option(jobspec, interactive=interactive))
 
     payload = prepare(args, "run", prog, adjust=adjust)
     if isinstance(payload, int):
