@@ -1,6 +1,7 @@
-"""job-exec as a service (no broker): its only request topics are those
-of jobs across ranks, ``job-exec.tasks`` (rank 0 -> another rank) and
-``job-exec.report`` (another rank -> rank 0), both owner-only; anything
+"""job-exec as a service (no broker): its request topics are those of
+jobs across ranks, ``job-exec.tasks`` (rank 0 -> another rank) and
+``job-exec.report`` (another rank -> rank 0), both owner-only, and
+``job-exec.pty-input`` (see test_pty.py); anything
 else under ``job-exec.`` is ENOSYS (the job-manager talks with it in exec
 protocol messages, see test_exec_protocol.py).  A request sent to the
 wrong rank, or malformed, is answered with a clear error."""
@@ -59,8 +60,10 @@ def ask(broker, topic, payload, rolemask=OWNER):
 
 
 def test_job_exec_declares_the_topics_of_jobs_across_ranks_owner_only():
-    assert JobExec._topics == {"job-exec.tasks": "tasks", "job-exec.report": "report"}
-    assert JobExec.owner_only == frozenset(JobExec._topics)
+    assert JobExec._topics == {"job-exec.tasks": "tasks", "job-exec.report": "report",
+                               "job-exec.pty-input": "pty_input"}
+    # a job's owner writes to its pty: checked per request
+    assert JobExec.owner_only == frozenset({"job-exec.tasks", "job-exec.report"})
     assert set(JobExec(BrokerStub()).handlers) == set(JobExec._topics)
 
 

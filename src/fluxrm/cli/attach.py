@@ -15,8 +15,22 @@ Signals: TERM, HUP, ALRM, USR1 and USR2 are forwarded to the job; a first
 Ctrl-C forwards SIGINT and warns, a second within 2 s cancels the job;
 Ctrl-Z within 2 s of a Ctrl-C detaches.  Used by ``flux run`` and ``flux
 job attach``; it needs only the core handle (no ``flux.job`` import).
+
+A job with task 0 on a pty (the ``pty`` shell option, see
+``fluxrm.modules.job_exec.pty``; ``Attach(pty=...)`` says whether it has
+one, else the jobspec is looked up) prints through its ``guest.output`` as
+any job.  When our stdin is a terminal (and not ``read_only``),
+``PtyForwarder`` puts it in raw mode, sends what is typed and the window
+size (again on SIGWINCH) to the job-exec of the rank running task 0
+(``job-exec.pty-input``; that rank comes from the exec eventlog's
+``shell.start`` task map and R), and restores the terminal when attach
+ends, whatever ends it (the job, an error, a forwarded signal).  In raw
+mode Ctrl-C and Ctrl-Z are keys the job's terminal acts on, not signals to
+attach.  With stdin not a terminal, a job with ``pty.interactive`` gets
+our stdin as it comes, then end of file (the pty's EOF character).
 """
 
+import base64
 import errno
 import json
 import os
@@ -24,7 +38,7 @@ import signal
 import sys
 import time
 
-from flux.constants import FLUX_RPC_STREAMING
+from flux.constants import FLUX_POLLIN, FLUX_RPC_STREAMING
 from fluxrm.cli.lazy import f58
 
 FORWARDED_SIGNALS = ("SIGTERM", "SIGHUP", "SIGALRM", "SIGUSR1", "SIGUSR2")
@@ -59,7 +73,7 @@ def exit_code(status):
 class Attach:
     def __init__(self, h, jobid, prog="flux-job", label=False, show_events=False,
                  show_exec=False, wait_event=None, read_only=False, verbose=0,
-                 quiet_status=False):
+                 quiet_status=False, pty=None):
         self.h = h
         self.jobid = int(jobid)
         self.prog = prog
@@ -86,6 +100,8 @@ class Attach:
         self.streams = []
         self.out = sys.stdout.buffer
         self.err = sys.stderr.buffer
+        self.pty = pty  # the job's pty shell option; None: look it up
+        self.forwarder = None
 
     # -- streams -------------------------------------------------------------------------
     def _watch(self, path, cb):
@@ -167,6 +183,8 @@ class Attach:
             self.message(f"{self._elapsed(event['timestamp']):.3f}s: "
                          f"exec.{event['name']}" +
                          _ctx_text(ctx))
+        if event["name"] == "shell.start" and self.forwarder is not None:
+            self.forwarder.shell_started(event.get("context") or {})
         if "exec." + event["name"] == self.wait_event:
             self.wait_event_seen = True
             self.check_done()
@@ -298,7 +316,8 @@ class Attach:
     # -- control -----------------------------------------------------------------------------
     def message(self, text):
         sys.stdout.flush()
-        self.err.write((text + "\n").encode("utf-8", "surrogateescape"))
+        end = "\r\n" if self.forwarder is not None and self.forwarder.raw else "\n"
+        self.err.write((text + end).encode("utf-8", "surrogateescape"))
         self.err.flush()
 
     def fail(self, text):
@@ -318,17 +337,37 @@ class Attach:
     def orig(self):
         return f58(self.jobid)
 
+    def _job_pty(self):
+        """The job's ``pty`` shell option (None without one)."""
+        if self.pty is None:
+            try:
+                rsp = self.h.rpc("job-info.lookup", {
+                    "id": self.jobid, "keys": ["jobspec"], "flags": 0}).get()
+                jobspec = json.loads(rsp["jobspec"])
+                options = jobspec["attributes"]["system"]["shell"]["options"]
+                self.pty = options.get("pty") or False
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                self.pty = False  # no such job, or no shell options
+        return self.pty or None
+
     def run(self):
         """Follow the job to its end; return the exit code."""
+        if not self.read_only and self.wait_event == "finish":
+            self.forwarder = PtyForwarder.create(self, self._job_pty())
         self._watch("eventlog", self.on_main)
         self._watch("guest.output", self.on_output)
-        if self.show_exec or self.wait_event.startswith("exec."):
+        if self.show_exec or self.wait_event.startswith("exec.") or \
+                self.forwarder is not None:
             self.exec_done = False
             self._watch("guest.exec.eventlog", self.on_exec)
         self._install_signals()
         try:
+            if self.forwarder is not None:
+                self.forwarder.start()
             self.h.reactor_run()
         finally:
+            if self.forwarder is not None:
+                self.forwarder.stop()  # the terminal as it was
             for w in self.watchers:
                 w.stop()
             sys.stdout.flush()
@@ -351,3 +390,168 @@ class Attach:
         if code == 0 and self.fatal is not None:
             code = 1
         return code
+
+
+class PtyForwarder:
+    """Our stdin and window size to task 0's pty (see the module docstring).
+
+    ``create`` returns None when there is nothing to forward.  Input read
+    before the rank of task 0 is known (``shell_started``) waits in
+    ``pending``; the first request (the window size, with a terminal) also
+    lets a task waiting for its terminal start."""
+
+    TOPIC = "job-exec.pty-input"
+
+    def __init__(self, attach, raw):
+        self.attach = attach
+        self.h = attach.h
+        self.raw = raw  # our stdin is a terminal, put in raw mode
+        self.saved = None  # the terminal's settings before
+        self.rank = None  # the broker rank running task 0
+        self.pending = bytearray()
+        self.eof = False  # our stdin ended: send the pty's EOF
+        self.closed = False  # nothing more to send
+        self.reported = False
+        self.watchers = []
+
+    @classmethod
+    def create(cls, attach, pty):
+        if not pty:
+            return None
+        try:
+            tty = os.isatty(0)
+        except OSError:
+            tty = False
+        interactive = isinstance(pty, dict) and bool(pty.get("interactive"))
+        if not tty and not interactive:
+            return None  # its output is all there is
+        return cls(attach, tty)
+
+    def start(self):
+        if self.raw:
+            import termios
+            import tty
+
+            try:
+                self.saved = termios.tcgetattr(0)
+                tty.setraw(0, termios.TCSANOW)
+            except (OSError, termios.error):
+                self.saved = None
+                self.raw = False
+            else:
+                w = self.h.signal_watcher_create(signal.SIGWINCH, self.on_winch)
+                w.start()
+                w.unref()
+                self.watchers.append(w)
+        w = self.h.fd_watcher_create(0, self.on_stdin, events=FLUX_POLLIN)
+        w.start()
+        w.unref()  # the job, not our stdin, says when attach is over
+        self.watchers.append(w)
+
+    def stop(self):
+        for w in self.watchers:
+            w.stop()
+        self.watchers = []
+        if self.saved is not None:
+            import termios
+
+            try:
+                termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
+            except (OSError, termios.error):
+                pass
+            self.saved = None
+        self.raw = False
+
+    # -- where task 0 runs -------------------------------------------------------------------
+    def shell_started(self, ctx):
+        """``shell.start``: find task 0's rank from the task map and R."""
+        try:
+            node = ctx["taskmap"]["map"][0][0]
+        except (KeyError, IndexError, TypeError):
+            node = 0
+        f = self.h.rpc("job-info.lookup", {"id": self.attach.jobid,
+                                           "keys": ["R"], "flags": 0})
+        f.then(self._on_R, node)
+
+    def _on_R(self, f, node):
+        try:
+            R = json.loads(f.get()["R"])
+            from flux.idset import IDset
+
+            ranks = sorted(r for entry in R["execution"]["R_lite"]
+                           for r in IDset(entry["rank"]))
+            self.rank = ranks[node]
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            self.fail(f"cannot find the rank of task 0: {exc}")
+            return
+        first = {}
+        if self.raw:
+            first["winsize"] = self.winsize()
+        self.send(first, force=True)
+
+    # -- forwarding ----------------------------------------------------------------------------
+    @staticmethod
+    def winsize():
+        size = os.get_terminal_size(0)
+        return {"rows": size.lines, "cols": size.columns}
+
+    def on_winch(self, h, watcher, signum, args):
+        if self.rank is not None and self.raw:
+            try:
+                self.send({"winsize": self.winsize()})
+            except OSError:
+                pass
+
+    def on_stdin(self, h, watcher, fd, revents, args):
+        try:
+            data = os.read(0, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""  # our terminal is gone
+        if not data:
+            watcher.stop()
+            self.eof = not self.raw  # a terminal's EOF key is a key, sent as one
+            if not self.eof:
+                return
+        self.pending += data
+        if self.rank is not None:
+            self.send({})
+
+    def send(self, req, force=False):
+        """One ``job-exec.pty-input`` with ``req`` and the pending input."""
+        if self.closed:
+            return
+        if self.pending:
+            data = bytes(self.pending)
+            self.pending.clear()
+            try:
+                req["data"] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                req["data"] = base64.b64encode(data).decode()
+                req["encoding"] = "base64"
+        if self.eof:
+            req["eof"] = True
+            self.eof = False
+            self.closed = True
+        if not req and not force:
+            return
+        req["id"] = self.attach.jobid
+        f = self.h.rpc(self.TOPIC, req, nodeid=self.rank)
+        f.then(self._on_response)
+
+    def _on_response(self, f):
+        try:
+            f.get()
+        except OSError as exc:
+            if self.attach.finished or exc.errno in (errno.ENOENT, errno.EPIPE):
+                return  # the job or its pty is over: nothing to type into
+            self.fail(f"pty: {exc.strerror or exc}")
+
+    def fail(self, text):
+        """Forwarding is over: the terminal back as it was, and why."""
+        self.closed = True
+        self.stop()
+        if not self.reported:
+            self.reported = True
+            self.attach.message(f"{self.attach.prog}: {text}")

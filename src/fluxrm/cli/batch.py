@@ -9,7 +9,9 @@ and attaches to it like ``flux run``.  Resources are slots: ``-n N``
 slots of ``-c`` cores and ``-g`` GPUs, or ``-N`` whole nodes.
 
 The jobspecs are those of ``JobspecV1.from_batch``/``from_alloc`` (spec
-2.4) and ``--dry-run`` prints them.  Running them needs an exec system that
+2.4) and ``--dry-run`` prints them, but for ``flux alloc``'s pty: the
+instance runs on a pty driven by our terminal (``pty.interactive``) when
+our stdin is one, else on pipes unless ``-o pty`` asks for one.  Running them needs an exec system that
 provides the job's ``{{tmpdir}}`` files and a ``flux broker`` command.
 """
 
@@ -46,8 +48,14 @@ def main(argv, prog="flux-batch", command="batch"):
     from fluxrm.cli.run import prepare
 
     args = submitopts.parse_command_line(command, prog, DESCRIPTIONS[command], argv)
+    pty = []
+
+    def adjust(jobspec):
+        pty.append(_alloc_pty(jobspec, args))
+
     payload = prepare(args, command, prog,
-                      check=_need_script if command == "batch" else None)
+                      check=_need_script if command == "batch" else None,
+                      adjust=adjust if command == "alloc" else None)
     if isinstance(payload, int):
         return payload
 
@@ -65,4 +73,20 @@ def main(argv, prog="flux-batch", command="batch"):
     if args.verbose:
         print(f"jobid: {f58(jobid)}", file=sys.stderr, flush=True)
     return Attach(h, jobid, prog="flux-job", show_events=args.verbose >= 2,
-                  show_exec=args.verbose >= 3).run()
+                  show_exec=args.verbose >= 3, pty=pty[0] or False).run()
+
+
+def _alloc_pty(jobspec, args):
+    """``flux alloc``'s instance runs on a pty driven by our terminal
+    (``pty.interactive``, set by ``from_alloc``); with our stdin not a
+    terminal it gets pipes instead (its output is not for a terminal),
+    unless ``-o pty...`` asked for a pty.  Returns the ``pty`` option."""
+    from fluxrm.cli.run import stdin_is_tty
+
+    if stdin_is_tty() and not args.bg:
+        return submitopts.pty_option(jobspec, interactive=True)
+    if not any(o == "pty" or o.startswith(("pty.", "pty="))
+               for o in args.setopt or ()):
+        options = jobspec.attributes["system"].get("shell", {}).get("options", {})
+        options.pop("pty", None)
+    return submitopts.pty_option(jobspec)

@@ -6,12 +6,16 @@ job's output is streamed as it is produced and ``flux run`` exits with
 the job's exit code (128+N for signal N; 1 for a job that failed without
 an exit code).  ``--dry-run`` prints the jobspec as one JSON line and
 exits without connecting.  ``-v`` prints the job id on stderr, ``-vv``
-the job's events, ``-vvv`` its exec events as well.
+the job's events, ``-vvv`` its exec events as well.  With ``-o pty``
+task 0 runs on a pseudo-terminal; when our stdin is a terminal
+``pty.interactive`` is added and that terminal drives the job's (see
+``fluxrm.cli.attach``).
 
 Start-up is paid per job, so this module imports only the standard
 library, the core handle and the jobspec module.
 """
 
+import os
 import sys
 
 from fluxrm.cli import submitopts
@@ -47,17 +51,21 @@ def submit_payload(jobspec_text, args):
     return {"J": J, "urgency": args.urgency, "flags": mask}
 
 
-def prepare(args, command, prog, check=None):
+def prepare(args, command, prog, check=None, adjust=None):
     """The submit request of a parsed command line, or the exit status to
     return at once: 0 after ``--dry-run`` printed the jobspec, or that of a
     bad option (reported on one line).  ``check(args)`` may raise
-    ``CLIError`` before the jobspec is built."""
+    ``CLIError`` before the jobspec is built, ``adjust(jobspec)`` change
+    it after."""
     try:
         submitopts.check_urgency(args)
         submitopts.submit_flags(args)
         if check is not None:
             check(args)
-        text = submitopts.build_jobspec(args, command).dumps()
+        jobspec = submitopts.build_jobspec(args, command)
+        if adjust is not None:
+            adjust(jobspec)
+        text = jobspec.dumps()
         if args.dry_run:
             print(text)
             return 0
@@ -68,7 +76,15 @@ def prepare(args, command, prog, check=None):
 
 def main(argv, prog="flux-run", command="run"):
     args = submitopts.parse_command_line("run", prog, DESCRIPTION, argv)
-    payload = prepare(args, "run", prog)
+    pty = []
+
+    def adjust(jobspec):
+        # a job on a pty, run from a terminal: that terminal drives it
+        # (unless we leave before the job ends: --wait-event)
+        interactive = args.wait_event in (None, "finish") and stdin_is_tty()
+        pty.append(submitopts.pty_option(jobspec, interactive=interactive))
+
+    payload = prepare(args, "run", prog, adjust=adjust)
     if isinstance(payload, int):
         return payload
 
@@ -89,5 +105,13 @@ def main(argv, prog="flux-run", command="run"):
         show_events=args.verbose >= 2,
         show_exec=args.verbose >= 3,
         wait_event=args.wait_event,
+        pty=pty[0] or False,
     )
     return attach.run()
+
+
+def stdin_is_tty():
+    try:
+        return os.isatty(0)
+    except OSError:
+        return False

@@ -641,7 +641,31 @@ def _first_non_utf8(value, path):
     return None
 
 
+def _merge_pty(setopt):
+    """``-o pty`` with ``-o pty.KEY``: the latter implies the former, which
+    would otherwise replace (or be replaced by) the ``pty`` object."""
+    if not setopt or not any(o.startswith("pty.") for o in setopt):
+        return setopt
+    return [o for o in setopt if o not in ("pty", "pty=1", "pty=true")]
+
+
+def pty_option(jobspec, interactive=False):
+    """The jobspec's ``pty`` shell option (None without one); with
+    ``interactive`` (a terminal will drive it) ``pty.interactive`` is set
+    in it first."""
+    options = (jobspec.attributes["system"].get("shell") or {}).get("options") or {}
+    value = options.get("pty")
+    if not value:
+        return None
+    if interactive and not (isinstance(value, dict) and value.get("interactive")):
+        value = dict(value) if isinstance(value, dict) else {}
+        value["interactive"] = 1
+        jobspec.setattr_shell_option("pty", value)
+    return value
+
+
 def _apply(jobspec, args):
+    args.setopt = _merge_pty(args.setopt)
     dependency = list(args.dependency or [])
     if args.begin_time is not None:
         dependency.append(begin_time_dependency(args.begin_time))

@@ -9,6 +9,10 @@ brokers; see ``dispatch`` and ``share`` for the payloads):
 - ``job-exec.report`` (rank 0; no response): another rank's report of a
   loop turn: shares started, start failures, output, shares done.
 
+and, to any user for their own jobs, on the rank running the job's task
+0: ``job-exec.pty-input`` (input and the window size for a task on a pty,
+see ``fluxrm.modules.job_exec.pty``).
+
 Rank 0's job-exec is the one the job-manager talks to, in the exec
 protocol's messages only (RFC 32's shape, see
 ``fluxrm.modules.job_exec.protocol`` and
@@ -39,7 +43,8 @@ recorded in the job's ``guest.output`` eventlog (RFC 24 entries; base64 for
 data that is not UTF-8; a per-job size limit, attribute
 ``job-exec.output-limit``, past which data is dropped with a log entry), or
 to files named by the jobspec.  Standard input is ``/dev/null`` unless the
-jobspec names a file.
+jobspec names a file.  Tasks named by the ``pty`` shell option run on a
+pseudo-terminal instead, read like a pipe into the task's ``stdout``.
 
 The job's ``guest.exec.eventlog`` gets ``init starting shell.init
 shell.start complete done``.  ``finish`` carries the largest wait status of
@@ -84,6 +89,8 @@ completion); its parts are in modules of their own, each a base class of
 - ``share``: ``ShareRunner``, the other ranks' side (running shares,
   reporting);
 - ``output``: ``JobOutput``, the output and its grace;
+- ``pty``: ``JobPty``, tasks on a pseudo-terminal (the ``pty`` shell
+  option) and their input;
 - ``kill``: ``JobSignals``, signalling a job, sweeps of what remains of it
   (``/proc``), the kill of everything at shutdown;
 - ``watchdog``: ``JobWatchdog``, the watchdog process that kills the tasks
@@ -115,6 +122,7 @@ from fluxrm.modules.job_exec.jobfiles import remove_tmpdir
 from fluxrm.modules.job_exec.kill import JobSignals, become_subreaper, kill_group
 from fluxrm.modules.job_exec.output import JobOutput
 from fluxrm.modules.job_exec.protocol import ExecProtocol
+from fluxrm.modules.job_exec.pty import JobPty
 from fluxrm.modules.job_exec.share import ShareRunner
 from fluxrm.modules.job_exec.start import JobStart
 from fluxrm.modules.job_exec.watchdog import JobWatchdog
@@ -126,7 +134,7 @@ DEFAULT_OUTPUT_GRACE = 2.0
 
 
 class JobExec(JobStart, ExecProtocol, ShareDispatch, ShareRunner, JobOutput,
-              JobSignals, JobWatchdog, Service):
+              JobPty, JobSignals, JobWatchdog, Service):
     name = "job-exec"
 
     def __init__(self, broker):
@@ -144,6 +152,7 @@ class JobExec(JobStart, ExecProtocol, ShareDispatch, ShareRunner, JobOutput,
         self.grace_handle = None
         self.sweeps = {}  # ExecJob -> signal, for the end of this loop turn
         self.tmpdirs = {}  # job id -> its directory on this rank (jobfiles)
+        self.init_pty()
 
     async def start(self):
         services = self.broker.router.services
@@ -177,6 +186,7 @@ class JobExec(JobStart, ExecProtocol, ShareDispatch, ShareRunner, JobOutput,
             self.log(LOG_ERR, "prctl(PR_SET_CHILD_SUBREAPER) failed: processes of "
                      "a job whose parent exited may outlive the job")
         self.init_watchdog()
+        self.configure_pty()
 
     async def stop(self):
         # no stray processes: kill whatever still runs, and reap it
@@ -244,6 +254,8 @@ class JobExec(JobStart, ExecProtocol, ShareDispatch, ShareRunner, JobOutput,
             tmpdir = self.tmpdirs.pop(ej.id, None)
             if tmpdir is not None:
                 remove_tmpdir(tmpdir)
+        if self.pty_tasks:
+            self.pty_done(ej)
         if ej.kill_signal_sent:
             # its tasks are gone: what they started (ignoring SIGTERM, say) goes too
             self.queue_sweep(ej, signal.SIGKILL)

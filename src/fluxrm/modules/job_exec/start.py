@@ -16,7 +16,8 @@ ranks run (``ShareRunner``).
 Each task is started directly with ``posix_spawn`` (no fork of the broker,
 no shell or interpreter per job) in its own process group, with stdin
 ``/dev/null`` or the jobspec's file, stdout and stderr to pipes read by
-``JobOutput`` or to the jobspec's files, its signals at their defaults,
+``JobOutput`` or to the jobspec's files (or on a pty: ``JobPty``, the
+``pty`` shell option), its signals at their defaults,
 bound to its CPUs (the broker's affinity is set around the spawn, which the
 child inherits) and in the job's working directory (likewise: the broker
 ``chdir``s there around the job's spawns and back).  Which task goes on
@@ -304,6 +305,9 @@ class JobStart:
         return stdin_fd, out_fd, err_fd
 
     def spawn(self, ej, task, path, argv, env, cpus, stdin_fd, out_fd, err_fd):
+        if "pty" in ej.request.shell_options and \
+                self.pty_spawn(ej, task, path, argv, env, cpus):
+            return  # a task on a pty (``JobPty``)
         actions = []
         close_after = []
         if stdin_fd is None:
