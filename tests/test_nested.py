@@ -245,3 +245,19 @@ def test_flux_broker_without_initial_program_stops_on_sigterm(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_interactive_alloc_through_a_terminal(parent):
+    """``flux alloc`` with no command on a terminal: a shell on a pty in
+    the new instance; what is typed runs there; ``exit`` ends it."""
+    from test_pty import Terminal
+
+    t = Terminal(["alloc", "-n1"], env=parent.env(SHELL="/bin/sh", PS1="prompt> "))
+    try:
+        t.expect(rb"prompt> ")
+        t.type(b"echo level=$(flux getattr instance-level)\n")
+        t.expect(rb"level=1\r\n")
+        t.type(b"exit 4\n")
+        assert t.wait(60) == 4
+    finally:
+        t.close()
