@@ -21,10 +21,12 @@ from fakes import BrokerStub, Sender
 GUEST = FLUX_ROLE_USER | FLUX_ROLE_LOCAL
 
 OWNER_ONLY = {"job-manager.wait", "job-manager.raiseall", "job-manager.purge",
-              "job-manager.purge-id"}
+              "job-manager.purge-id", "job-manager.queue-enable",
+              "job-manager.queue-start", "job-manager.drain"}
 ANY_USER = {"job-manager.raise", "job-manager.kill", "job-manager.urgency",
             "job-manager.getinfo", "job-manager.events-journal",
-            "job-manager.events-journal-cancel"}
+            "job-manager.events-journal-cancel", "job-manager.queue-list",
+            "job-manager.queue-status", "job-manager.idle", "job-manager.update"}
 
 
 def test_topics_and_access_rules():

@@ -16,7 +16,9 @@ e.g. "jobspec: tasks[0].command[1]: string contains a NUL character"), the
 V1 rules (EINVAL with the validator's message; FLUX_JOB_NOVALIDATE skips
 them, but not ``check_runnable``: the command, environment, cwd and shell
 options job-exec reads must have the right types), and a resource shape
-the scheduler can serve (EINVAL).  A valid request
+the scheduler can serve (EINVAL), then the queue and its limits (the
+job-manager's ``queue_admit``: EINVAL "'x' is not a valid queue",
+"requested duration exceeds policy limit of 1h"...).  A valid request
 larger than the instance is accepted and then gets a fatal ``alloc``
 exception "unsatisfiable request ..." from sched, as upstream.
 
@@ -328,6 +330,7 @@ class JobIngest(Service):
         services = self.broker.router.services
         # the in-process fast paths: the job-manager's submit message, sched's hints
         self.manager_submit = services["job-manager"].submit
+        self.queue_admit = services["job-manager"].queue_admit  # queues, limits
         sched = services.get("sched")
         if sched is not None:
             self.sched_handle = sched.handle
@@ -407,6 +410,7 @@ class JobIngest(Service):
             request = JobRequest(jobspec)  # its shape is sched's to refuse
         else:
             request, text = self.check(text)
+        self.queue_admit(request)
         ctx = {"userid": msg.userid, "urgency": urgency, "flags": flags, "version": 1}
         # [id, request, J, jobspec text, waitable, submit context]: the id comes at flush
         self.pending.append((msg, [0, request, J, text, bool(flags & FLUX_JOB_WAITABLE),

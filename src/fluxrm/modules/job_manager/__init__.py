@@ -90,8 +90,10 @@ from fluxrm.modules.job_manager.control import Control
 from fluxrm.modules.job_manager.exec_client import ExecClient
 from fluxrm.modules.job_manager.journal import Journal
 from fluxrm.modules.job_manager.purge import Purge
+from fluxrm.modules.job_manager.queues import Queues
 from fluxrm.modules.job_manager.recover import recover
 from fluxrm.modules.job_manager.sched_client import SchedClient
+from fluxrm.modules.job_manager.update import Update
 from fluxrm.modules.job_manager.wait import Wait
 from fluxrm.store import shared_store
 
@@ -103,7 +105,8 @@ assert tuple(LOG_COLUMNS) == LOG_PATHS  # the job store's names for them
 RECENT_INACTIVE = 1000  # inactive jobs kept in memory for fast lookups
 
 
-class JobManager(Journal, Control, Wait, Purge, SchedClient, ExecClient, Service):
+class JobManager(Journal, Control, Wait, Purge, Queues, Update, SchedClient, ExecClient,
+                 Service):
     name = "job-manager"
 
     def __init__(self, broker):
@@ -140,6 +143,7 @@ class JobManager(Journal, Control, Wait, Purge, SchedClient, ExecClient, Service
         self.sched_init(services.get("sched"))
         self.exec_init(services.get("job-exec"))
         self.max_jobid = self.jobstore.max_id()
+        self.queues_init()
         self.recover()
 
     async def stop(self):
@@ -285,6 +289,7 @@ class JobManager(Journal, Control, Wait, Purge, SchedClient, ExecClient, Service
             jobs.append((job, ctx))
         for job, ctx in jobs:
             self.post(job, "submit", ctx)
+            self.queue_apply_defaults(job)
             self.post(job, "validate")
 
         def stored(exc):
@@ -386,6 +391,8 @@ class JobManager(Journal, Control, Wait, Purge, SchedClient, ExecClient, Service
             self.nwaitable_active -= 1
             self.reap(job)
         self.mark(job, MAIN)
+        if self.drain_waiters or self.idle_waiters:
+            self.queue_check_waiters()
 
     def raise_exception(self, job, etype, severity=0, note="", userid=None):
         ctx = {"type": etype, "severity": severity, "note": note or ""}
@@ -404,6 +411,7 @@ class JobManager(Journal, Control, Wait, Purge, SchedClient, ExecClient, Service
             self.any_waiters.remove(msg)
         for jobid in [i for i, m in self.id_waiters.items() if m.sender is sender]:
             del self.id_waiters[jobid]
+        self.queue_disconnect(sender)
 
     # -- the two protocols together ---------------------------------------------------------
     def sched_handle(self, payload):

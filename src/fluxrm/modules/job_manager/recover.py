@@ -4,7 +4,7 @@ With a state directory, a new broker replays the active jobs stored by
 the last one (``JobStore.load_active``): each job's eventlogs and R come
 back, its state is replayed from its main eventlog, and its
 ``JobRequest`` is built again from its stored jobspec text (one per
-distinct text).  Then each gets ``flux-restart`` and goes on: pending jobs
+distinct text) and its ``jobspec-update`` events.  Then each gets ``flux-restart`` and goes on: pending jobs
 return to their state's action (back to the queue for SCHED), running
 ones get a fatal ``exec`` exception ("job was running when the instance
 stopped") and are cleaned up.  A row whose eventlog cannot be replayed is
@@ -20,6 +20,7 @@ from flux.constants import FLUX_JOB_WAITABLE
 from fluxrm import jobstate
 from fluxrm.job import EXEC, INPUT, MAIN, OUTPUT, Job, stored_request, wait_errstr
 from fluxrm.jobstate import CLEANUP, DEPEND, NEW, PRIORITY, RUN, SCHED
+from fluxrm.modules.job_manager.limits import updated_request
 
 LOG_ERR = 3
 LOG_INFO = 6
@@ -46,8 +47,14 @@ def recover(manager):
                                (OUTPUT, output), (INPUT, input_)):
                 if text:
                     job.logs[path] = text.splitlines(keepends=True)
+            updates = []
             for line in job.logs[MAIN]:
-                jobstate.apply(job.view, json.loads(line))
+                event = json.loads(line)
+                jobstate.apply(job.view, event)
+                if event["name"] == "jobspec-update":
+                    updates.append(event.get("context") or {})
+            if updates:  # the request the job had (its queue, its duration)
+                job.request = updated_request(request, updates)
         except Exception as exc:  # one damaged row must not stop the instance
             manager.log(LOG_ERR, f"job {jobid}: cannot replay its stored eventlog,"
                         f" left as it is: {exc!r}")

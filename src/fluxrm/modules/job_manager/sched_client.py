@@ -18,6 +18,11 @@ message per loop turn each way carries every item of that turn, in order:
 - ``{"type": "cancel", "id"}``: a job asked for no longer wants resources;
 - ``{"type": "free", "id"}``: a job's resources are released.
 
+sched knows nothing of queues: the job-manager sends no ``alloc`` for a
+job of a stopped queue, and takes back (``cancel``) those already sent
+when the queue stops or a job's request is updated; once the cancel is
+answered, it asks again if the queue runs (``Queues.sched_answered``).
+
 sched answers each ``alloc`` once: ``{"type": "alloc", "id", "R",
 "annotations"?}``, ``{"type": "deny", "id", "note"}`` (the request can
 never be met: the job gets a fatal ``alloc`` exception with the note), or
@@ -45,6 +50,8 @@ class SchedClient:
         self.sched = sched
         self.alloc_pending = set()
         self._to_sched = []
+        self.stopped_queues = set()  # kept by ``Queues``: no alloc for their jobs
+        self.sched_requeue = set()  # ids cancelled at sched, to ask again
 
     def sched_send(self, item):
         out = self._to_sched
@@ -71,6 +78,8 @@ class SchedClient:
             self.sched_send({"type": "prioritize",
                              "jobs": [[job.id, view.priority or 0]]})
             return
+        if self.stopped_queues and self.queue_stopped(job):
+            return  # asked for when its queue starts (``Queues``)
         self.alloc_pending.add(job.id)
         request = [job.id, view.priority or 0, view.userid, view.t_submit,
                    job.request]
@@ -95,6 +104,8 @@ class SchedClient:
             jobid = msg["id"]
             self.alloc_pending.discard(jobid)
             kind = msg["type"]
+            if jobid in self.sched_requeue:  # a queue stopped, a job updated
+                self.sched_answered(jobid, kind)
             if kind == "cancel":
                 continue
             job = self.active.get(jobid)

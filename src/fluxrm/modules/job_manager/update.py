@@ -1,0 +1,94 @@
+"""``job-manager.update``: change a pending job's jobspec (a part of
+job-manager, ``JobManager``'s base class ``Update``).
+
+RPC topic (guests too, on their own jobs):
+
+- ``job-manager.update`` {id, updates: {key: value...}, dry_run?} -> {}
+  (with ``dry_run``: {jobspec}, the jobspec the update would give, and
+  nothing changes)
+
+Keys: ``attributes.system.duration`` (seconds, a number >= 0, 0:
+unlimited), ``attributes.system.queue`` (a configured queue, enabled)
+and ``attributes.system.job.name`` (a string).  The job must be pending
+(DEPEND, PRIORITY or SCHED); the updated jobspec must pass its queue's
+limits (``fluxrm.modules.job_manager.limits``), as a submission would.
+The update is posted as one ``jobspec-update`` event (job-list shows the
+new values; a restart replays it); the job gets the updated
+``JobRequest``, and a job already asked for at sched is asked for again
+with it.
+
+Errors: ENOENT "unknown job id" / "job is inactive", EPERM for another
+user's job, EINVAL "update of KEY is not supported", "KEY: ..." for a
+value of the wrong type, a limit's or queue's message, EINVAL "job is not
+pending" (a running job: job-exec learns a job's expiration only from
+its R at start, so a running job's duration cannot be changed yet; the
+instance owner gets "updating a running job's duration is not supported"
+for that key).
+"""
+
+import errno
+import math
+
+from flux.constants import FLUX_ROLE_OWNER
+from fluxrm.broker import payload
+from fluxrm.broker.service import request_handler
+from fluxrm.jobstate import DEPEND, NEW, PRIORITY, RUN, SCHED
+from fluxrm.modules.job_manager.limits import (DURATION_KEY, QUEUE_KEY, einval,
+                                               updated_request)
+
+NAME_KEY = "attributes.system.job.name"
+PENDING = (NEW, DEPEND, PRIORITY, SCHED)
+
+
+def _check_value(key, value):
+    if key == DURATION_KEY:
+        if (type(value) not in (int, float) or math.isnan(value)
+                or not 0 <= value < (1 << 31)):
+            raise einval(f"{key}: must be a number of seconds >= 0 and < 2**31")
+    elif key in (QUEUE_KEY, NAME_KEY):
+        if not isinstance(value, str) or (key == NAME_KEY and not value):
+            raise einval(f"{key}: must be a non-empty string")
+    else:
+        raise einval(f"update of {key} is not supported")
+
+
+class Update:
+    """The handler; it uses ``JobManager``'s ``_job_for_request``,
+    ``queue_config``, ``disabled_queues``, ``post``, ``sched_reask``."""
+
+    @request_handler("update", allow_guest=True)
+    def h_update(self, msg):
+        req = payload.request(msg)
+        jobid = payload.jobid(req)
+        updates = payload.optional_dict(req, "updates")
+        dry_run = payload.boolean(req, "dry_run", False)
+        if not updates:
+            raise OSError(errno.EPROTO, "malformed request: updates: required,"
+                          " a non-empty object")
+        job = self._job_for_request(msg, jobid, errno.ENOENT)
+        for key, value in updates.items():
+            _check_value(key, value)
+        if job.state not in PENDING:
+            if job.state == RUN and DURATION_KEY in updates:
+                if not msg.rolemask & FLUX_ROLE_OWNER:
+                    raise OSError(errno.EPERM, "only the instance owner may"
+                                  " update a running job")
+                raise einval("updating a running job's duration is not supported")
+            raise einval("job is not pending")
+        request = updated_request(job.request, [updates])
+        config = self.queue_config
+        old_queue = config.queue_of(job.request)
+        queue = config.check(request)
+        if queue != old_queue and queue in self.disabled_queues:
+            raise einval(self.disabled_text(queue))
+        if dry_run:
+            self.respond(msg, {"jobspec": request.jobspec})
+            return
+        job.request = request
+        self.post(job, "jobspec-update", dict(updates))
+        if job.state == SCHED:
+            if job.id in self.alloc_pending:
+                self.sched_reask(job)
+            else:  # its queue was stopped (and still may be)
+                self.sched_alloc(job)
+        self.respond(msg, {})
