@@ -46,6 +46,8 @@ COMMANDS = {
     "pgrep": ("pgrep", "list jobs whose name matches a pattern"),
     "pkill": ("pgrep", "cancel jobs whose name matches a pattern"),
     "keygen": ("keygen", "write a CURVE certificate for the brokers' network"),
+    "queue": ("queue", "list, enable, start, drain queues"),
+    "update": ("update", "change a pending job's duration, queue or name"),
 }
 
 
