@@ -14,6 +14,13 @@ RPC topics (declared on their handlers; owner only: ``wait``, ``raiseall``,
 - ``job-manager.getinfo``                               -> {max_jobid, active}
 - ``job-manager.purge``, ``job-manager.purge-id``: remove inactive jobs
   (see ``fluxrm.modules.job_manager.purge``)
+- ``job-manager.queue-list``, ``queue-status``, ``queue-enable``,
+  ``queue-start``, ``drain``, ``idle``: the queues (owner only:
+  ``queue-enable``, ``queue-start``, ``drain``; see
+  ``fluxrm.modules.job_manager.queues``; their policy and limits:
+  ``fluxrm.modules.job_manager.limits``)
+- ``job-manager.update`` {id, updates, dry_run?} -> {}: a pending job's
+  duration, queue or name (``fluxrm.modules.job_manager.update``)
 - ``job-manager.events-journal`` {full?}  streaming {events: [{id, entry}]}:
   every main-eventlog event of every job, batched per loop turn, in order.
   With ``full`` the events of active jobs are replayed first.  The first
