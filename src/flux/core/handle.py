@@ -90,8 +90,10 @@ class Flux:
         try:
             uri = _resolve_uri(url)
         except OSError as exc:
-            raise OSError(exc.errno or errno.EINVAL,
-                          f"Unable to connect to Flux: {exc.strerror or exc}") from None
+            detail = exc.strerror or str(exc)
+            if not detail.startswith("Unable to connect to Flux"):
+                detail = f"Unable to connect to Flux: {detail}"
+            raise OSError(exc.errno or errno.EINVAL, detail) from None
         self.uri = uri
         reactor = Reactor()
         self._reactor = reactor
