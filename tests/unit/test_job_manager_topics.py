@@ -24,7 +24,7 @@ OWNER_ONLY = {"job-manager.wait", "job-manager.raiseall", "job-manager.purge",
               "job-manager.purge-id"}
 ANY_USER = {"job-manager.raise", "job-manager.kill", "job-manager.urgency",
             "job-manager.getinfo", "job-manager.events-journal",
-            "job-manager.events-journal-cancel"}
+            "job-manager.events-journal-cancel", "job-manager.memo"}
 
 
 def test_topics_and_access_rules():

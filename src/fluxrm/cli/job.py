@@ -11,6 +11,7 @@ Subcommands (each with ``--help``):
 - ``raise [-s SEV] [-t TYPE] ID... [--] [NOTE...]``, ``raiseall``;
 - ``cancel ID... [--] [NOTE...]``, ``cancelall [-f] [-S STATES] [-u USER]``;
 - ``urgency [-v] ID URGENCY`` (N, hold, default, expedite);
+- ``memo [--volatile] ID KEY=VALUE...``: user data shown as ``{user.KEY}``;
 - ``info [-o] [-b] ID KEY...``: jobspec, R, eventlog, J, guest logs;
 - ``eventlog [-f text|json] [-T raw|iso|offset] [-H] [-F] [-p PATH] ID``;
 - ``wait-event [-t SECS] [-v] [-q] [-m KEY=VAL] [-p PATH] [-f] [-T] ID EVENT``;
@@ -546,6 +547,51 @@ def run_urgency(args):
     return 0
 
 
+def setup_memo(p):
+    p.add_argument("--volatile", action="store_true",
+                   help="do not keep the memo in the job's stored eventlog")
+    p.add_argument("jobid", type=jobid_arg, metavar="ID")
+    p.add_argument("memos", nargs="+", metavar="KEY=VALUE",
+                   help="VALUE is JSON if it parses, else a string; '-' reads "
+                        "it from stdin; null removes KEY; a dotted KEY nests")
+
+
+def memo_object(words, stdin=None):
+    """The memo object of ``KEY=VALUE`` words (see ``setup_memo``)."""
+    import json
+
+    memo = {}
+    for word in words:
+        key, sep, text = word.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise Fail(f"memo: expected KEY=VALUE, got '{word}'", 2)
+        if text == "-":
+            text = (stdin or sys.stdin).read()
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        node = memo
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+    return memo
+
+
+def run_memo(args):
+    memo = memo_object(args.memos)
+    h = _handle()
+    try:
+        h.rpc("job-manager.memo", {"id": int(args.jobid), "memo": memo,
+                                   "volatile": args.volatile}).get()
+    except OSError as exc:
+        raise Fail(f"{args.jobid.orig}: {exc.strerror}") from None
+    return 0
+
+
 INFO_KEYS = ("jobspec", "R", "eventlog", "J", "guest.exec.eventlog",
              "guest.output", "guest.input")
 
@@ -942,6 +988,7 @@ SUBCOMMANDS = {
     "cancelall": (lambda p: setup_raiseall(p, cancel=True), run_cancelall,
                   "cancel all matching jobs"),
     "urgency": (setup_urgency, run_urgency, "change a job's urgency"),
+    "memo": (setup_memo, run_memo, "attach user data (a memo) to a job"),
     "info": (setup_info, run_info, "print a job's jobspec, R or eventlogs"),
     "eventlog": (setup_eventlog, run_eventlog, "print a job's eventlog"),
     "wait-event": (setup_wait_event, run_wait_event,

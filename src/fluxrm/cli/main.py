@@ -46,6 +46,8 @@ COMMANDS = {
     "pgrep": ("pgrep", "list jobs whose name matches a pattern"),
     "pkill": ("pgrep", "cancel jobs whose name matches a pattern"),
     "keygen": ("keygen", "write a CURVE certificate for the brokers' network"),
+    "uri": ("uri", "print the URI of an instance (a job id, jobid:, pid:)"),
+    "proxy": ("proxy", "run a command connected to another instance"),
 }
 
 

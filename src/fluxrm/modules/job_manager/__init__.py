@@ -11,6 +11,8 @@ RPC topics (declared on their handlers; owner only: ``wait``, ``raiseall``,
   (these four: ``fluxrm.modules.job_manager.control``)
 - ``job-manager.wait``     {id}                         -> {id, success, errstr}
   (``fluxrm.modules.job_manager.wait``)
+- ``job-manager.memo``     {id, memo, volatile?}        -> {}
+  (``fluxrm.modules.job_manager.memo``)
 - ``job-manager.getinfo``                               -> {max_jobid, active}
 - ``job-manager.purge``, ``job-manager.purge-id``: remove inactive jobs
   (see ``fluxrm.modules.job_manager.purge``)
@@ -89,6 +91,7 @@ from fluxrm.jobstore import LOG_COLUMNS, JobStore, storable
 from fluxrm.modules.job_manager.control import Control
 from fluxrm.modules.job_manager.exec_client import ExecClient
 from fluxrm.modules.job_manager.journal import Journal
+from fluxrm.modules.job_manager.memo import Memo
 from fluxrm.modules.job_manager.purge import Purge
 from fluxrm.modules.job_manager.recover import recover
 from fluxrm.modules.job_manager.sched_client import SchedClient
@@ -103,7 +106,7 @@ assert tuple(LOG_COLUMNS) == LOG_PATHS  # the job store's names for them
 RECENT_INACTIVE = 1000  # inactive jobs kept in memory for fast lookups
 
 
-class JobManager(Journal, Control, Wait, Purge, SchedClient, ExecClient, Service):
+class JobManager(Journal, Control, Memo, Wait, Purge, SchedClient, ExecClient, Service):
     name = "job-manager"
 
     def __init__(self, broker):
