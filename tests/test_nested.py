@@ -158,9 +158,10 @@ def test_alloc_bg_runs_until_cancelled(parent):
     proc = run_flux("alloc", "-n1", "--bg", env=parent.env())
     assert proc.returncode == 0, proc.stderr
     jobid = flux.job.JobID(proc.stdout.strip())
-    h = parent.handle()
-    state = flux.job.get_job(h, jobid)["state"]
-    assert state == "RUN"
+    # it returned once the instance was up: reachable at once
+    out = flux_ok(parent, "proxy", str(jobid), sys.executable, "-m",
+                  "fluxrm.cli.main", "getattr", "jobid")
+    assert out.strip() == str(int(jobid))
     flux_ok(parent, "cancel", str(jobid))
     assert wait_result(parent, jobid).exception_type == "cancel"
 
