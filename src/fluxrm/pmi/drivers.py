@@ -12,7 +12,9 @@ Two thin drivers share all the connection handling (``_Connections``):
   their timeout) and the thread ends with the traceback.
 
 ``socketpair_for(rank)`` makes a connected pair of Unix stream sockets,
-keeps one end (non-blocking, served from then on) and returns the other
+keeps one end (served from then on, always with ``MSG_DONTWAIT``: no
+``fcntl`` to make it non-blocking, which a job's every task would pay for)
+and returns the other
 end's file descriptor for the child: blocking, close-on-exec.  The caller
 passes it to the child (``pass_fds=[fd]`` for subprocess, which makes it
 inheritable there; or dup2 it), sets ``PMI_FD``/``PMI_RANK``/``PMI_SIZE``
@@ -25,7 +27,9 @@ and written as the socket accepts them.  A rank whose queue of unread
 answers passes ``max_outbuf`` bytes (a client that sends but never reads),
 whose connection closes or fails is dropped: its socket is closed and the
 core is told (``core.lost(rank)``).  ``close()`` closes every connection
-without telling the core.
+without telling the core.  ``deliver(answers)`` sends answers the core
+gave outside ``feed``/``lost`` (``PMIServerCore.barrier_done``); ``count``
+is the number of open connections.
 """
 
 import asyncio
@@ -48,8 +52,8 @@ class _Conn:
         self.rank = rank
         self.sock = sock
         self.fd = sock.fileno()
-        self.splitter = LineSplitter()
-        self.out = bytearray()
+        self.splitter = None  # until the first bytes
+        self.out = None  # until the first answer the socket does not take
         self.writing = False
 
 
@@ -74,13 +78,12 @@ class _Connections:
         return theirs.detach()
 
     def attach(self, rank, sock):
-        """Serve ``rank`` on ``sock`` (a connected stream socket; made
-        non-blocking; closed by the server from now on)."""
+        """Serve ``rank`` on ``sock`` (a connected stream socket, read and
+        written without blocking; closed by the server from now on)."""
         if not isinstance(rank, int) or not 0 <= rank < self.core.size:
             raise ValueError(f"PMI rank {rank!r} outside 0-{self.core.size - 1}")
         if rank in self._conns:
             raise ValueError(f"PMI rank {rank} already has a connection")
-        sock.setblocking(False)
         conn = _Conn(rank, sock)
         self._conns[rank] = conn
         self._watch(conn)
@@ -90,6 +93,16 @@ class _Connections:
         """Ranks whose connection is open."""
         return sorted(self._conns)
 
+    @property
+    def count(self):
+        """How many connections are open."""
+        return len(self._conns)
+
+    def deliver(self, replies):
+        """Send answers (``(rank, line)`` pairs) the core gave outside
+        ``feed``/``lost``."""
+        self._deliver(replies)
+
     def close(self):
         for conn in list(self._conns.values()):
             self._forget(conn)
@@ -97,7 +110,7 @@ class _Connections:
     # -- events -------------------------------------------------------------------
     def _on_readable(self, conn):
         try:
-            data = conn.sock.recv(_READ_SIZE)
+            data = conn.sock.recv(_READ_SIZE, socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -106,6 +119,8 @@ class _Connections:
         if not data:
             self._drop(conn)
             return
+        if conn.splitter is None:
+            conn.splitter = LineSplitter()
         for line in conn.splitter.feed(data):
             if self._conns.get(conn.rank) is not conn:
                 return  # dropped while answering an earlier line
@@ -120,6 +135,8 @@ class _Connections:
             conn = self._conns.get(rank)
             if conn is None:
                 continue
+            if conn.out is None:
+                conn.out = bytearray()
             conn.out += encode_line(line)
             if len(conn.out) > self.max_outbuf:
                 self._drop(conn, f"was dropped (over {self.max_outbuf} bytes of "
@@ -129,7 +146,7 @@ class _Connections:
 
     def _flush(self, conn):
         try:
-            sent = conn.sock.send(conn.out, socket.MSG_NOSIGNAL)
+            sent = conn.sock.send(conn.out, socket.MSG_NOSIGNAL | socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:

@@ -259,6 +259,8 @@ class ShareDispatch:
                 ej.starting.discard(rank)
             if status > ej.status:
                 ej.status = status
+            if ej.pmi_group is not None:  # a PMI barrier it can no longer enter
+                self.pmi_check(ej)
             self.maybe_complete(ej)
         if self._to_manager:
             self.flush()  # the answers now, not a loop turn later
