@@ -2,8 +2,15 @@
 
 Two thin drivers share all the connection handling (``_Connections``):
 
-- ``AsyncioPMIServer(core, loop=None)``: on a running asyncio loop with
-  ``add_reader``/``add_writer`` (the broker, for the tasks of a job).
+- ``AsyncioPMIServer(core, loop=None)``: on a running asyncio loop (the
+  broker, for the tasks of a job).  Every connection served on a loop is
+  watched by one epoll of that loop's (``_LoopPoller``; the loop watches
+  it), not with ``add_reader`` each: a job's every task gets a connection,
+  most never used, and an ``add_reader``/``remove_reader`` pair cost ~30 us
+  where an epoll registration costs ~3 (measured on the 2-core VM).  A
+  connection is dropped from the epoll by closing it (the server holds
+  the only descriptor of its end).  Without ``select.epoll`` it falls
+  back to ``add_reader``/``add_writer``.
 - ``ThreadedPMIServer(core)``: a thread around a ``selectors`` loop, for a
   process without asyncio (``flux start --test-size=N``).  Everything the
   core does (and so its callbacks) runs in that thread, under a lock that
@@ -32,10 +39,13 @@ gave outside ``feed``/``lost`` (``PMIServerCore.barrier_done``); ``count``
 is the number of open connections.
 """
 
+import _socket
 import asyncio
+import select
 import selectors
 import socket
 import threading
+import weakref
 
 from fluxrm.pmi.wire import LineSplitter, encode_line
 
@@ -68,7 +78,9 @@ class _Connections:
 
     def socketpair_for(self, rank):
         """Serve ``rank`` on a new socketpair; return the child's end (fd)."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # the C type: a job's every task pays for this pair (both ends
+        # close-on-exec)
+        ours, theirs = _socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.attach(rank, ours)
         except BaseException:
@@ -169,23 +181,66 @@ class _Connections:
         conn.sock.close()
 
 
+class _LoopPoller:
+    """One epoll watching every PMI connection served on one loop; the loop
+    watches the epoll.  ``conns``: fd -> (server, connection)."""
+
+    def __init__(self, loop):
+        self.epoll = select.epoll()
+        self.conns = {}
+        loop.add_reader(self.epoll.fileno(), self._ready)
+
+    def _ready(self):
+        conns = self.conns
+        for fd, events in self.epoll.poll(0):
+            entry = conns.get(fd)
+            if entry is None:
+                continue  # closed by an earlier event of this batch
+            server, conn = entry
+            if events & select.EPOLLOUT:
+                server._on_writable(conn)
+            if events & ~select.EPOLLOUT and server._conns.get(conn.rank) is conn:
+                server._on_readable(conn)
+
+
+_pollers = weakref.WeakKeyDictionary()  # loop -> _LoopPoller
+
+
 class AsyncioPMIServer(_Connections):
     """Serve ``core`` on ``loop`` (default: the running loop)."""
 
     def __init__(self, core, loop=None, *, max_outbuf=MAX_OUTBUF):
         super().__init__(core, max_outbuf)
         self.loop = loop if loop is not None else asyncio.get_running_loop()
+        poller = None
+        if hasattr(select, "epoll"):
+            poller = _pollers.get(self.loop)
+            if poller is None:
+                poller = _pollers[self.loop] = _LoopPoller(self.loop)
+        self.poller = poller
 
     def _watch(self, conn):
+        poller = self.poller
+        if poller is not None:
+            poller.epoll.register(conn.fd, select.EPOLLIN)
+            poller.conns[conn.fd] = (self, conn)
+            return
         self.loop.add_reader(conn.fd, self._on_readable, conn)
 
     def _set_writing(self, conn, on):
+        if self.poller is not None:
+            self.poller.epoll.modify(conn.fd, select.EPOLLIN | (select.EPOLLOUT if on else 0))
+            return
         if on:
             self.loop.add_writer(conn.fd, self._on_writable, conn)
         else:
             self.loop.remove_writer(conn.fd)
 
     def _unwatch(self, conn):
+        if self.poller is not None:
+            # the socket is closed right after: that takes it out of the epoll
+            self.poller.conns.pop(conn.fd, None)
+            return
         self.loop.remove_reader(conn.fd)
         if conn.writing:
             self.loop.remove_writer(conn.fd)

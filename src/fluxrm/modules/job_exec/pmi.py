@@ -74,12 +74,14 @@ class JobPMI:
     ``PMIServerCore`` once a task speaks (see the module docstring).  To
     the driver it is the core (``size``, ``feed``, ``lost``)."""
 
-    __slots__ = ("svc", "ej", "size", "local", "server", "core", "silent", "multi")
+    __slots__ = ("svc", "ej", "size", "size_text", "local", "server", "core",
+                 "silent", "multi")
 
     def __init__(self, svc, ej, ntasks, local):
         self.svc = svc
         self.ej = ej
         self.size = ntasks
+        self.size_text = str(ntasks)
         self.local = local  # the task ranks run here
         self.server = AsyncioPMIServer(self, svc.loop)
         self.core = None
@@ -92,8 +94,8 @@ class JobPMI:
         spawn)."""
         fd = self.server.socketpair_for(rank)
         env["PMI_FD"] = str(fd)
-        env["PMI_RANK"] = str(rank)
-        env["PMI_SIZE"] = str(self.size)
+        env["PMI_RANK"] = env.get("FLUX_TASK_RANK") or str(rank)
+        env["PMI_SIZE"] = self.size_text
         return fd
 
     # -- the core, to the driver --------------------------------------------------------
