@@ -18,6 +18,16 @@
 
 The watcher never stops the reactor: ``h.reactor_run()`` returns once
 every watch it started has ended.
+
+Beyond upstream, for a caller about to submit many jobs (``flux submit
+--cc``): ``follow_new_jobs()`` opens one ``job-manager.events-journal``
+stream, and the main events of jobs added afterwards (which must have been
+submitted after that call) come from it instead of one eventlog stream per
+job; ``no_more_new_jobs()`` says that every such job has been added, so the
+stream ends with the last of them.  With ``watch`` (and neither
+``exec.*`` waits nor ``log_events``) the output stream is opened at
+``start`` rather than after an exec eventlog stream sees ``shell.init``.
+The output and the exit code are the same either way.
 """
 
 import os
@@ -25,7 +35,8 @@ import re
 import sys
 import time
 
-from flux.constants import FLUX_JOB_STATE_SCHED
+from flux.constants import FLUX_JOB_STATE_SCHED, FLUX_RPC_NORESPONSE
+from flux.eventlog import EventLogEvent
 from flux.job.event import event_watch_async
 from flux.job.info import JobInfo
 from flux.job.JobID import JobID
@@ -33,6 +44,7 @@ from flux.job.output import JobExceptionEvent, output_watch_async
 
 __all__ = ["JobStatus", "JobProgressBar", "JobWatcher"]
 
+_JOURNAL = "journal"  # _Job.main of a job followed through the events journal
 _PENDING = ("DEPEND", "PRIORITY", "SCHED")
 _RUNNING = ("RUN", "CLEANUP")
 _FAILED = ("FAILED", "CANCELED", "TIMEOUT")
@@ -247,6 +259,9 @@ class JobWatcher:
         self.t0 = starttime
         self.exitcode = 0
         self.jobs = {}
+        self.journal = None  # the events journal of follow_new_jobs()
+        self.early = None  # id -> events that came before the job was added
+        self.journal_jobs = 0  # jobs still followed through the journal
         self.progress = None
         if progress or jps:
             self.progress = JobProgressBar(h, starttime=starttime, jps=jps,
@@ -265,6 +280,49 @@ class JobWatcher:
         if self.progress is not None:
             self.progress.stop()
         return self
+
+    def follow_new_jobs(self):
+        """Follow jobs added from now on through the events journal."""
+        from flux.constants import FLUX_RPC_STREAMING
+
+        if self.journal is None:
+            self.journal = self.h.rpc("job-manager.events-journal", {},
+                                      flags=FLUX_RPC_STREAMING)
+            self.journal.get()  # the sentinel: live from here on
+            self.journal.reset()
+            self.early = {}
+            self.journal.then(self._on_journal)
+        return self
+
+    def no_more_new_jobs(self):
+        """Every job submitted since ``follow_new_jobs()`` has been added."""
+        self.early = None
+        self._check_journal()
+        return self
+
+    def _check_journal(self):
+        if self.journal is not None and self.early is None and not self.journal_jobs:
+            self.journal.stop()
+            self.h.rpc("job-manager.events-journal-cancel",
+                       {"matchtag": self.journal._state.matchtag},
+                       flags=FLUX_RPC_NORESPONSE)
+            self.journal = None
+
+    def _on_journal(self, f):
+        try:
+            rsp = f.get()
+        except OSError:
+            f.stop()
+            self.journal = None
+            return
+        f.reset()
+        for item in rsp.get("events", ()):
+            job = self.jobs.get(item["id"])
+            if job is None or job.main is not _JOURNAL:
+                if self.early is not None and job is None:
+                    self.early.setdefault(item["id"], []).append(item["entry"])
+                continue
+            self._main_event(job, EventLogEvent(item["entry"]))
 
     def add_jobs(self, *jobs, stdout=None, stderr=None, wait="clean"):
         for info in jobs:
@@ -287,9 +345,26 @@ class JobWatcher:
         self._seen_time(getattr(info, "t_submit", None))
         if self.progress is not None:
             self.progress.add_job(info)
-        job.main = event_watch_async(self.h, job.id)
-        job.main.then(self._on_main, job)
+        if self.journal is not None:
+            job.main = _JOURNAL
+            self.journal_jobs += 1
+            for entry in self.early.pop(job.id, ()) if self.early else ():
+                if job.main is _JOURNAL:
+                    self._main_event(job, EventLogEvent(entry))
+        else:
+            job.main = event_watch_async(self.h, job.id)
+            job.main.then(self._on_main, job)
         return self
+
+    def _main_ended(self, job):
+        """The job's main eventlog is over."""
+        if job.main is _JOURNAL:
+            self.journal_jobs -= 1
+            self._check_journal()
+        job.main = None
+        if not job.waited and not (job.exec_wait and job.exec is not None):
+            self._log(job, f"eventlog ended before event='{job.wait}'")
+            self._done(job)
 
     def _seen_time(self, ts):
         if ts and (self.t0 is None or ts < self.t0):
@@ -320,11 +395,11 @@ class JobWatcher:
             return
         if event is None:
             f.stop()
-            job.main = None
-            if not job.waited and not (job.exec_wait and job.exec is not None):
-                self._log(job, f"eventlog ended before event='{job.wait}'")
-                self._done(job)
+            self._main_ended(job)
             return
+        self._main_event(job, event)
+
+    def _main_event(self, job, event):
         if self.log_events:
             self._log_event(job, event)
         if self.progress is not None:
@@ -338,7 +413,9 @@ class JobWatcher:
                 print(JobExceptionEvent(event).render(), file=job.stderr, flush=True)
         elif name == "start":
             job.started = True
-            if self.watch or job.exec_wait:
+            if self.watch and not job.exec_wait and not self.log_events:
+                self._open_output(job)  # the output eventlog waits for shell.init
+            elif self.watch or job.exec_wait:
                 job.exec = event_watch_async(self.h, job.id, "guest.exec.eventlog")
                 job.exec.then(self._on_exec, job)
         elif name == "finish":
@@ -355,9 +432,23 @@ class JobWatcher:
                                f"status={status}")
         if name == job.wait:
             if name != "clean":  # after clean the stream ends by itself
-                f.cancel(stop=True)
-                job.main = None
+                self._cancel_main(job)
             self._done(job)
+        if name == "clean" and job.main is _JOURNAL:
+            self._main_ended(job)
+
+    def _cancel_main(self, job):
+        if job.main is _JOURNAL:
+            self.journal_jobs -= 1
+            self._check_journal()
+        elif job.main is not None:
+            job.main.cancel(stop=True)
+        job.main = None
+
+    def _open_output(self, job):
+        job.output = output_watch_async(self.h, job.id, nowait=True,
+                                        labelio=self.labelio)
+        job.output.then(self._on_output, job)
 
     def _on_exec(self, f, job):
         try:
@@ -376,19 +467,15 @@ class JobWatcher:
             self._log_event(job, event, prefix="exec.")
         if event.name == "shell.init" and not job.shell_init:
             job.shell_init = True
-            if self.watch:
-                job.output = output_watch_async(self.h, job.id, nowait=True,
-                                                labelio=self.labelio)
-                job.output.then(self._on_output, job)
+            if self.watch and job.output is None:
+                self._open_output(job)
             if not job.exec_wait:
                 f.cancel(stop=True)
                 job.exec = None
         if job.exec_wait and event.name == job.exec_wait:
             f.cancel(stop=True)
             job.exec = None
-            if job.main is not None:
-                job.main.cancel(stop=True)
-                job.main = None
+            self._cancel_main(job)
             self._done(job)
 
     def _on_output(self, f, job):
@@ -411,6 +498,7 @@ class JobWatcher:
                 job.stderr.flush()
             self._finish(job)
             return
+        job.shell_init = True  # output exists: the shell is up
         if self.output_callback is not None:
             self.output_callback(job.id, stream, data)
             return

@@ -9,9 +9,10 @@ line, in submission order (``--quiet``: not printed).
 
 Waiting (``--wait``, ``--wait-event``, ``--watch``, ``--progress``,
 ``--jps``, ``-v``/``-vv`` for status and event lines) is
-``flux.job.watcher.JobWatcher``'s, as upstream's: each job's main eventlog
-is watched to its wait event and, with ``--watch``, its output printed as
-it comes.  Exit status: without waiting, 1 if any submission failed; with
+``flux.job.watcher.JobWatcher``'s, as upstream's: each job is followed to its
+wait event and, with ``--watch``, its output printed as it comes.  The
+jobs' main events come through one events-journal stream opened before the
+first submission (``JobWatcher.follow_new_jobs()``).  Exit status: without waiting, 1 if any submission failed; with
 waiting, the largest of that and the jobs' exit codes (128+N for signal N,
 1 for a job that failed before it started).
 
@@ -57,6 +58,7 @@ class BulkSubmit:
         self.ids = []  # job ids in submission order (None: not yet, False: failed)
         self.printed = 0
         self.nfailed_submit = 0
+        self.nanswered = 0
         self.t0 = time.time()
         self.out = sys.stdout
         self.err = sys.stderr
@@ -122,11 +124,13 @@ class BulkSubmit:
             self.nfailed_submit += 1
             self.ids[index] = False
             self.message(f"{self.prog}: {exc.strerror or exc}")
-            self._print_ids()
-            return
-        self.ids[index] = jobid
-        if self.watcher is not None:
-            self.watcher.add_jobid(jobid, wait=self.wait_event)
+        else:
+            self.ids[index] = jobid
+            if self.watcher is not None:
+                self.watcher.add_jobid(jobid, wait=self.wait_event)
+        self.nanswered += 1
+        if self.nanswered == len(self.ids) and self.watcher is not None:
+            self.watcher.no_more_new_jobs()
         self._print_ids()
 
     def _print_ids(self):
@@ -149,7 +153,7 @@ class BulkSubmit:
     def run(self, jobspecs):
         """Submit every jobspec text of ``jobspecs``; return the exit code."""
         if self.watcher is not None:
-            self.watcher.start()
+            self.watcher.follow_new_jobs().start()
         for text in jobspecs:
             self.submit(text)
         if self.ids:
