@@ -1200,7 +1200,7 @@ class JobspecV1(Jobspec):
             num_nodes=nodes,
             broker_opts=broker_opts,
             exclusive=exclusive,
-            conf=conf,
+            conf=_batch_conf(conf),
             name=name,
             queue=queue,
             bank=bank,
@@ -1256,7 +1256,7 @@ class JobspecV1(Jobspec):
             num_nodes=nodes,
             broker_opts=broker_opts,
             exclusive=exclusive,
-            conf=conf,
+            conf=_batch_conf(conf),
             queue=queue,
             bank=bank,
             cwd=os.getcwd() if cwd is None else cwd,
@@ -1267,6 +1267,13 @@ class JobspecV1(Jobspec):
             unbuffered=unbuffered,
         )
         return jobspec.apply_options(prog="batch", **_propagating(apply_kw))
+
+
+def _batch_conf(conf):
+    """``conf`` of from_alloc/from_batch (dict, BatchConfig or str) as a dict."""
+    from flux.job.batchconfig import BatchConfig
+
+    return BatchConfig.normalize(conf)
 
 
 def _check_per_resource_args(

@@ -676,32 +676,13 @@ def _apply(jobspec, args):
 
 
 def _conf_dict(items):
-    import json
+    """The config of ``--conf`` values (``flux.job.BatchConfig``), None if none."""
+    from flux.job.batchconfig import BatchConfig
 
-    conf = {}
+    conf = BatchConfig()
     for item in items or ():
-        if "=" in item:
-            key, value = item.split("=", 1)
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass
-            node = conf
-            parts = key.split(".")
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = value
-        else:
-            with open(item, encoding="utf-8") as fp:
-                if item.endswith(".json"):
-                    conf.update(json.load(fp))
-                else:
-                    try:
-                        import tomllib
-                    except ImportError:  # Python 3.10
-                        import tomli as tomllib
-                    conf.update(tomllib.loads(fp.read()))
-    return conf or None
+        conf.update(item)
+    return conf.config or None
 
 
 def _build_nested(JobspecV1, args, command, argv, cwd):
