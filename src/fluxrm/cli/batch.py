@@ -82,13 +82,14 @@ def main(argv, prog="flux-batch", command="batch"):
 
 def _alloc_pty(jobspec, args):
     """``flux alloc``'s instance runs on a pty driven by our terminal
-    (``pty.interactive``, set by ``from_alloc``); with our stdin not a
+    (``pty.interactive``; ``from_alloc`` never sets it); with our stdin not a
     terminal it gets pipes instead (its output is not for a terminal),
     unless ``-o pty...`` asked for a pty.  Returns the ``pty`` option."""
     from fluxrm.cli.run import stdin_is_tty
 
     if stdin_is_tty() and not args.bg:
-        return submitopts.pty_option(jobspec, interactive=True)
+        jobspec.setattr_shell_option("pty.interactive", 1)
+        return submitopts.pty_option(jobspec)
     if not any(o == "pty" or o.startswith(("pty.", "pty="))
                for o in args.setopt or ()):
         options = jobspec.attributes["system"].get("shell", {}).get("options", {})

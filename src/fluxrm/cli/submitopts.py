@@ -713,14 +713,17 @@ def _build_nested(JobspecV1, args, command, argv, cwd):
             content = shlex.join(argv) + "\n" if argv else sys.stdin.read()
             jobspec = JobspecV1.from_batch(content=content, wrap=True,
                                            input=args.input, **common)
-        elif argv:
-            jobspec = JobspecV1.from_batch(argv[0], script_args=argv[1:],
-                                           input=args.input, **common)
+        elif argv:  # a script with arguments: from_batch takes none
+            with open(argv[0], encoding="utf-8") as fp:
+                content = fp.read()
+            name = common.pop("name") or os.path.basename(argv[0])
+            jobspec = JobspecV1._batch_script(content, name, argv[1:],
+                                              input=args.input, **common)
         else:
             jobspec = JobspecV1.from_batch(content=sys.stdin.read(),
                                            input=args.input, **common)
     else:
-        jobspec = JobspecV1.from_alloc(argv, bg=args.bg, **common)
+        jobspec = JobspecV1._alloc_command(argv, bg=args.bg, **common)
     _apply(jobspec, args)
     return jobspec
 
