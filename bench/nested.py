@@ -10,12 +10,14 @@ RUNS times, interleaved, each in a fresh ``flux start --test-size=2``:
    instance (so against a child instance on one node of the two);
 3. ``flux alloc -N2 true``: from the command's start to its exit, a new
    two-broker instance across both brokers of the parent (PMI from the
-   parent's execution service), ``ALLOCS`` times per run.
+   parent's execution service), ``ALLOCS`` times per run;
+4. ANCHORS.md's MPI row: ``flux start --test-size=2 flux run -N2 -n4`` of
+   an mpi4py ring (MPICH from the ``mpich`` package), start to exit
+   (skipped if mpi4py cannot be imported).
 
 Prints medians and spreads of the submit and run rates of 1 and 2 and
-their ratio nested/top (per run), and of the alloc time.  ANCHORS.md has
-no upstream figure for these; upstream's closest is its MPI row
-(``flux start`` plus a ``-N2`` job on ``--test-size=2``: 2.0 s).
+their ratio nested/top (per run), of the alloc time and of the MPI run.
+ANCHORS.md has no upstream figure for 1-3; upstream's MPI row is 2.0 s.
 """
 
 import argparse
@@ -32,6 +34,12 @@ from _common import Report, add_args, flux_command, progress  # noqa: E402
 from bulksubmit import write_jobspecs  # noqa: E402
 
 ALLOCS = 5
+UPSTREAM_MPI = 2.0  # s, ANCHORS.md
+RING = ("from mpi4py import MPI; c = MPI.COMM_WORLD; r, n = c.Get_rank(), "
+        "c.Get_size(); t = c.sendrecv(r, dest=(r + 1) % n, source=(r - 1) % n); "
+        "assert t == (r - 1) % n")
+# MPICH between "nodes" on one host: TCP over the loopback (tests/test_job_pmi.py)
+MPI_ENV = {"MPIR_CVAR_CH4_NETMOD": "ofi", "FI_PROVIDER": "tcp", "FI_TCP_IFACE": "lo"}
 BULKSUBMIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bulksubmit.py")
 
 
@@ -58,6 +66,25 @@ def in_flux_start(args, *command):
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:3])}...: {res.stderr}")
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def mpi_ring_seconds():
+    """ANCHORS.md's MPI row: ``flux start`` + the ring job, start to exit."""
+    env = dict(os.environ, **MPI_ENV)
+    env.pop("FLUX_URI", None)
+    t0 = time.perf_counter()
+    subprocess.run([flux_command(), "start", "--test-size=2", "flux", "run", "-N2",
+                    "-n4", sys.executable, "-c", RING], check=True, env=env,
+                   timeout=300)
+    return time.perf_counter() - t0
+
+
+def have_mpi4py():
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def part_a(args, nested):
@@ -89,7 +116,8 @@ def main():
         args.runs, args.n, args.allocs = 1, 20, 1
     report = Report("nested", args)
     figures = {key: [] for key in ("top submit", "top run", "nested submit",
-                                   "nested run", "ratio", "alloc")}
+                                   "nested run", "ratio", "alloc", "mpi")}
+    mpi = have_mpi4py()
     with tempfile.TemporaryDirectory(prefix="bench-nested-") as tmp:
         args.specdir = os.path.join(tmp, "specs")
         os.mkdir(args.specdir)
@@ -104,6 +132,8 @@ def main():
                                ("ratio", nr / tr)):
                 figures[key].append(value)
             figures["alloc"].extend(allocs)
+            if mpi:
+                figures["mpi"].append(mpi_ring_seconds())
             progress(f"nested run {i + 1}/{args.runs}: top {tr:,.1f} job/s, "
                      f"in flux batch -N1 {nr:,.1f} job/s, flux alloc -N2 true "
                      f"{statistics.median(allocs) * 1000:,.0f} ms")
@@ -117,8 +147,14 @@ def main():
     report.add("nested/top run", figures["ratio"], "x", None, "{:.3f}")
     report.add("flux alloc -N2 true", [t * 1000 for t in figures["alloc"]], "ms",
                None, "{:,.0f}", higher_is_better=False)
-    report.note("upstream: no figure for these in ANCHORS.md; its MPI row "
-                "(flux start + a -N2 job on --test-size=2) is 2.0 s")
+    if mpi:
+        report.add("MPI ring: flux start --test-size=2 + run -N2 -n4",
+                   figures["mpi"], "s", UPSTREAM_MPI, "{:.2f}",
+                   higher_is_better=False)
+    else:
+        report.note("MPI ring: skipped (mpi4py is not installed)")
+    report.note("upstream: no figure in ANCHORS.md for part (a) nested or for "
+                "flux alloc -N2 true")
     report.close()
     return 0
 

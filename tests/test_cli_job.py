@@ -55,7 +55,7 @@ def test_eventlog_formats(instance, flux_cli):
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [e["name"] for e in events] == names
     proc = flux_cli("job", "eventlog", "-T", "offset", jobid)
-    assert proc.stdout.startswith("0.000000 submit")
+    assert proc.stdout.startswith("       0.000000 submit")  # %15.6f
     proc = flux_cli("job", "eventlog", "-T", "iso", "-p", "exec", jobid)
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z init$",
                     proc.stdout.splitlines()[0])

@@ -151,6 +151,16 @@ def test_run_labels_and_tasks(instance, flux_cli):
     assert sorted(proc.stdout.splitlines()) == ["0: task 0", "1: task 1"]
 
 
+def test_labels_are_per_line_when_a_task_writes_a_line_in_pieces(instance, flux_cli):
+    # the pieces reach the output eventlog as separate chunks (the task
+    # waits between them); each line is labelled once, a last line without
+    # its newline is ended at the end of the stream
+    proc = flux_cli("run", "-n1", "-l", "sh", "-c",
+                    "printf a; sleep 0.2; echo b; printf c; sleep 0.2; printf d")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "0: ab\n0: cd\n"
+
+
 def test_run_signal_and_exec_failure(instance, flux_cli):
     proc = flux_cli("run", "sh", "-c", "kill -9 $$")
     assert proc.returncode == 128 + 9

@@ -158,9 +158,10 @@ def test_alloc_bg_runs_until_cancelled(parent):
     proc = run_flux("alloc", "-n1", "--bg", env=parent.env())
     assert proc.returncode == 0, proc.stderr
     jobid = flux.job.JobID(proc.stdout.strip())
-    h = parent.handle()
-    state = flux.job.get_job(h, jobid)["state"]
-    assert state == "RUN"
+    # it returned once the instance was up: reachable at once
+    out = flux_ok(parent, "proxy", str(jobid), sys.executable, "-m",
+                  "fluxrm.cli.main", "getattr", "jobid")
+    assert out.strip() == str(int(jobid))
     flux_ok(parent, "cancel", str(jobid))
     assert wait_result(parent, jobid).exception_type == "cancel"
 
@@ -259,5 +260,47 @@ def test_interactive_alloc_through_a_terminal(parent):
         t.expect(rb"level=1\r\n")
         t.type(b"exit 4\n")
         assert t.wait(60) == 4
+    finally:
+        t.close()
+
+
+# -- across the brokers of the parent ---------------------------------------------------
+@pytest.fixture(scope="module")
+def two_nodes():
+    """A parent of two brokers (one module-wide: its tests leave it idle)."""
+    with start_many(2) as inst:
+        yield inst
+
+
+def test_alloc_across_two_nodes(two_nodes):
+    proc = run_flux("alloc", "-N2", "flux", "resource", "list", "-n", "-s", "free",
+                    "-o", "{nnodes}", env=two_nodes.env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "2"
+
+
+def test_batch_across_two_nodes_runs_on_both(two_nodes, tmp_path):
+    path = script(tmp_path, "two.sh", """\
+        echo size $(flux getattr size)
+        flux run -N2 -n2 -l flux getattr rank | sort
+        """)
+    out = flux_ok(two_nodes, "batch", "-N2", "--output", f"{tmp_path}/o", path)
+    jobid = flux.job.JobID(out.strip())
+    assert wait_result(two_nodes, jobid).returncode == 0
+    assert (tmp_path / "o").read_text() == "size 2\n0: 0\n1: 1\n"
+
+
+def test_interactive_alloc_across_two_nodes(two_nodes):
+    """The shell's broker (task 0) is on a pty and still gets its PMI."""
+    from test_pty import Terminal
+
+    t = Terminal(["alloc", "-N2"], env=two_nodes.env(SHELL="/bin/sh",
+                                                     PS1="prompt> "))
+    try:
+        t.expect(rb"prompt> ")
+        t.type(b"echo size=$(flux getattr size)\n")
+        t.expect(rb"size=2\r\n")
+        t.type(b"exit\n")
+        assert t.wait(60) == 0
     finally:
         t.close()

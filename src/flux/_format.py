@@ -138,6 +138,24 @@ def _reject_string(value, conv):
         raise TypeError(f"conversion !{conv} needs a number, got {value!r}")
 
 
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number_spec(spec):
+    """True if ``spec`` ends in a numeric presentation type (``.1%``, ``.2f``)."""
+    match = _SPEC_RE.match(spec)
+    return bool(match and match.group("type") and match.group("type") not in "s")
+
+
+def _text_spec(spec):
+    """``spec`` without a numeric type and precision, to print ``"-"`` with."""
+    match = _SPEC_RE.match(spec)
+    if not match or not _number_spec(spec):
+        return spec
+    return (match.group("fill_align") or "") + (match.group("width") or "")
+
+
 class UtilFormatter(string.Formatter):
     """`string.Formatter` with Flux conversions and spec suffixes.
 
@@ -197,9 +215,12 @@ class UtilFormatter(string.Formatter):
         else:
             if format_spec.endswith("h"):
                 format_spec = format_spec[:-1]
-                value = str(value)
-                if value in _empty_strings():
+                text = str(value)
+                if text in _empty_strings():
                     value = "-"
+                    format_spec = _text_spec(format_spec)
+                elif not _is_number(value) or not _number_spec(format_spec):
+                    value = text  # a number keeps its type for {x:.1%h}
             result = super().format_field(value, format_spec)
             untruncated = str(value)
         if mark_truncation and len(result) < len(untruncated):

@@ -61,9 +61,11 @@ def ask(broker, topic, payload, rolemask=OWNER):
 
 def test_job_exec_declares_the_topics_of_jobs_across_ranks_owner_only():
     assert JobExec._topics == {"job-exec.tasks": "tasks", "job-exec.report": "report",
-                               "job-exec.pty-input": "pty_input"}
+                               "job-exec.pty-input": "pty_input",
+                               "job-exec.pmi-up": "pmi_up",
+                               "job-exec.pmi-down": "pmi_down"}
     # a job's owner writes to its pty: checked per request
-    assert JobExec.owner_only == frozenset({"job-exec.tasks", "job-exec.report"})
+    assert JobExec.owner_only == frozenset(JobExec._topics) - {"job-exec.pty-input"}
     assert set(JobExec(BrokerStub()).handlers) == set(JobExec._topics)
 
 
@@ -73,7 +75,8 @@ def test_another_request_to_job_exec_is_enosys(topic, rolemask):
     assert [m.errnum for m in ask(BrokerStub(), topic, {}, rolemask)] == [errno.ENOSYS]
 
 
-@pytest.mark.parametrize("topic", ["job-exec.tasks", "job-exec.report"])
+@pytest.mark.parametrize("topic", ["job-exec.tasks", "job-exec.report",
+                                   "job-exec.pmi-up", "job-exec.pmi-down"])
 def test_a_guest_may_not_send_tasks_or_reports(topic):
     rsp, = ask(BrokerStub(1, 4), topic, {}, GUEST)
     assert (rsp.errnum, rsp.errstr) == (errno.EPERM, OWNER_ONLY_ERROR)

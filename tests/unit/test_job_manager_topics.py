@@ -26,7 +26,8 @@ OWNER_ONLY = {"job-manager.wait", "job-manager.raiseall", "job-manager.purge",
 ANY_USER = {"job-manager.raise", "job-manager.kill", "job-manager.urgency",
             "job-manager.getinfo", "job-manager.events-journal",
             "job-manager.events-journal-cancel", "job-manager.queue-list",
-            "job-manager.queue-status", "job-manager.idle", "job-manager.update"}
+            "job-manager.queue-status", "job-manager.idle", "job-manager.update",
+            "job-manager.memo"}
 
 
 def test_topics_and_access_rules():

@@ -1444,45 +1444,53 @@ def test_from_submit_unknown_keyword():
 
 def test_from_alloc_nodes_only():
     js = JobspecV1.from_alloc(nodes=2)
+    # no initial program: the instance's shell is the broker's default
     assert js.tasks[0]["command"] == ["flux", "broker"]
     node = js.resources[0]
     assert node["type"] == "node" and node["count"] == 2 and node["exclusive"]
+    slot = node["with"][0]
+    assert slot["type"] == "slot" and slot["count"] == 1
+    assert slot["with"] == [{"type": "core", "count": 1}]
     options = shell_options(js)
     assert options["per-resource"] == {"type": "node"}
-    assert options["pty"] == {"interactive": 1}
+    assert options["mpi"] == "none" and options["exit-timeout"] == "none"
+    assert "pty" not in options  # never interactive: the CLI decides that
     assert js.cwd == os.getcwd()
     assert "rlimit" in options
 
 
-def test_from_alloc_nslots_and_command():
-    js = JobspecV1.from_alloc(["myscript.sh"], nslots=4, cores_per_slot=2)
-    assert js.tasks[0]["command"] == ["flux", "broker", "myscript.sh"]
+def test_from_alloc_takes_no_command():
+    with pytest.raises(TypeError):
+        JobspecV1.from_alloc(["myscript.sh"], nslots=4)
+    js = JobspecV1.from_alloc(nslots=4, cores_per_slot=2)
+    assert js.tasks[0]["command"] == ["flux", "broker"]
     assert dict(js.resource_counts()) == {"slot": 4, "core": 8}
 
 
 def test_from_alloc_bg():
     js = JobspecV1.from_alloc(nslots=1, bg=True)
     assert js.tasks[0]["command"] == ["flux", "broker", "-Sbroker.rc2_none=1"]
-    assert "pty" not in shell_options(js)
-    with pytest.raises(ValueError):
-        JobspecV1.from_alloc(["cmd"], nslots=1, bg=True)
+    assert shell_options(js)["pty"] == {"capture": 1}
 
 
 def test_from_alloc_needs_size():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^from_alloc\(\) requires nslots or nodes$"):
         JobspecV1.from_alloc()
 
 
 def test_from_batch_file(tmp_path):
     script = tmp_path / "job.sh"
     script.write_text("#!/bin/sh\nflux run hostname\n")
-    js = JobspecV1.from_batch(str(script), nslots=2, script_args=["a"])
+    js = JobspecV1.from_batch(script, nslots=2)  # a PathLike, too
     system = js.attributes["system"]
     assert system["job"] == {"name": "job.sh"}
     assert js.stdout == "flux-{{id}}.out"
     assert system["files"]["script"]["data"] == script.read_text()
-    assert js.tasks[0]["command"] == ["flux", "broker", "{{tmpdir}}/script", "a"]
+    assert system["files"]["script"]["mode"] & 0o777 == 0o700
+    assert js.tasks[0]["command"] == ["flux", "broker", "{{tmpdir}}/script"]
     assert js.cwd == os.getcwd()
+    with pytest.raises(TypeError):
+        JobspecV1.from_batch(str(script), nslots=1, script_args=["a"])
 
 
 def test_from_batch_content_and_wrap():
@@ -1493,12 +1501,22 @@ def test_from_batch_content_and_wrap():
     assert system["job"] == {"name": "batch"}
     assert js.stdout == "o.txt"
     assert js.resources[0]["exclusive"] is True
+    # wrap leaves a script that has its own shebang as it is
+    js = JobspecV1.from_batch(content="#!/bin/bash\necho\n", wrap=True)
+    assert js.attributes["system"]["files"]["script"]["data"] == "#!/bin/bash\necho\n"
+
+
+def test_from_batch_defaults_to_one_slot():
+    js = JobspecV1.from_batch(content="#!/bin/sh\ntrue\n")
+    assert dict(js.resource_counts()) == {"slot": 1, "core": 1}
 
 
 def test_from_batch_errors(tmp_path):
-    with pytest.raises(ValueError):
-        JobspecV1.from_batch(content="#!/bin/sh\n")  # no size
-    with pytest.raises(ValueError):
-        JobspecV1.from_batch(nslots=1)  # no script
-    with pytest.raises(ValueError, match="does not appear to start with"):
+    with pytest.raises(TypeError, match="^from_batch\\(\\) accepts 'script' or "
+                       "'content', not both$"):
+        JobspecV1.from_batch(str(tmp_path / "x"), content="#!/bin/sh\n")
+    with pytest.raises(TypeError, match="^from_batch\\(\\) requires 'script' "
+                       "\\(file path\\) or 'content' \\(inline script\\)$"):
+        JobspecV1.from_batch(nslots=1)
+    with pytest.raises(ValueError, match="^batch does not appear to start with"):
         JobspecV1.from_batch(content="hostname\n", nslots=1)

@@ -28,13 +28,20 @@ DEFAULT_URI = "local:///run/flux/local"
 
 
 def _resolve_uri(url):
-    if url is None or url == "":
-        return os.environ.get("FLUX_URI") or DEFAULT_URI
+    """The native URI to connect to for ``url`` (or ``FLUX_URI``): a path
+    in the instance hierarchy, or a target (``jobid:ID``, ``pid:PID``, a
+    bare job id: anything without ``://``) resolved by ``flux.uri``."""
     if isinstance(url, bytes):
         url = url.decode()
-    if url.startswith(".") or url.startswith("/"):
+    if url is None or url == "":
+        url = os.environ.get("FLUX_URI") or DEFAULT_URI
+    elif url.startswith(".") or url.startswith("/"):
         return _resolve_path(url)
-    return url
+    if "://" in url:
+        return url
+    from flux.uri import resolve_local
+
+    return resolve_local(url)
 
 
 def _resolve_path(path):
@@ -80,7 +87,13 @@ class Flux:
             self._reactor = _reactor or other._reactor
             self.uri = other.uri
             return
-        uri = _resolve_uri(url)
+        try:
+            uri = _resolve_uri(url)
+        except OSError as exc:
+            detail = exc.strerror or str(exc)
+            if not detail.startswith("Unable to connect to Flux"):
+                detail = f"Unable to connect to Flux: {detail}"
+            raise OSError(exc.errno or errno.EINVAL, detail) from None
         self.uri = uri
         reactor = Reactor()
         self._reactor = reactor

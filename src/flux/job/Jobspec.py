@@ -1163,68 +1163,15 @@ class JobspecV1(Jobspec):
     @classmethod
     def from_alloc(
         cls,
-        command=None,
         *,
         nslots=None,
         nodes=None,
         cores_per_slot=1,
         gpus_per_slot=None,
         exclusive=False,
-        name=None,
-        queue=None,
-        bank=None,
-        cwd=None,
-        output=None,
-        error=None,
-        bg=False,
         broker_opts=None,
         conf=None,
-        **apply_kw,
-    ):
-        """The jobspec ``flux alloc`` builds: a new instance of ``nslots``
-        slots (or ``nodes`` whole nodes) running ``command``, or an
-        interactive shell; with ``bg`` the instance runs with no initial
-        program until shut down."""
-        nslots, exclusive = _slots_and_exclusive(nslots, nodes, exclusive)
-        command = list(command or [])
-        broker_opts = list(broker_opts or [])
-        if bg:
-            if command:
-                raise ValueError("bg cannot be used with a command")
-            broker_opts.append("-Sbroker.rc2_none=1")
-        jobspec = cls.from_nest_command(
-            command,
-            num_slots=nslots,
-            cores_per_slot=cores_per_slot,
-            gpus_per_slot=gpus_per_slot,
-            num_nodes=nodes,
-            broker_opts=broker_opts,
-            exclusive=exclusive,
-            conf=conf,
-            name=name,
-            queue=queue,
-            bank=bank,
-            cwd=os.getcwd() if cwd is None else cwd,
-            output=output,
-            error=error,
-        )
-        if not bg:
-            jobspec.setattr_shell_option("pty.interactive", 1)
-        return jobspec.apply_options(prog="alloc", **_propagating(apply_kw))
-
-    @classmethod
-    def from_batch(
-        cls,
-        script_path=None,
-        *,
-        content=None,
-        wrap=False,
-        script_args=None,
-        nslots=None,
-        nodes=None,
-        cores_per_slot=1,
-        gpus_per_slot=None,
-        exclusive=False,
+        bg=False,
         name=None,
         queue=None,
         bank=None,
@@ -1234,39 +1181,136 @@ class JobspecV1(Jobspec):
         input=None,
         label_io=False,
         unbuffered=False,
-        broker_opts=None,
-        conf=None,
-        **apply_kw,
+        **kw,
     ):
-        """The jobspec ``flux batch`` builds from the script at
-        ``script_path`` or the text ``content`` (``wrap`` prepends
-        ``#!/bin/sh``).  Output defaults to ``flux-{{id}}.out`` and the name
-        to the script's file name (``"batch"`` for ``content``)."""
-        script = _batch_script(script_path, content, wrap)
-        if name is None:
-            name = os.path.basename(script_path) if script_path else "batch"
+        """The jobspec of a new instance of ``nslots`` slots (or ``nodes``
+        whole nodes) with no initial program (spec 29.2); with ``bg`` it
+        runs until shut down (``-Sbroker.rc2_none=1``, output captured
+        through a pty).  It never asks for an interactive terminal: the
+        ``flux alloc`` command does, when its stdin is one."""
+        if nslots is None and nodes is None:
+            raise ValueError("from_alloc() requires nslots or nodes")
+        return cls._alloc_command(
+            [], bg=bg, nslots=nslots, nodes=nodes, cores_per_slot=cores_per_slot,
+            gpus_per_slot=gpus_per_slot, exclusive=exclusive,
+            broker_opts=broker_opts, conf=conf, name=name, queue=queue,
+            bank=bank, cwd=cwd, output=output, error=error, input=input,
+            label_io=label_io, unbuffered=unbuffered, **kw)
+
+    @classmethod
+    def _alloc_command(cls, command, *, bg, nslots, nodes, cores_per_slot,
+                       gpus_per_slot, exclusive, broker_opts, conf, cwd, **kw):
+        """``from_alloc`` with an initial program (``flux alloc CMD``): not
+        part of the public API."""
         nslots, exclusive = _slots_and_exclusive(nslots, nodes, exclusive)
-        jobspec = cls.from_batch_command(
-            script,
-            name,
-            args=script_args,
+        broker_opts = list(broker_opts or [])
+        if bg and not command:
+            broker_opts.append("-Sbroker.rc2_none=1")
+        layout = {k: kw.pop(k) for k in ("name", "queue", "bank", "output",
+                                         "error", "input", "label_io",
+                                         "unbuffered") if k in kw}
+        jobspec = cls.from_nest_command(
+            list(command),
             num_slots=nslots,
             cores_per_slot=cores_per_slot,
             gpus_per_slot=gpus_per_slot,
             num_nodes=nodes,
             broker_opts=broker_opts,
             exclusive=exclusive,
-            conf=conf,
-            queue=queue,
-            bank=bank,
+            conf=_batch_conf(conf),
+            cwd=os.getcwd() if cwd is None else cwd,
+            **layout,
+        )
+        if bg:
+            jobspec.setattr_shell_option("pty.capture", 1)
+        return jobspec.apply_options(prog="alloc", **_propagating(kw))
+
+    @classmethod
+    def from_batch(
+        cls,
+        script=None,
+        *,
+        content=None,
+        nslots=None,
+        nodes=None,
+        cores_per_slot=1,
+        gpus_per_slot=None,
+        exclusive=False,
+        broker_opts=None,
+        conf=None,
+        wrap=False,
+        name=None,
+        queue=None,
+        bank=None,
+        cwd=None,
+        output=None,
+        error=None,
+        input=None,
+        label_io=False,
+        unbuffered=False,
+        **kw,
+    ):
+        """The jobspec of a batch job (spec 29.2): the script at path
+        ``script`` (read as UTF-8) or the text ``content`` runs as the
+        initial program of a new instance (``wrap`` prepends ``#!/bin/sh``
+        to a script without one).  One slot unless ``nslots`` or ``nodes``
+        says otherwise; output to ``flux-{{id}}.out``; named after the
+        script's file (``"batch"`` for ``content``)."""
+        if script is not None and content is not None:
+            raise TypeError("from_batch() accepts 'script' or 'content', not both")
+        if script is None and content is None:
+            raise TypeError("from_batch() requires 'script' (file path) or "
+                            "'content' (inline script)")
+        if script is not None:
+            with open(script, encoding="utf-8") as fp:
+                content = fp.read()
+            default_name = os.path.basename(os.fspath(script))
+        else:
+            default_name = "batch"
+        if wrap and not content.startswith("#!"):
+            content = "#!/bin/sh\n" + content
+        if nslots is None and nodes is None:
+            nslots = 1
+        return cls._batch_script(
+            content, default_name if name is None else name, [],
+            nslots=nslots, nodes=nodes, cores_per_slot=cores_per_slot,
+            gpus_per_slot=gpus_per_slot, exclusive=exclusive,
+            broker_opts=broker_opts, conf=conf, queue=queue, bank=bank,
+            cwd=cwd, output=output, error=error, input=input,
+            label_io=label_io, unbuffered=unbuffered, **kw)
+
+    @classmethod
+    def _batch_script(cls, content, name, args, *, nslots, nodes, cores_per_slot,
+                      gpus_per_slot, exclusive, broker_opts, conf, cwd, output,
+                      **kw):
+        """``from_batch`` with script arguments (``flux batch SCRIPT
+        ARGS``): not part of the public API."""
+        nslots, exclusive = _slots_and_exclusive(nslots, nodes, exclusive)
+        layout = {k: kw.pop(k) for k in ("queue", "bank", "error", "input",
+                                         "label_io", "unbuffered") if k in kw}
+        jobspec = cls.from_batch_command(
+            content,
+            name,
+            args=args,
+            num_slots=nslots,
+            cores_per_slot=cores_per_slot,
+            gpus_per_slot=gpus_per_slot,
+            num_nodes=nodes,
+            broker_opts=broker_opts,
+            exclusive=exclusive,
+            conf=_batch_conf(conf),
             cwd=os.getcwd() if cwd is None else cwd,
             output="flux-{{id}}.out" if output is None else output,
-            error=error,
-            input=input,
-            label_io=label_io,
-            unbuffered=unbuffered,
+            **layout,
         )
-        return jobspec.apply_options(prog="batch", **_propagating(apply_kw))
+        return jobspec.apply_options(prog="batch", **_propagating(kw))
+
+
+def _batch_conf(conf):
+    """``conf`` of from_alloc/from_batch (dict, BatchConfig or str) as a dict."""
+    from flux.job.batchconfig import BatchConfig
+
+    return BatchConfig.normalize(conf)
 
 
 def _check_per_resource_args(
@@ -1329,17 +1373,6 @@ def _slots_and_exclusive(nslots, nodes, exclusive):
             raise ValueError("nslots or nodes is required")
         return nodes, True
     return nslots, exclusive
-
-
-def _batch_script(script_path, content, wrap):
-    if (script_path is None) == (content is None):
-        raise ValueError("exactly one of script_path or content is required")
-    if content is None:
-        with open(script_path, encoding="utf-8") as fp:
-            content = fp.read()
-    if wrap:
-        content = "#!/bin/sh\n" + content
-    return content
 
 
 # ---------------------------------------------------------------------------

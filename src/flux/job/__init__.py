@@ -18,4 +18,6 @@ from flux.job.list import (  # noqa: F401
     JobList, JobListIdsFuture, get_job, job_list, job_list_id, job_list_inactive,
 )
 from flux.job.stats import JobStats  # noqa: F401
+from flux.job.batchconfig import BatchConfig  # noqa: F401
+from flux.job.watcher import JobWatcher  # noqa: F401
 from flux.job.executor import FluxExecutor, FluxExecutorFuture  # noqa: F401

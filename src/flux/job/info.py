@@ -27,6 +27,7 @@ import flux.constants as C
 # flux._format, not flux.util: importing flux.job must stay cheap
 from flux._format import _SORT_PREFIX_RE, OutputFormat, fsd
 from flux.job.JobID import JobID
+from flux.job.instance import InstanceInfo
 from flux.job.state import resultemoji, resulttostr, stateemoji, statetostr
 
 __all__ = [
@@ -181,109 +182,6 @@ class JobURI(str):
             path = rest[slash:] if slash >= 0 else "/"
             return "local://" + path
         return text
-
-
-# ---------------------------------------------------------------------------
-# Instance information (jobs that are Flux instances)
-
-
-class _ResourceCount:
-    """``ncores ngpus nnodes`` of one R object."""
-
-    def __init__(self, ncores=0, ngpus=0, nnodes=0):
-        self.ncores = ncores
-        self.ngpus = ngpus
-        self.nnodes = nnodes
-
-
-def _per_rank(R):
-    """{rank: (ncores, ngpus)} of an R object."""
-    from flux.idset import IDset
-
-    out = {}
-    try:
-        for entry in R["execution"]["R_lite"]:
-            children = entry.get("children") or {}
-            ncores = IDset(children.get("core") or "").count()
-            ngpus = IDset(children.get("gpu") or "").count()
-            for rank in IDset(entry["rank"]):
-                prev = out.get(rank, (0, 0))
-                out[rank] = (prev[0] + ncores, prev[1] + ngpus)
-    except (KeyError, TypeError, ValueError):
-        pass
-    return out
-
-
-def _summarize(per_rank):
-    return _ResourceCount(sum(c for c, _ in per_rank.values()),
-                          sum(g for _, g in per_rank.values()), len(per_rank))
-
-
-class _Resources:
-    def __init__(self, status):
-        allr = _per_rank(status.get("all"))
-        down = _per_rank(status.get("down"))
-        alloc = _per_rank(status.get("allocated"))
-        up = {r: v for r, v in allr.items() if r not in down}
-        free = {}
-        for rank, (ncores, ngpus) in up.items():
-            used = alloc.get(rank, (0, 0))
-            left = (max(ncores - used[0], 0), max(ngpus - used[1], 0))
-            if left != (0, 0):
-                free[rank] = left
-        self.all = _summarize(allr)
-        self.down = _summarize(down)
-        self.up = _summarize(up)
-        self.allocated = _summarize(alloc)
-        self.free = _summarize(free)
-        self.free.nnodes = sum(1 for r in up if r not in alloc)
-
-
-class InstanceInfo:
-    """Statistics of a job that is itself a Flux instance (``instance.*``
-    format fields).  Every value is empty if the instance cannot be
-    reached."""
-
-    def __init__(self, uri=None):
-        self.initialized = False
-        self.stats = EmptyObject()
-        self.resources = EmptyObject()
-        if not uri:
-            return
-        try:
-            import flux
-            from flux.job.stats import JobStats
-
-            handle = flux.Flux(JobURI(uri).local)
-            self.stats = JobStats(handle).update_sync()
-            status = handle.rpc("resource.sched-status", nodeid=0).get()
-            self.resources = _Resources(status or {})
-            self.initialized = True
-        except (OSError, ValueError, TypeError, KeyError):
-            pass
-
-    def __getattr__(self, attr):
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-        return EmptyObject()
-
-    @property
-    def utilization(self):
-        if not self.initialized or not self.resources.up.ncores:
-            return ""
-        return self.resources.allocated.ncores / self.resources.up.ncores
-
-    @property
-    def gpu_utilization(self):
-        if not self.initialized or not self.resources.up.ngpus:
-            return ""
-        return self.resources.allocated.ngpus / self.resources.up.ngpus
-
-    @property
-    def progress(self):
-        if not self.initialized or self.stats.total <= 0:
-            return ""
-        return self.stats.inactive / self.stats.total
 
 
 # ---------------------------------------------------------------------------

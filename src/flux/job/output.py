@@ -27,8 +27,8 @@ the output eventlog.
 """
 
 import base64
-import collections
 import errno
+from typing import NamedTuple
 
 from flux.job.event import (
     EventLogEvent,
@@ -53,6 +53,9 @@ __all__ = [
     "OutputHeaderEvent",
     "RedirectEvent",
     "JobExceptionEvent",
+    "JobOutputEventWatch",
+    "JobOutputWatch",
+    "JobOutputWatchLines",
     "JobOutputEventWatchFuture",
     "JobOutputWatchFuture",
     "job_output",
@@ -60,6 +63,7 @@ __all__ = [
     "output_event_watch",
     "output_watch_async",
     "output_watch",
+    "output_watch_lines_async",
     "output_watch_lines",
 ]
 
@@ -71,7 +75,12 @@ LOG_NOTICE = 5
 LOG_DEBUG = 6
 LOG_TRACE = 7
 
-JobOutput = collections.namedtuple("JobOutput", "stdout stderr log")
+class JobOutput(NamedTuple):
+    """A job's whole output, as ``job_output`` returns it."""
+
+    stdout: str
+    stderr: str
+    log: str
 
 
 class Taskset:
@@ -424,16 +433,28 @@ def _output_init(future, jobid, labelio, nowait):
     future._machine.start()
 
 
-class JobOutputEventWatchFuture(_ComposedFuture):
-    """A stream of typed output events of a job.
+def _jobid(jobid):
+    """``jobid`` (int, ``JobID`` or any string ``JobID`` parses) as an int."""
+    from flux.job.JobID import JobID
 
-    ``get_event()`` returns the next event, ``None`` at the end; errors raise
-    ``OSError``.  ``get()`` is the same as ``get_event()``.
-    ``cancel()`` stops watching.
+    return int(JobID(jobid))
+
+
+class JobOutputEventWatch(_ComposedFuture):
+    """A stream of the typed output events of a job (spec 17.2).
+
+    Each fulfilment is one event (``OutputEvent``, ``LogEvent``,
+    ``OutputHeaderEvent``, ``RedirectEvent`` or ``JobExceptionEvent``);
+    the end of the stream is ``None``.  ``get()`` returns the current one;
+    ``get_event(autoreset=True)`` also resets the future (not at the end).
+    Errors raise ``OSError``.  The work starts on the first ``then()`` or
+    ``get()``; ``cancel()`` stops watching.
     """
 
+    _END = None  # what get() returns at the end of the stream
+
     def __init__(self, flux_handle, jobid, labelio=False, nowait=False):
-        self.jobid = int(jobid)
+        self.jobid = _jobid(jobid)
         self._machine = None
         super().__init__(_output_init, self.jobid, labelio, nowait,
                          flux_handle=flux_handle)
@@ -441,19 +462,23 @@ class JobOutputEventWatchFuture(_ComposedFuture):
     def _emit(self, event):
         self.fulfill(event)
 
-    def get_event(self, autoreset=True):
+    def get(self):
         try:
-            value = self._head()
+            return self._head()
         except OSError as exc:
-            if exc.errno == errno.ENODATA:
-                return None
+            if exc.errno == errno.ENODATA:  # only ever the end of the stream
+                return self._END
             raise
-        if autoreset:
+
+    def _get_and_reset(self, autoreset=True):
+        value = self.get()
+        if autoreset and value is not self._END:
             self.reset()
         return value
 
-    def get(self, autoreset=True):
-        return self.get_event(autoreset)
+    def get_event(self, autoreset=True):
+        """The next event (``None`` at the end); resets unless told not to."""
+        return self._get_and_reset(autoreset)
 
     def cancel(self, stop=False):
         """Stop watching; the stream then ends."""
@@ -463,8 +488,10 @@ class JobOutputEventWatchFuture(_ComposedFuture):
             self.stop()
 
 
-class JobOutputWatchFuture(JobOutputEventWatchFuture):
-    """A stream of ``(stream, data)`` tuples; ``(None, None)`` at the end."""
+class JobOutputWatch(JobOutputEventWatch):
+    """A stream of ``(stream, data)`` tuples, ``(None, None)`` at the end (17.3)."""
+
+    _END = (None, None)
 
     def __init__(self, flux_handle, jobid, labelio=False, nowait=False,
                  log_stderr_level=LOG_TRACE):
@@ -476,14 +503,39 @@ class JobOutputWatchFuture(JobOutputEventWatchFuture):
         if chunk is not None:
             self.fulfill(chunk)
 
-    def get_output(self, autoreset=True):
-        value = self.get_event(autoreset)
-        if value is None:
-            return (None, None)
-        return value
+    def get_output(self):
+        """``get()`` then ``reset()`` (no reset if ``get()`` raises)."""
+        return self._get_and_reset()
 
-    def get(self, autoreset=True):
-        return self.get_output(autoreset)
+
+class JobOutputWatchLines(JobOutputWatch):
+    """``JobOutputWatch`` with each chunk split into lines (17.4).
+
+    Each ``str.splitlines(keepends)`` piece is a fulfilment ``(stream,
+    line)``; there is no buffering across chunks.
+    """
+
+    def __init__(self, flux_handle, jobid, labelio=False, nowait=False,
+                 log_stderr_level=LOG_TRACE, keepends=False):
+        self.keepends = keepends
+        super().__init__(flux_handle, jobid, labelio=labelio, nowait=nowait,
+                         log_stderr_level=log_stderr_level)
+
+    def _emit(self, event):
+        chunk = _chunk(event, self.log_stderr_level)
+        if chunk is not None:
+            stream, data = chunk
+            for line in data.splitlines(self.keepends):
+                self.fulfill((stream, line))
+
+    def getline(self):
+        """``get()`` then ``reset()``: the next ``(stream, line)``."""
+        return self._get_and_reset()
+
+
+# the names this module used before upstream's were known
+JobOutputEventWatchFuture = JobOutputEventWatch
+JobOutputWatchFuture = JobOutputWatch
 
 
 def _chunk(event, log_stderr_level):
@@ -506,10 +558,9 @@ def _check_handle(flux_handle):
 
 
 def output_event_watch_async(flux_handle, jobid, labelio=False, nowait=False):
-    """Return a ``JobOutputEventWatchFuture`` for job ``jobid``."""
-    jobid = int(jobid)
+    """Return a ``JobOutputEventWatch`` for job ``jobid``."""
     _check_handle(flux_handle)
-    return JobOutputEventWatchFuture(flux_handle, jobid, labelio=labelio, nowait=nowait)
+    return JobOutputEventWatch(flux_handle, jobid, labelio=labelio, nowait=nowait)
 
 
 def output_event_watch(flux_handle, jobid, labelio=False, nowait=False):
@@ -527,11 +578,10 @@ def output_event_watch(flux_handle, jobid, labelio=False, nowait=False):
 
 def output_watch_async(flux_handle, jobid, labelio=False, log_stderr_level=LOG_TRACE,
                        nowait=False):
-    """Return a ``JobOutputWatchFuture``: ``get_output()`` gives the chunks."""
-    jobid = int(jobid)
+    """Return a ``JobOutputWatch``: ``get_output()`` gives the chunks."""
     _check_handle(flux_handle)
-    return JobOutputWatchFuture(flux_handle, jobid, labelio=labelio, nowait=nowait,
-                                log_stderr_level=log_stderr_level)
+    return JobOutputWatch(flux_handle, jobid, labelio=labelio, nowait=nowait,
+                          log_stderr_level=log_stderr_level)
 
 
 def output_watch(flux_handle, jobid, labelio=False, log_stderr_level=LOG_TRACE,
@@ -553,13 +603,28 @@ def output_watch(flux_handle, jobid, labelio=False, log_stderr_level=LOG_TRACE,
         future.cancel()
 
 
+def output_watch_lines_async(flux_handle, jobid, labelio=False,
+                             log_stderr_level=LOG_TRACE, nowait=False, keepends=False):
+    """Return a ``JobOutputWatchLines``: ``getline()`` gives the lines."""
+    _check_handle(flux_handle)
+    return JobOutputWatchLines(flux_handle, jobid, labelio=labelio, nowait=nowait,
+                               log_stderr_level=log_stderr_level, keepends=keepends)
+
+
 def output_watch_lines(flux_handle, jobid, labelio=False, log_stderr_level=LOG_TRACE,
                        nowait=False, keepends=False):
     """Yield ``(stream, line)`` for each line of a job's output."""
-    for stream, data in output_watch(flux_handle, jobid, labelio=labelio,
-                                     log_stderr_level=log_stderr_level, nowait=nowait):
-        for line in data.splitlines(keepends):
+    future = output_watch_lines_async(flux_handle, jobid, labelio=labelio,
+                                      log_stderr_level=log_stderr_level,
+                                      nowait=nowait, keepends=keepends)
+    try:
+        while True:
+            stream, line = future.getline()
+            if stream is None:
+                return
             yield stream, line
+    finally:
+        future.cancel()
 
 
 # -- job_output -----------------------------------------------------------------------------
@@ -605,8 +670,8 @@ def job_output(flux_handle, jobid, tasks="*", labelio=False, nowait=False,
     whose data is kept.  Shell log messages at ``log_stderr_level`` or below
     go to ``stderr``, the others to ``log``.
     """
-    jobid = int(jobid)
     _check_handle(flux_handle)
+    jobid = _jobid(jobid)
     tasks = Taskset(tasks)
     if nowait:
         entries = _output_now(flux_handle, jobid)

@@ -9,6 +9,12 @@ and ``callback(stats, **kwargs)`` runs, when the reactor runs.  ``queue`` (a
 name or an iterable of names) sums the statistics of those queues; an unknown
 queue raises ``ValueError("no stats available for queue Q")``.  ``failed``
 counts every unsuccessful job (``timeout`` and ``canceled`` included).
+
+The class tuples ``states``, ``stats`` and ``derived_stats`` name those
+attributes; ``JobStats.QueueStats(entry=None)`` holds the counters of one
+stats entry (``queue_name`` is its ``name``, ``"all"`` without one; all 0
+and ``""`` with no entry), and ``+=`` adds another one's counters and
+appends ``","`` and its name.
 """
 
 __all__ = ["JobStats"]
@@ -17,8 +23,36 @@ _STATES = ("depend", "priority", "sched", "run", "cleanup", "inactive", "total")
 _RESULTS = ("successful", "failed", "timeout", "canceled", "inactive_purged")
 
 
+class _QueueStats:
+    """The counters of one ``job-list.job-stats`` entry (whole or one queue)."""
+
+    def __init__(self, stats=None):
+        if stats is None:
+            self.queue_name = ""
+            for attr in _STATES + _RESULTS:
+                setattr(self, attr, 0)
+            return
+        self.queue_name = stats.get("name", "all")
+        states = stats.get("job_states", {})
+        for attr in _STATES:
+            setattr(self, attr, states.get(attr, 0))
+        for attr in _RESULTS:
+            setattr(self, attr, stats.get(attr, 0))
+
+    def __iadd__(self, other):
+        for attr in _STATES + _RESULTS:
+            setattr(self, attr, getattr(self, attr) + getattr(other, attr))
+        self.queue_name += "," + other.queue_name
+        return self
+
+
 class JobStats:
     """Job counts of an instance, optionally of some queues."""
+
+    states = _STATES
+    stats = _RESULTS
+    derived_stats = ("pending", "running", "active")
+    QueueStats = _QueueStats
 
     def __init__(self, handle, queue=None):
         self.handle = handle
@@ -49,11 +83,11 @@ class JobStats:
                 if name not in by_name:
                     raise ValueError(f"no stats available for queue {name}")
                 sources.append(by_name[name])
-        for attr in _STATES:
-            setattr(self, attr, sum(s.get("job_states", {}).get(attr, 0)
-                                    for s in sources))
-        for attr in _RESULTS:
-            setattr(self, attr, sum(s.get(attr, 0) for s in sources))
+        total = _QueueStats()
+        for source in sources:
+            total += _QueueStats(source)
+        for attr in _STATES + _RESULTS:
+            setattr(self, attr, getattr(total, attr))
         self.pending = self.depend + self.priority + self.sched
         self.running = self.run + self.cleanup
         self.active = self.total - self.inactive
@@ -65,10 +99,11 @@ class JobStats:
             self.callback(self, **self.cb_kwargs)
 
     def update(self, callback=None, **kwargs):
-        """Request new values; they (and ``callback``) arrive in the reactor."""
-        if callback is not None:
-            self.callback = callback
-            self.cb_kwargs = kwargs
+        """Request new values; they (and ``callback``) arrive in the reactor.
+
+        The callback is stored (or cleared, if ``None``) on each call."""
+        self.callback = callback
+        self.cb_kwargs = kwargs
         self.handle.rpc("job-list.job-stats", {}).then(self._update_cb)
 
     def update_sync(self):

@@ -240,6 +240,8 @@ class Broker:
                 self.rpc.notify("broker.online", {"rank": self.rank,
                                                   "hostname": self.boot.hostname}, 0)
         self.log(LOG_INFO, f"broker ready: {self.attr('local-uri')}")
+        from fluxrm.broker.nested import publish_uri
+        publish_uri(self)  # to the parent instance, if in one of its jobs
         if ready_fd is not None:
             # the URI, and this broker's rank when it is not the leader
             # (flux start runs the initial program on rank 0 only)

@@ -78,6 +78,7 @@ class Attach:
         self.jobid = int(jobid)
         self.prog = prog
         self.label = label
+        self.partial = {}  # (stream, rank) -> a labelled line's start
         self.show_events = show_events
         self.show_exec = show_exec
         self.wait_event = wait_event or "finish"
@@ -196,6 +197,8 @@ class Attach:
         except OSError:
             event = None
         if event is None:
+            for stream, rank in list(self.partial):
+                self._flush_partial(stream, rank)
             self.output_done = True
             self.check_done()
             return
@@ -204,6 +207,8 @@ class Attach:
         if name == "data":
             data = ctx.get("data")
             if data is None:
+                if ctx.get("eof") and self.label:
+                    self._flush_partial(ctx.get("stream"), ctx.get("rank", "0"))
                 return
             if ctx.get("encoding") == "base64":
                 import base64
@@ -214,17 +219,29 @@ class Attach:
             raw = raw * int(ctx.get("repeat", 1) or 1)
             stream = self.err if ctx.get("stream") == "stderr" else self.out
             if self.label:
-                raw = self._labeled(raw, ctx.get("rank", "0"))
+                raw = self._labeled(raw, ctx.get("stream"), ctx.get("rank", "0"))
             stream.write(raw)
             stream.flush()
+            if ctx.get("eof") and self.label:
+                self._flush_partial(ctx.get("stream"), ctx.get("rank", "0"))
         elif name == "log":
             self.message(self._render_log(ctx))
         elif name == "redirect" and self.verbose:
             self.message(f"{ctx.get('rank')}: {ctx.get('stream')} redirected to "
                          f"{ctx.get('path')}")
 
-    @staticmethod
-    def _labeled(raw, rank):
+    def _labeled(self, raw, stream, rank):
+        """Whole lines of ``raw`` labelled with their task rank; a line's
+        start that came without its end waits for the rest (a task may
+        write a line in pieces), until the stream's end of file."""
+        key = (stream, str(rank))
+        head = self.partial.pop(key, None)
+        if head is not None:
+            raw = head + raw
+        if not raw.endswith(b"\n"):
+            cut = raw.rfind(b"\n") + 1
+            self.partial[key] = raw[cut:]
+            raw = raw[:cut]
         ranks = [rank]
         if any(c in str(rank) for c in ",-["):
             from flux.idset import IDset
@@ -234,10 +251,16 @@ class Attach:
         out = []
         for r in ranks:
             for line in lines:
-                if not line.endswith(b"\n"):
-                    line += b"\n"
                 out.append(f"{r}: ".encode() + line)
         return b"".join(out)
+
+    def _flush_partial(self, stream, rank):
+        """The stream's end: what is left of its last line, ended."""
+        tail = self.partial.pop((stream, str(rank)), None)
+        if tail:
+            out = self.err if stream == "stderr" else self.out
+            out.write(self._labeled(tail + b"\n", stream, rank))
+            out.flush()
 
     @staticmethod
     def _render_log(ctx):

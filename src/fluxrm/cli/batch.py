@@ -5,7 +5,9 @@
 program is the script, and prints its id; output goes to
 ``flux-{{id}}.out`` by default.  ``flux alloc [OPTIONS] [COMMAND...]``
 submits a new instance running COMMAND (default: an interactive shell)
-and attaches to it like ``flux run``.  Resources are slots: ``-n N``
+and attaches to it like ``flux run``; ``--bg`` (without COMMAND) waits
+until the instance is up (its URI published in a ``memo`` event), prints
+the job id and leaves it running.  Resources are slots: ``-n N``
 slots of ``-c`` cores and ``-g`` GPUs, or ``-N`` whole nodes.
 
 The jobspecs are those of ``JobspecV1.from_batch``/``from_alloc`` (spec
@@ -65,7 +67,9 @@ def main(argv, prog="flux-batch", command="batch"):
 
     h = flux.Flux()
     jobid = h.rpc("job-ingest.submit", payload).get()["id"]
-    if command == "batch" or args.bg:
+    if command == "alloc" and args.bg:
+        return _wait_for_instance(h, jobid, prog, f58(jobid))
+    if command == "batch":
         print(f58(jobid))
         return 0
     from fluxrm.cli.attach import Attach
@@ -78,15 +82,43 @@ def main(argv, prog="flux-batch", command="batch"):
 
 def _alloc_pty(jobspec, args):
     """``flux alloc``'s instance runs on a pty driven by our terminal
-    (``pty.interactive``, set by ``from_alloc``); with our stdin not a
+    (``pty.interactive``; ``from_alloc`` never sets it); with our stdin not a
     terminal it gets pipes instead (its output is not for a terminal),
     unless ``-o pty...`` asked for a pty.  Returns the ``pty`` option."""
     from fluxrm.cli.run import stdin_is_tty
 
     if stdin_is_tty() and not args.bg:
-        return submitopts.pty_option(jobspec, interactive=True)
+        jobspec.setattr_shell_option("pty.interactive", 1)
+        return submitopts.pty_option(jobspec)
     if not any(o == "pty" or o.startswith(("pty.", "pty="))
                for o in args.setopt or ()):
         options = jobspec.attributes["system"].get("shell", {}).get("options", {})
         options.pop("pty", None)
     return submitopts.pty_option(jobspec)
+
+
+def _wait_for_instance(h, jobid, prog, name):
+    """``flux alloc --bg``: wait until the new instance is up (its rank 0
+    publishes its URI in a ``memo`` event, ``fluxrm.broker.nested``), then
+    print the job id.  A job that ends first, or an exception, is an error
+    (exit 1); Ctrl-C leaves the job as it is."""
+    import flux.job
+
+    try:
+        for event in flux.job.event_watch(h, jobid):
+            if event.name == "memo" and "uri" in event.context:
+                print(name)
+                return 0
+            if event.name == "exception" and event.context.get("severity") == 0:
+                print(f"{prog}: {name}: job exception: "
+                      f"{event.context.get('note', '')}", file=sys.stderr)
+                return 1
+            if event.name in ("finish", "clean"):
+                break
+    except KeyboardInterrupt:
+        print(f"{prog}: {name}: no longer waiting for the instance to start",
+              file=sys.stderr)
+        return 1
+    print(f"{prog}: {name}: the job ended before its instance started",
+          file=sys.stderr)
+    return 1

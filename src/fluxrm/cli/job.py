@@ -11,9 +11,11 @@ Subcommands (each with ``--help``):
 - ``raise [-s SEV] [-t TYPE] ID... [--] [NOTE...]``, ``raiseall``;
 - ``cancel ID... [--] [NOTE...]``, ``cancelall [-f] [-S STATES] [-u USER]``;
 - ``urgency [-v] ID URGENCY`` (N, hold, default, expedite);
+- ``memo [--volatile] ID KEY=VALUE...``: user data shown as ``{user.KEY}``;
 - ``info [-o] [-b] ID KEY...``: jobspec, R, eventlog, J, guest logs;
-- ``eventlog [-f text|json] [-T raw|iso|offset] [-H] [-F] [-p PATH] ID``;
-- ``wait-event [-t SECS] [-v] [-q] [-m KEY=VAL] [-p PATH] [-f] [-T] ID EVENT``;
+- ``eventlog [-f text|json] [-T raw|iso|offset] [-H] [-L[WHEN]] [-F] [-p PATH] ID``;
+- ``wait-event [-t SECS] [-v] [-q] [-m KEY=VAL] [-c N] [-p PATH] [-f] [-T] [-H]
+  [-L[WHEN]] ID EVENT`` (lines formatted by ``flux.eventlog.EventLogFormatter``);
 - ``id [--from=ENC] [--to=ENC] [ID...]``: convert job id encodings;
 - ``last [SLICE]``: the most recently submitted job id(s);
 - ``timeleft [-H] [ID]``; ``list``/``list-ids`` (job-list JSON); ``stats``.
@@ -127,48 +129,48 @@ def state_mask(text, default):
 
 # --- eventlog formatting ----------------------------------------------------------------------
 
-class EventFormatter:
-    """Render eventlog entries: ``-f text|json``, ``-T raw|iso|offset``, ``-H``."""
+def event_formatter(args):
+    """The ``flux.eventlog.EventLogFormatter`` of ``-f``, ``-T``, ``-H``, ``-L``."""
+    from flux.eventlog import EventLogFormatter
 
-    def __init__(self, fmt="text", timestamp="raw", human=False):
-        if fmt not in ("text", "json"):
-            raise Fail(f"invalid format '{fmt}' (use text or json)")
-        if timestamp not in ("raw", "iso", "offset", "human"):
-            raise Fail(f"invalid timestamp format '{timestamp}'")
-        self.fmt = fmt
-        self.timestamp = "human" if human else timestamp
-        self.t0 = None
-        self.last = None
+    if args.format not in ("text", "json"):
+        raise Fail(f"invalid format type '{args.format}'")
+    if args.time_format not in ("raw", "iso", "offset", "human", "reltime"):
+        raise Fail(f"invalid time-format type '{args.time_format}'")
+    if args.color not in ("always", "never", "auto"):
+        raise Fail(f"invalid value: --color={args.color}")
+    fmt, timestamp = args.format, args.time_format
+    if args.human:
+        fmt, timestamp = "text", "human"
+    return EventLogFormatter(fmt, timestamp, args.color)
 
-    def _ts(self, ts):
-        if self.t0 is None:
-            self.t0 = ts
-        if self.timestamp == "raw":
-            return f"{ts:.6f}"
-        if self.timestamp == "offset":
-            return f"{ts - self.t0:.6f}"
-        if self.timestamp == "iso":
-            frac = int(round((ts - math.floor(ts)) * 1e6))
-            secs = math.floor(ts)
-            if frac >= 1000000:
-                secs, frac = secs + 1, frac - 1000000
-            return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:06d}Z"
-        # human: the date for the first event (and after a minute), then deltas
-        if self.last is None or ts - self.last >= 60:
-            self.last = ts
-            return "[" + time.strftime("%b%d %H:%M", time.localtime(ts)) + "]"
-        delta = ts - self.last
-        self.last = ts
-        return f"[{'+' + format(delta, '.6f'):>12}]"
 
-    def format(self, event):
-        if self.fmt == "json":
-            return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-        ctx = event.get("context") or {}
-        parts = [self._ts(float(event["timestamp"])), event["name"]]
-        for key, value in ctx.items():
-            parts.append(f"{key}={json.dumps(value, separators=(',', ':'), ensure_ascii=False)}")
-        return " ".join(parts)
+def _formatter_options(p):
+    p.add_argument("-f", "--format", default="text", metavar="text|json",
+                   help="output format (default text)")
+    p.add_argument("-T", "--time-format", default="raw",
+                   metavar="raw|iso|offset",
+                   help="timestamp format (default raw)")
+    p.add_argument("-H", "--human", action="store_true",
+                   help="human readable output (-f text -T human)")
+    p.add_argument("-L", "--color", default="auto", metavar="WHEN",
+                   help="colorize output: always, never, auto (default); "
+                        "a bare -L means always")
+
+
+def color_argv(argv):
+    """Upstream's optional-argument ``-L[WHEN]``/``--color[=WHEN]`` as argparse
+    takes it: a bare ``-L``/``--color`` is ``--color=always``."""
+    out = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return out + argv[i:]
+        if arg in ("-L", "--color"):
+            arg = "--color=always"
+        elif arg.startswith("-L"):
+            arg = "--color=" + arg[2:]
+        out.append(arg)
+    return out
 
 
 EVENTLOG_PATHS = {"exec": "guest.exec.eventlog", "output": "guest.output",
@@ -546,6 +548,51 @@ def run_urgency(args):
     return 0
 
 
+def setup_memo(p):
+    p.add_argument("--volatile", action="store_true",
+                   help="do not keep the memo in the job's stored eventlog")
+    p.add_argument("jobid", type=jobid_arg, metavar="ID")
+    p.add_argument("memos", nargs="+", metavar="KEY=VALUE",
+                   help="VALUE is JSON if it parses, else a string; '-' reads "
+                        "it from stdin; null removes KEY; a dotted KEY nests")
+
+
+def memo_object(words, stdin=None):
+    """The memo object of ``KEY=VALUE`` words (see ``setup_memo``)."""
+    import json
+
+    memo = {}
+    for word in words:
+        key, sep, text = word.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise Fail(f"memo: expected KEY=VALUE, got '{word}'", 2)
+        if text == "-":
+            text = (stdin or sys.stdin).read()
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        node = memo
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+    return memo
+
+
+def run_memo(args):
+    memo = memo_object(args.memos)
+    h = _handle()
+    try:
+        h.rpc("job-manager.memo", {"id": int(args.jobid), "memo": memo,
+                                   "volatile": args.volatile}).get()
+    except OSError as exc:
+        raise Fail(f"{args.jobid.orig}: {exc.strerror}") from None
+    return 0
+
+
 INFO_KEYS = ("jobspec", "R", "eventlog", "J", "guest.exec.eventlog",
              "guest.output", "guest.input")
 
@@ -589,13 +636,7 @@ def run_info(args):
 
 
 def setup_eventlog(p):
-    p.add_argument("-f", "--format", default="text", metavar="text|json",
-                   help="output format (default text)")
-    p.add_argument("-T", "--time-format", default="raw",
-                   metavar="raw|iso|offset",
-                   help="timestamp format (default raw)")
-    p.add_argument("-H", "--human", action="store_true",
-                   help="human readable timestamps")
+    _formatter_options(p)
     p.add_argument("-F", "--follow", action="store_true",
                    help="wait for new events until the log ends")
     p.add_argument("-p", "--path", default="eventlog", metavar="PATH",
@@ -604,7 +645,7 @@ def setup_eventlog(p):
 
 
 def run_eventlog(args):
-    fmt = EventFormatter(args.format, args.time_format, args.human)
+    fmt = event_formatter(args)
     path = eventlog_path(args.path)
     h = _handle()
     if args.follow:
@@ -630,12 +671,7 @@ def setup_wait_event(p):
                    help="wait for the Nth matching event")
     p.add_argument("-p", "--path", default="eventlog", metavar="PATH",
                    help="eventlog: eventlog (default), exec, output, input")
-    p.add_argument("-f", "--format", default="text", metavar="text|json",
-                   help="output format (default text)")
-    p.add_argument("-T", "--time-format", default="raw",
-                   metavar="raw|iso|offset", help="timestamp format")
-    p.add_argument("-H", "--human", action="store_true",
-                   help="human readable timestamps")
+    _formatter_options(p)
     p.add_argument("jobid", type=jobid_arg, metavar="ID")
     p.add_argument("event", metavar="EVENT")
 
@@ -656,7 +692,7 @@ def _context_matches(event, matches):
 def run_wait_event(args):
     from flux.constants import FLUX_RPC_STREAMING
 
-    fmt = EventFormatter(args.format, args.time_format, args.human)
+    fmt = event_formatter(args)
     path = eventlog_path(args.path)
     h = _handle()
     f = h.rpc("job-info.eventlog-watch",
@@ -942,6 +978,7 @@ SUBCOMMANDS = {
     "cancelall": (lambda p: setup_raiseall(p, cancel=True), run_cancelall,
                   "cancel all matching jobs"),
     "urgency": (setup_urgency, run_urgency, "change a job's urgency"),
+    "memo": (setup_memo, run_memo, "attach user data (a memo) to a job"),
     "info": (setup_info, run_info, "print a job's jobspec, R or eventlogs"),
     "eventlog": (setup_eventlog, run_eventlog, "print a job's eventlog"),
     "wait-event": (setup_wait_event, run_wait_event,
@@ -958,5 +995,7 @@ SUBCOMMANDS = {
 
 
 def main(argv, prog="flux-job", command="job"):
+    if argv and argv[0] in ("eventlog", "wait-event"):
+        argv = argv[:1] + color_argv(list(argv[1:]))
     return run_subcommand(argv, "job", PROG, SUBCOMMANDS, 11,
                           synopsis="[--help] SUBCOMMAND [OPTIONS...]")

@@ -12,6 +12,11 @@ inactive jobs, ``-A`` every user, ``-f STATES|RESULTS`` filters,
 ``--stats`` a summary line first, ``--stats-only`` just that line (exit 0
 if any job is active, else 1).
 
+``instance.*`` fields (``{instance.stats}``, ``{instance.progress}``...)
+show what a job that runs a Flux instance is doing: every running child
+instance is asked at once, and one that does not answer in time shows
+blank (``flux.job.instance``).
+
 ``--watch`` lists the matching jobs, then follows the active ones through
 the ``job-manager.events-journal`` stream, printing a new line for a job
 each time it changes state, until all of them are inactive.
@@ -116,7 +121,7 @@ def parse_args(argv, prog):
     p.add_argument("--watch", action="store_true",
                    help="follow the listed jobs until they are inactive")
     p.add_argument("-R", "--recursive", action="store_true",
-                   help="accepted for compatibility (no nested instances)")
+                   help="accepted for compatibility (not implemented)")
     p.add_argument("--color", nargs="?", const="always", default="auto",
                    metavar="WHEN", help="accepted for compatibility")
     p.add_argument("ids", nargs="*", metavar="ID", help="list only these jobs")
@@ -218,6 +223,10 @@ def run(args):
         return code
     if args.watch:
         return max(code, watch(h, journal, fmt, jobs, args))
+    if any(field.startswith("instance.") for field in fmt.fields):
+        from flux.job.instance import prefetch
+
+        prefetch(jobs)  # every running child instance asked at once
     fmt.print_items(jobs, no_header=args.no_header)
     return code
 

@@ -48,6 +48,8 @@ COMMANDS = {
     "keygen": ("keygen", "write a CURVE certificate for the brokers' network"),
     "queue": ("queue", "list, enable, start, drain queues"),
     "update": ("update", "change a pending job's duration, queue or name"),
+    "uri": ("uri", "print the URI of an instance (a job id, jobid:, pid:)"),
+    "proxy": ("proxy", "run a command connected to another instance"),
 }
 
 

@@ -676,32 +676,13 @@ def _apply(jobspec, args):
 
 
 def _conf_dict(items):
-    import json
+    """The config of ``--conf`` values (``flux.job.BatchConfig``), None if none."""
+    from flux.job.batchconfig import BatchConfig
 
-    conf = {}
+    conf = BatchConfig()
     for item in items or ():
-        if "=" in item:
-            key, value = item.split("=", 1)
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass
-            node = conf
-            parts = key.split(".")
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = value
-        else:
-            with open(item, encoding="utf-8") as fp:
-                if item.endswith(".json"):
-                    conf.update(json.load(fp))
-                else:
-                    try:
-                        import tomllib
-                    except ImportError:  # Python 3.10
-                        import tomli as tomllib
-                    conf.update(tomllib.loads(fp.read()))
-    return conf or None
+        conf.update(item)
+    return conf.config or None
 
 
 def _build_nested(JobspecV1, args, command, argv, cwd):
@@ -732,14 +713,17 @@ def _build_nested(JobspecV1, args, command, argv, cwd):
             content = shlex.join(argv) + "\n" if argv else sys.stdin.read()
             jobspec = JobspecV1.from_batch(content=content, wrap=True,
                                            input=args.input, **common)
-        elif argv:
-            jobspec = JobspecV1.from_batch(argv[0], script_args=argv[1:],
-                                           input=args.input, **common)
+        elif argv:  # a script with arguments: from_batch takes none
+            with open(argv[0], encoding="utf-8") as fp:
+                content = fp.read()
+            name = common.pop("name") or os.path.basename(argv[0])
+            jobspec = JobspecV1._batch_script(content, name, argv[1:],
+                                              input=args.input, **common)
         else:
             jobspec = JobspecV1.from_batch(content=sys.stdin.read(),
                                            input=args.input, **common)
     else:
-        jobspec = JobspecV1.from_alloc(argv, bg=args.bg, **common)
+        jobspec = JobspecV1._alloc_command(argv, bg=args.bg, **common)
     _apply(jobspec, args)
     return jobspec
 

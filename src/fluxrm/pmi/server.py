@@ -31,8 +31,20 @@ What each request does:
 The driver calls ``lost(rank)`` when a connection closes; a rank lost before
 finalize (or abort) is reported with ``on_lost(rank, message)``, the message
 saying which ranks now wait in a barrier that cannot complete, so the owner
-can fail the instance or job with that text.  Callbacks run inside
-``feed``/``lost`` and must not raise.
+can fail the instance or job with that text.  A barrier failed that way (or
+because a rank finalized or aborted) is reported with ``on_stuck(message)``.
+Callbacks run inside ``feed``/``lost`` and must not raise.
+
+**A subset of the group** (``local_ranks``, with ``on_barrier``): a job
+whose tasks run on several brokers has one core per broker, each serving
+the ranks that run there, and the barrier is completed outside: once every
+local rank has entered, ``on_barrier(pairs)`` gets the pairs put here since
+the last barrier (a dict), and the owner, once the other brokers' ranks
+have entered too, calls ``barrier_done(pairs)`` with every new pair of the
+group (those put here included; a key already here is kept) or
+``barrier_failed(why)``; each returns the answers for the local ranks in the
+barrier.  ``get`` is then answered from the local copy.  A local rank that
+can never enter still fails the barrier here (``on_stuck``), as above.
 """
 
 from fluxrm.pmi.wire import (
@@ -50,7 +62,8 @@ MAX_KVS_BYTES = 64 * 1024 * 1024
 
 class PMIServerCore:
     def __init__(self, size, kvsname, appnum=0, preput=None, *,
-                 on_abort=None, on_lost=None, max_kvs_bytes=MAX_KVS_BYTES):
+                 on_abort=None, on_lost=None, max_kvs_bytes=MAX_KVS_BYTES,
+                 local_ranks=None, on_barrier=None, on_stuck=None):
         if not isinstance(size, int) or size < 1:
             raise ValueError(f"PMI size must be a positive integer, not {size!r}")
         if not kvsname or len(kvsname) > KVSNAME_MAX or " " in kvsname \
@@ -63,6 +76,22 @@ class PMIServerCore:
         self.on_abort = on_abort
         self.on_lost = on_lost
         self.max_kvs_bytes = max_kvs_bytes
+        self.on_stuck = on_stuck
+        if local_ranks is None:
+            if on_barrier is not None:
+                raise ValueError("PMI on_barrier needs local_ranks")
+            self.local = None  # all ranks
+            self.nlocal = size
+        else:
+            self.local = frozenset(local_ranks)
+            if not self.local or not all(isinstance(r, int) and 0 <= r < size
+                                         for r in self.local):
+                raise ValueError(f"PMI local ranks must be a non-empty subset "
+                                 f"of 0-{size - 1}")
+            self.nlocal = len(self.local)
+        self.on_barrier = on_barrier
+        self._new = {}  # pairs put since the last barrier (with on_barrier)
+        self._barrier_pending = False  # on_barrier called, no answer yet
         self._kvs = {}
         self._kvs_bytes = 0
         for key, value in (preput or {}).items():
@@ -86,8 +115,8 @@ class PMIServerCore:
 
     @property
     def finished(self):
-        """True once every rank has finalized, aborted or been lost."""
-        return len(self._finalized | self._aborted | self._lost) == self.size
+        """True once every (local) rank has finalized, aborted or been lost."""
+        return len(self._finalized | self._aborted | self._lost) == self.nlocal
 
     # -- input ------------------------------------------------------------------------
     def feed(self, rank, line):
@@ -179,6 +208,8 @@ class PMIServerCore:
             return [(rank, _fail("put_result", problem))]
         self._kvs[key] = value
         self._kvs_bytes += len(key) + len(value)
+        if self.on_barrier is not None:
+            self._new[key] = value
         return [(rank, format_line("put_result", rc=0))]
 
     def _do_get(self, rank, req):
@@ -219,9 +250,14 @@ class PMIServerCore:
     def _settle_barrier(self):
         """Complete the barrier if all ranks are in; fail it if some rank
         that is not in never can be; else keep waiting."""
-        if not self._entered:
+        if not self._entered or self._barrier_pending:
             return []
-        if len(self._entered) == self.size:
+        if len(self._entered) == self.nlocal:
+            if self.on_barrier is not None:  # the others' ranks, elsewhere
+                self._barrier_pending = True
+                new, self._new = self._new, {}
+                self.on_barrier(new)
+                return []
             ranks = sorted(self._entered - self._lost)
             self._entered.clear()
             line = format_line("barrier_out", rc=0)
@@ -236,15 +272,41 @@ class PMIServerCore:
                                 (gone & self._lost - self._finalized - self._aborted,
                                  "disconnected"))
             if ranks)
+        if self.on_stuck is not None:
+            self.on_stuck(f"PMI barrier can never complete: {why}")
+        return self.barrier_failed(f"barrier can never complete: {why}")
+
+    # -- a barrier completed outside (``local_ranks`` with ``on_barrier``) -----------
+    def barrier_done(self, pairs):
+        """Every rank of the group has entered: store ``pairs`` (the
+        group's new pairs; keys already here are kept) and answer the
+        local ranks in the barrier."""
+        self._barrier_pending = False
+        kvs = self._kvs
+        for key, value in pairs.items():
+            if key not in kvs:
+                kvs[key] = value
+                self._kvs_bytes += len(key) + len(value)
         ranks = sorted(self._entered - self._lost)
         self._entered.clear()
-        line = _fail("barrier_out", f"barrier can never complete: {why}")
+        line = format_line("barrier_out", rc=0)
+        return [(r, line) for r in ranks]
+
+    def barrier_failed(self, why):
+        """The barrier cannot complete: answer the local ranks in it with
+        rc=-1 and ``why``."""
+        self._barrier_pending = False
+        ranks = sorted(self._entered - self._lost)
+        self._entered.clear()
+        line = _fail("barrier_out", why)
         return [(r, line) for r in ranks]
 
     # -- checks -----------------------------------------------------------------------
     def _check_rank(self, rank):
         if not isinstance(rank, int) or not 0 <= rank < self.size:
             raise ValueError(f"PMI rank {rank!r} outside 0-{self.size - 1}")
+        if self.local is not None and rank not in self.local:
+            raise ValueError(f"PMI rank {rank} is not served here")
 
     def _check_kvsname(self, req):
         name = req.get("kvsname")

@@ -1,13 +1,15 @@
 """job-exec: run the tasks of allocated jobs, on every rank.
 
 RPC topics (owner only, between the job-execs of an instance of several
-brokers; see ``dispatch`` and ``share`` for the payloads):
+brokers; see ``dispatch``, ``share`` and ``pmi`` for the payloads):
 
 - ``job-exec.tasks`` (ranks other than 0): rank 0's batch for this rank,
   the jobs starting here and the signals for jobs running here; held
   unanswered until those jobs are done here, then ended with ENODATA;
 - ``job-exec.report`` (rank 0; no response): another rank's report of a
-  loop turn: shares started, start failures, output, shares done.
+  loop turn: shares started, start failures, output, shares done;
+- ``job-exec.pmi-up`` (rank 0; no response), ``job-exec.pmi-down`` (other
+  ranks; no response): the PMI barriers of jobs on several ranks.
 
 and, to any user for their own jobs, on the rank running the job's task
 0: ``job-exec.pty-input`` (input and the window size for a task on a pty,
@@ -88,6 +90,8 @@ completion); its parts are in modules of their own, each a base class of
   (sending shares, taking reports);
 - ``share``: ``ShareRunner``, the other ranks' side (running shares,
   reporting);
+- ``pmi``: ``ExecPMI``, each task's simple PMI server (``PMI_FD``), its
+  barriers across ranks led by rank 0;
 - ``output``: ``JobOutput``, the output and its grace;
 - ``pty``: ``JobPty``, tasks on a pseudo-terminal (the ``pty`` shell
   option) and their input;
@@ -121,6 +125,7 @@ from fluxrm.modules.job_exec.dispatch import ShareDispatch
 from fluxrm.modules.job_exec.jobfiles import remove_tmpdir
 from fluxrm.modules.job_exec.kill import JobSignals, become_subreaper, kill_group
 from fluxrm.modules.job_exec.output import JobOutput
+from fluxrm.modules.job_exec.pmi import ExecPMI
 from fluxrm.modules.job_exec.protocol import ExecProtocol
 from fluxrm.modules.job_exec.pty import JobPty
 from fluxrm.modules.job_exec.share import ShareRunner
@@ -133,14 +138,15 @@ DEFAULT_KILL_TIMEOUT = 5.0
 DEFAULT_OUTPUT_GRACE = 2.0
 
 
-class JobExec(JobStart, ExecProtocol, ShareDispatch, ShareRunner, JobOutput,
-              JobPty, JobSignals, JobWatchdog, Service):
+class JobExec(JobStart, ExecProtocol, ShareDispatch, ShareRunner, ExecPMI,
+              JobOutput, JobPty, JobSignals, JobWatchdog, Service):
     name = "job-exec"
 
     def __init__(self, broker):
         super().__init__(broker)
         self.init_dispatch(broker)
         self.init_shares()
+        self.init_pmi()
         self.jobs = {}  # job id -> ExecJob
         self.by_pid = {}  # pid -> (ExecJob, Task)
         self._out_dirty = {}  # job id -> ExecJob with output to turn into entries
@@ -250,6 +256,8 @@ class JobExec(JobStart, ExecProtocol, ShareDispatch, ShareRunner, JobOutput,
                 handle.cancel()
         self.jobs.pop(ej.id, None)
         self.draining.pop(ej, None)
+        if ej.pmi is not None or ej.pmi_group is not None:
+            self.pmi_close(ej)
         if self.tmpdirs:
             tmpdir = self.tmpdirs.pop(ej.id, None)
             if tmpdir is not None:

@@ -34,9 +34,12 @@ task map) once every rank has said its share started; output is written to
 ``guest.output`` in the order it arrives (each task's streams in order),
 through the same output path as rank 0's own tasks, limit included; the
 job's status is the highest of its ranks'; it completes once rank 0's share
-and every other rank's are done.  Time limits are rank 0's (the job-manager
-terminates the job); ``kill`` items reach every rank still running a share
-(each rank escalates to SIGKILL itself after ``job-exec.kill-timeout``).
+and every other rank's are done (a share done while other ranks' tasks
+wait in a PMI barrier fails it: ``ExecPMI.pmi_check``, see
+``fluxrm.modules.job_exec.pmi``, which also leads those barriers).  Time
+limits are rank 0's (the job-manager terminates the job); ``kill`` items
+reach every rank still running a share (each rank escalates to SIGKILL
+itself after ``job-exec.kill-timeout``).
 
 A job whose R names only rank 0 never comes here, and an instance of one
 broker never asks (``across`` is false): the single-rank path pays nothing.
@@ -259,6 +262,8 @@ class ShareDispatch:
                 ej.starting.discard(rank)
             if status > ej.status:
                 ej.status = status
+            if ej.pmi_group is not None:  # a PMI barrier it can no longer enter
+                self.pmi_check(ej)
             self.maybe_complete(ej)
         if self._to_manager:
             self.flush()  # the answers now, not a loop turn later

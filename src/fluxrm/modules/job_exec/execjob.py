@@ -6,6 +6,7 @@ On rank 0 an ``ExecJob`` is a whole job (its tasks those that run on rank
 0; ``remote``, ``starting``: the other ranks running a share of it); on
 another rank it is that rank's share of a job (``share``: the
 ``job-exec.tasks`` request it came in, a ``fluxrm.modules.job_exec.share.Batch``).
+``pmi``, ``pmi_group`` and ``pmi_failed`` are ``fluxrm.modules.job_exec.pmi``'s.
 """
 
 
@@ -28,7 +29,7 @@ class ExecJob:
                  "status", "completed", "kill_handle", "expire_handle",
                  "sim_handle", "output_bytes", "truncated", "pending_out",
                  "partial", "start_failed", "kill_signal_sent", "remote",
-                 "starting", "share")
+                 "starting", "share", "pmi", "pmi_group", "pmi_failed")
 
     def __init__(self, jobid, userid, R, request):
         self.id = jobid
@@ -52,3 +53,6 @@ class ExecJob:
         self.remote = None  # rank 0: the other ranks whose share is not done
         self.starting = None  # rank 0: the other ranks whose share has not started
         self.share = None  # another rank: the Batch this share came in
+        self.pmi = None  # this rank's tasks' PMI (job_exec.pmi.JobPMI)
+        self.pmi_group = None  # rank 0: the barriers of a job on several ranks
+        self.pmi_failed = False  # rank 0: PMI raised the job's exception

@@ -194,6 +194,10 @@ class JobPty:
 
         actions = [(os.POSIX_SPAWN_OPEN, 0, pt.slave_path, os.O_RDWR, 0),
                    (os.POSIX_SPAWN_DUP2, 0, 1), (os.POSIX_SPAWN_DUP2, 0, 2)]
+        pmi_fd = None
+        if pt.ej.pmi is not None:  # PMI_FD, as for a task on pipes
+            pmi_fd = pt.ej.pmi.connect(pt.task.rank, env)
+            actions.append((os.POSIX_SPAWN_DUP2, pmi_fd, pmi_fd))
         set_affinity = cpus is not None and self.all_cpus is not None \
             and cpus != self.all_cpus
         try:
@@ -204,6 +208,8 @@ class JobPty:
         finally:
             if set_affinity:
                 os.sched_setaffinity(0, self.all_cpus)
+            if pmi_fd is not None:
+                os.close(pmi_fd)
         os.close(pt.slave)  # the task has it now: its exit is the master's EIO
         pt.slave = None
         task = pt.task

@@ -21,7 +21,8 @@ no shell or interpreter per job) in its own process group, with stdin
 bound to its CPUs (the broker's affinity is set around the spawn, which the
 child inherits) and in the job's working directory (likewise: the broker
 ``chdir``s there around the job's spawns and back).  Which task goes on
-which CPUs with which environment is ``fluxrm.modules.job_exec.plan``.
+which CPUs with which environment is ``fluxrm.modules.job_exec.plan``;
+each task's PMI socket and variables, ``fluxrm.modules.job_exec.pmi``.
 The program is searched in the job's ``PATH`` as a shell would, the answer
 cached; ``flux`` not found there is this installation's.  A job whose
 jobspec carries files or whose command names ``{{tmpdir}}`` gets a
@@ -193,6 +194,7 @@ class JobStart:
         cwd = request.cwd or os.getcwd()
         cores, gpus = allocated_on(ej.R, self.broker.rank)
         env = job_environment(request.environment, f58, ntasks, nnodes, self.uri)
+        self.pmi_setup(ej, tasks, ntasks, env)  # ej.pmi: the tasks' PMI server
         if jobfiles.needs_tmpdir(request.files, command):
             command = self.job_tmpdir(ej, request, command, env)
             if command is None:
@@ -324,6 +326,10 @@ class JobStart:
             os.set_blocking(r, False)
             ej.pipes[r] = (task.rank, stream)
             self.loop.add_reader(r, self.read_output, ej, r)
+        if ej.pmi is not None:  # PMI_FD: inherited by this task only
+            pmi_fd = ej.pmi.connect(task.rank, env)
+            actions.append((os.POSIX_SPAWN_DUP2, pmi_fd, pmi_fd))
+            close_after.append(pmi_fd)
         set_affinity = cpus is not None and self.all_cpus is not None \
             and cpus != self.all_cpus
         try:

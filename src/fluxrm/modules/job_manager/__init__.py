@@ -11,6 +11,8 @@ RPC topics (declared on their handlers; owner only: ``wait``, ``raiseall``,
   (these four: ``fluxrm.modules.job_manager.control``)
 - ``job-manager.wait``     {id}                         -> {id, success, errstr}
   (``fluxrm.modules.job_manager.wait``)
+- ``job-manager.memo``     {id, memo, volatile?}        -> {}
+  (``fluxrm.modules.job_manager.memo``)
 - ``job-manager.getinfo``                               -> {max_jobid, active}
 - ``job-manager.purge``, ``job-manager.purge-id``: remove inactive jobs
   (see ``fluxrm.modules.job_manager.purge``)
@@ -96,6 +98,7 @@ from fluxrm.jobstore import LOG_COLUMNS, JobStore, storable
 from fluxrm.modules.job_manager.control import Control
 from fluxrm.modules.job_manager.exec_client import ExecClient
 from fluxrm.modules.job_manager.journal import Journal
+from fluxrm.modules.job_manager.memo import Memo
 from fluxrm.modules.job_manager.purge import Purge
 from fluxrm.modules.job_manager.queues import Queues
 from fluxrm.modules.job_manager.recover import recover
@@ -112,8 +115,8 @@ assert tuple(LOG_COLUMNS) == LOG_PATHS  # the job store's names for them
 RECENT_INACTIVE = 1000  # inactive jobs kept in memory for fast lookups
 
 
-class JobManager(Journal, Control, Wait, Purge, Queues, Update, SchedClient, ExecClient,
-                 Service):
+class JobManager(Journal, Control, Memo, Wait, Purge, Queues, Update, SchedClient,
+                 ExecClient, Service):
     name = "job-manager"
 
     def __init__(self, broker):
