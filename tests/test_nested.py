@@ -304,3 +304,14 @@ def test_interactive_alloc_across_two_nodes(two_nodes):
         assert t.wait(60) == 0
     finally:
         t.close()
+
+
+def test_broker_opts_and_conf_reach_the_child(parent):
+    """``--broker-opts`` and ``--conf`` (shipped as conf.json) configure the
+    new instance: an attribute, and a queue from its configuration."""
+    proc = run_flux("alloc", "-n1", "--broker-opts=-Sfoo.bar=42",
+                    "--conf=queues.debug={}", "sh", "-c",
+                    "flux getattr foo.bar && flux queue list -n", env=parent.env())
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "42" and lines[1].split()[0] == "debug"
