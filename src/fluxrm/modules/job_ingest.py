@@ -57,6 +57,7 @@ from fluxrm.broker import payload
 from fluxrm.broker.service import Service, request_handler
 from fluxrm.jobstore import JobStore
 from fluxrm.jobrequest import JobRequest
+from fluxrm.modules.job_manager.depend import dependencies_of
 from fluxrm.store import shared_store
 
 VALID_FLAGS = FLUX_JOB_PRE_SIGNED | FLUX_JOB_DEBUG | FLUX_JOB_WAITABLE | FLUX_JOB_NOVALIDATE
@@ -328,6 +329,7 @@ class JobIngest(Service):
         services = self.broker.router.services
         # the in-process fast paths: the job-manager's submit message, sched's hints
         self.manager_submit = services["job-manager"].submit
+        self.depend_check = services["job-manager"].depend_check
         sched = services.get("sched")
         if sched is not None:
             self.sched_handle = sched.handle
@@ -407,6 +409,9 @@ class JobIngest(Service):
             request = JobRequest(jobspec)  # its shape is sched's to refuse
         else:
             request, text = self.check(text)
+        deps = dependencies_of(request.jobspec)
+        if deps is not None:  # schemes, values and targets, checked each time
+            self.depend_check(deps, msg.userid, owner)
         ctx = {"userid": msg.userid, "urgency": urgency, "flags": flags, "version": 1}
         # [id, request, J, jobspec text, waitable, submit context]: the id comes at flush
         self.pending.append((msg, [0, request, J, text, bool(flags & FLUX_JOB_WAITABLE),

@@ -87,6 +87,7 @@ from fluxrm.job import LOG_PATHS, MAIN, Job, event_line, make_event
 from fluxrm.jobstate import CLEANUP, DEPEND, INACTIVE, PRIORITY, RUN, SCHED
 from fluxrm.jobstore import LOG_COLUMNS, JobStore, storable
 from fluxrm.modules.job_manager.control import Control
+from fluxrm.modules.job_manager.depend import Depend
 from fluxrm.modules.job_manager.exec_client import ExecClient
 from fluxrm.modules.job_manager.journal import Journal
 from fluxrm.modules.job_manager.purge import Purge
@@ -103,7 +104,8 @@ assert tuple(LOG_COLUMNS) == LOG_PATHS  # the job store's names for them
 RECENT_INACTIVE = 1000  # inactive jobs kept in memory for fast lookups
 
 
-class JobManager(Journal, Control, Wait, Purge, SchedClient, ExecClient, Service):
+class JobManager(Journal, Control, Wait, Purge, Depend, SchedClient, ExecClient,
+                 Service):
     name = "job-manager"
 
     def __init__(self, broker):
@@ -342,7 +344,7 @@ class JobManager(Journal, Control, Wait, Purge, SchedClient, ExecClient, Service
     # -- actions on entering a state -------------------------------------------------------
     def enter_state(self, job, state):
         if state == DEPEND:
-            self.post(job, "depend")
+            self.depend_enter(job)
         elif state == PRIORITY:
             self.post(job, "priority",
                       {"priority": jobstate.urgency_to_priority(job.view.urgency)})
@@ -353,6 +355,8 @@ class JobManager(Journal, Control, Wait, Purge, SchedClient, ExecClient, Service
             else:
                 self.sched_alloc(job)
         elif state == RUN:
+            if self.dep_by_target:
+                self.depend_started(job)
             self.exec_start(job)
         elif state == CLEANUP:
             self.cleanup(job)
@@ -386,6 +390,8 @@ class JobManager(Journal, Control, Wait, Purge, SchedClient, ExecClient, Service
             self.nwaitable_active -= 1
             self.reap(job)
         self.mark(job, MAIN)
+        if self.dep_waiting:  # jobs wait on dependencies
+            self.depend_inactive(job)
 
     def raise_exception(self, job, etype, severity=0, note="", userid=None):
         ctx = {"type": etype, "severity": severity, "note": note or ""}

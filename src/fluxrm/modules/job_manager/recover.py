@@ -75,7 +75,7 @@ def recover(manager):
         elif state == NEW:
             manager.post(job, "validate")
         elif state == DEPEND:
-            manager.post(job, "depend")
+            manager.enter_state(job, DEPEND)  # its dependencies judged again
         elif state == PRIORITY:
             manager.enter_state(job, PRIORITY)
         elif state == SCHED:
