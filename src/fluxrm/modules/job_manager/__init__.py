@@ -36,7 +36,11 @@ In-process API:
 - ``submit(jobs)``: take validated ``Job`` objects from job-ingest;
 - ``post(job, name, context)``: append an event to the main eventlog; the
   state machine (``fluxrm.jobstate``) derives the new state and the manager
-  acts on state entries: DEPEND -> ``depend``, PRIORITY -> ``priority``,
+  acts on state entries: DEPEND -> ``depend`` once the job's dependencies
+  are met (``fluxrm.modules.job_manager.depend``: ``dependency-add`` /
+  ``dependency-remove`` events, a fatal ``dependency`` exception for one
+  that never will be; job-ingest calls its ``depend_check`` at
+  submission), PRIORITY -> ``priority``,
   SCHED -> an ``alloc`` request to sched, RUN -> a ``start`` request to
   job-exec, CLEANUP -> cancel/kill/release/free, INACTIVE -> done;
   journal subscribers are told of every event (``journal_subscribe``);
@@ -71,7 +75,8 @@ SQLite cannot store), each row is written alone with its texts escaped
 written gets a fatal exception.  Eventlog lines are made storable as they
 are appended.
 On restart, active jobs are replayed from their stored eventlogs: pending
-jobs return to the queue; running ones get an exception and are cleaned up
+jobs return to the queue (jobs in DEPEND wait again for what their stored
+eventlog shows unmet); running ones get an exception and are cleaned up
 (``fluxrm.modules.job_manager.recover``).
 
 Request fields are read with ``fluxrm.broker.payload``: a wrong type or an

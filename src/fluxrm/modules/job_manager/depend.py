@@ -264,7 +264,7 @@ class Depend:
         try:
             return jobstate.replay(json.loads(line) for line in
                                    (row["eventlog"] or "").splitlines())
-        except ValueError:
+        except (ValueError, KeyError, TypeError):  # a damaged row
             return None
 
     # -- in DEPEND ---------------------------------------------------------------------------
@@ -344,6 +344,9 @@ class Depend:
     def _met(self, waiting, dep):
         job = waiting.job
         del waiting.unmet[dep.description]
+        if dep.target is not None and not any(
+                other.target == dep.target for other in waiting.unmet.values()):
+            self._forget_target(dep.target, job.id)
         self.post(job, "dependency-remove", {"description": dep.description})
         self._others_met(waiting)
 
@@ -381,16 +384,19 @@ class Depend:
         waiting.timers.clear()
         for dep in waiting.unmet.values():
             if dep.target is not None:
-                dependents = self.dep_by_target.get(dep.target)
-                if dependents is not None:
-                    dependents.pop(jobid, None)
-                    if not dependents:
-                        del self.dep_by_target[dep.target]
+                self._forget_target(dep.target, jobid)
         if "singleton" in waiting.unmet:
             key = _singleton_key(waiting.job)
             state = self.dep_singletons.get(key)
             if state is not None and state.waiting.pop(jobid, None) is not None:
                 self._drop_singleton(key, state)
+
+    def _forget_target(self, target, jobid):
+        dependents = self.dep_by_target.get(target)
+        if dependents is not None:
+            dependents.pop(jobid, None)
+            if not dependents:
+                del self.dep_by_target[target]
 
     # -- singleton keys ------------------------------------------------------------------------
     def _singleton_free(self, job):
