@@ -304,6 +304,23 @@ def test_bad_values_refused(h, dep, message):
     assert info.value.strerror == message
 
 
+@pytest.mark.parametrize("deps,message", [
+    ("afterok:1", "dependencies must be a list"),
+    (["afterok:1"], "dependency must be a mapping with a scheme"),
+    ([{"scheme": "afterok", "value": [1]}], "dependency: afterok: invalid job id [1]"),
+    ([{"scheme": "begin-time", "value": "inf"}],
+     'dependency: begin-time: invalid timestamp "inf"'),
+])
+def test_malformed_dependencies_refused_without_validation(h, deps, message):
+    """FLUX_JOB_NOVALIDATE skips the jobspec rules, not the dependency checks."""
+    js = spec()
+    js.attributes["system"]["dependencies"] = deps
+    with pytest.raises(OSError) as info:
+        flux.job.submit_async(h, js.dumps(), novalidate=True).get_id()
+    assert info.value.errno == errno.EINVAL
+    assert info.value.strerror == message
+
+
 def test_another_users_target_refused_unless_owner():
     """The ownership rule (a guest cannot be made in a test instance)."""
     deps = parse([{"scheme": "afterok", "value": "1234"}])
