@@ -15,3 +15,7 @@ from flux.resource.ResourceCount import ResourceCount  # noqa: F401
 from flux.resource.list import resource_list, SchedResourceList  # noqa: F401
 from flux.resource.status import resource_status, ResourceStatus  # noqa: F401
 from flux.resource.journal import ResourceJournalConsumer  # noqa: F401
+from flux.resource.Rv1Pool import (  # noqa: F401
+    Rv1Pool, InsufficientResources, InfeasibleRequest,
+)
+from flux.resource.ResourcePool import ResourcePool  # noqa: F401
