@@ -20,7 +20,7 @@ from flux.resource import (
 )
 
 
-def _events_until(consumer, stop, limit=500):
+def _events_until(consumer, stop, limit=1_000_000):
     """Poll (each wait bounded) until ``stop(event)``; the events seen."""
     seen = []
     for _ in range(limit):
