@@ -3,7 +3,8 @@
 Every rank runs it; each discovers its own node.  RPC topics:
 
 - ``resource.sched-status``  -> {all, allocated, down}  (R version 1
-  objects; guests allowed)
+  objects; guests allowed; ``down``: the ranks that get no new work,
+  offline, torpid or drained)
 - ``resource.status``        -> {R, online, offline, ...}  (summary; guests)
 - ``resource.register`` {rank, hostname, ncores, ngpus}  (owner; no
   response): another rank's node, sent to rank 0 when that rank starts
@@ -18,6 +19,10 @@ Every rank runs it; each discovers its own node.  RPC topics:
   reason (or ``update``: keep drained ones as they are)
 - ``resource.undrain`` {targets: idset} -> {}  (owner): back in service;
   EINVAL naming the ranks that are not drained
+- ``resource.journal``, ``resource.journal-cancel``: the resource events
+  (``resource-define`` once every rank is known, ``online``, ``offline``,
+  ``drain``, ``undrain``, ``torpid``, ``lively``), see
+  ``fluxrm.modules.resource_journal``
 
 Drained nodes are kept in the shared store (table ``resource_drain``), so
 they stay drained when rank 0 restarts on its state directory.
@@ -46,9 +51,11 @@ import os
 import socket
 import time
 
+from flux.hostlist import Hostlist
 from flux.idset import IDset
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service, request_handler
+from fluxrm.modules.resource_journal import ResourceJournal
 from fluxrm.store import shared_store
 
 LOG_WARNING = 4
@@ -149,7 +156,7 @@ def _rlite_and_nodelist(per_rank, hostnames):
     return rlite, [hostnames[r] for r in sorted(per_rank)]
 
 
-class ResourceService(Service):
+class ResourceService(ResourceJournal, Service):
     name = "resource"
 
     def __init__(self, broker):
@@ -161,6 +168,8 @@ class ResourceService(Service):
         self.offline = set()  # ranks lost or gone (event broker.offline)
         self.store = None  # rank 0: the shared store (the drained nodes)
         self.torpid = set()  # ranks not answering (event broker.torpid)
+        self.defined = False  # rank 0: resource-define posted (every rank known)
+        self.journal_init()
         if broker.rank != 0:
             # the inventory is rank 0's: its requests go up the tree
             for topic in list(self.handlers):
@@ -178,6 +187,7 @@ class ResourceService(Service):
                     "SELECT rank, timestamp, reason FROM resource_drain"):
                 if rank < self.broker.size:
                     self.drained[rank] = (stamp, reason)
+            self._maybe_define()
         if self.broker.rank != 0:
             local = self.local
             self.broker.rpc.notify("resource.register", {
@@ -206,12 +216,37 @@ class ResourceService(Service):
             # back after it was lost (a broker restarted on its node)
             self.log(LOG_INFO, f"rank {rank} is back")
             self._changed(before)
+            if self.defined:
+                self.journal_post("online", {"idset": str(rank)})
             return
         node = Rank(rank, hostname, list(range(ncores)), ngpus,
                     [str(i) for i in range(ngpus)])
         self.ranks.append(node)
         self.ranks.sort(key=lambda r: r.rank)
         self._changed(before, {"resources": self._R_of([node])}, new=rank)
+        self._maybe_define()
+
+    def _maybe_define(self):
+        """Once every rank is known: ``resource-define`` with R, the ranks
+        online and the nodes drained so far, in the journal."""
+        if self.defined or len(self.ranks) < self.broker.size:
+            return
+        self.defined = True
+        self.journal_post("resource-define", {"method": "dynamic-discovery"},
+                          R=self.all_R())
+        online = sorted({r.rank for r in self.ranks} - self.offline)
+        if online:
+            self.journal_post("online", {"idset": str(IDset(online))})
+        for ranks, info in self._drain_groups().items():
+            self.journal_post("drain", {"idset": ranks, "nodelist": self._nodelist(ranks),
+                                        "reason": info["reason"], "overwrite": 0})
+        torpid = sorted(self.torpid - self.offline)
+        if torpid:
+            self.journal_post("torpid", {"idset": str(IDset(torpid))})
+
+    def _nodelist(self, ranks):
+        hosts = self.hostnames
+        return str(Hostlist([hosts.get(r, f"rank{r}") for r in IDset(ranks)]))
 
     def available(self):
         """The ranks new work may go to: registered, online, responsive
@@ -244,13 +279,20 @@ class ResourceService(Service):
             return
         before = self.available()
         if msg._topic == "broker.offline":
+            news, name = ranks - self.offline, "offline"
             self.offline |= ranks
         elif msg._topic == "broker.torpid":
             if event.get("torpid"):
+                news, name = ranks - self.torpid, "torpid"
                 self.torpid |= ranks
             else:
+                news, name = ranks & self.torpid, "lively"
                 self.torpid -= ranks
+        else:
+            return
         self._changed(before)
+        if news and self.defined:
+            self.journal_post(name, {"idset": str(IDset(sorted(news)))})
 
     @request_handler("acquire")
     def acquire(self, msg):
@@ -299,6 +341,11 @@ class ResourceService(Service):
         self.store.executemany("INSERT OR REPLACE INTO resource_drain"
                                " (rank, timestamp, reason) VALUES (?, ?, ?)", rows)
         self._changed(before)
+        if rows:
+            idset = str(IDset([rank for rank, _t, _r in rows]))
+            self.journal_post("drain", {
+                "idset": idset, "nodelist": self._nodelist(idset), "reason": reason,
+                "overwrite": {"": 0, "overwrite": 1, "update": 2}[mode]})
         self.respond(msg, {})
 
     @request_handler("undrain")
@@ -313,6 +360,8 @@ class ResourceService(Service):
         self.store.executemany("DELETE FROM resource_drain WHERE rank = ?",
                                [(rank,) for rank in ranks])
         self._changed(before)
+        idset = str(IDset(ranks))
+        self.journal_post("undrain", {"idset": idset, "nodelist": self._nodelist(idset)})
         self.respond(msg, {})
 
     def _drain_groups(self):
@@ -325,6 +374,7 @@ class ResourceService(Service):
 
     def disconnect(self, sender):
         self.acquirers = [m for m in self.acquirers if m.sender is not sender]
+        self.journal_disconnect(sender)
 
     def _R_of(self, nodes):
         return make_R({r.rank: (range(r.ncores), range(r.ngpus)) for r in nodes},
@@ -352,8 +402,10 @@ class ResourceService(Service):
                 self.respond_error(msg, errno.EPROTO,
                                    "sched.resource-status: no allocated set in the answer")
                 return
+        up = self.available()
+        down = [r for r in self.ranks if r.rank not in up]
         self.respond(msg, {"all": self.all_R(), "allocated": allocated,
-                           "down": make_R({}, {})})
+                           "down": self._R_of(down)})
 
     @request_handler("status", allow_guest=True)
     def status(self, msg):

@@ -1,0 +1,63 @@
+"""flux.resource.ResourcePool / Rv1Pool: worst-fit allocation, shortage
+versus infeasibility, free, views (spec 21.8)."""
+
+import pytest
+
+from flux.job import JobspecV1
+from flux.resource import (
+    InfeasibleRequest,
+    InsufficientResources,
+    ResourcePool,
+    ResourceSet,
+)
+from flux.resource.Rv1Pool import ResourceRequest
+
+R = {"version": 1, "execution": {
+    "R_lite": [{"rank": "0-1", "children": {"core": "0-3", "gpu": "0"}}],
+    "nodelist": ["n[0-1]"], "properties": {"a": "0", "+x": "1"},
+    "starttime": 0.0, "expiration": 0.0}}
+
+
+def _request(**kw):
+    return ResourceRequest.from_jobspec(JobspecV1.from_command(["x"], **kw).jobspec)
+
+
+def test_alloc_free_and_views():
+    pool = ResourcePool(R)
+    with pytest.raises(InsufficientResources, match="insufficient resources"):
+        pool.alloc(1, _request(num_tasks=1))  # nothing is up yet
+    pool.mark_up("all")
+    gen = pool.generation
+    alloc = pool.alloc(1, _request(num_tasks=3, cores_per_task=2))
+    assert pool.generation > gen and isinstance(alloc, ResourcePool)
+    assert str(alloc) == "rank0/core[0-3] rank1/core[0-1]"
+    ex = alloc.to_dict()["execution"]
+    assert ex["nslots"] == 3 and ex["properties"] == {"a": "0"}  # no "+x"
+    assert ex["nodelist"] == ["n[0-1]"]
+    assert isinstance(pool.copy_allocated(), ResourceSet)
+    assert pool.copy_allocated().ncores == 6
+    with pytest.raises(InsufficientResources):
+        pool.alloc(2, _request(num_tasks=2, cores_per_task=2))
+    with pytest.raises(InfeasibleRequest, match="^unsatisfiable request: need"):
+        pool.alloc(3, _request(num_tasks=9))
+    with pytest.raises(ValueError, match="final R mismatch"):
+        pool.free(1, {"version": 1, "execution": {"R_lite": [
+            {"rank": "0", "children": {"core": "0"}}]}}, final=True)
+    pool.free(1)
+    assert pool.copy_allocated().ncores == 0
+    pool.mark_down("1")
+    assert pool.copy_down().ranks.count() == 1
+    assert str(pool.alloc(4, _request(num_nodes=1, num_tasks=1))) == "rank0/core0"
+
+
+def test_requests_and_errors():
+    req = _request(num_nodes=2, num_tasks=4, cores_per_task=2)
+    assert (req.nnodes, req.nslots, req.slot_size) == (2, 4, 2)
+    with pytest.raises(ValueError, match="jobspec has no resources"):
+        ResourceRequest.from_jobspec({"resources": [], "version": 1})
+    with pytest.raises(ValueError, match="getting duration"):
+        ResourceRequest.from_jobspec({"version": 1, "resources": [
+            {"type": "slot", "count": 1, "with": [{"type": "core", "count": 1}]}],
+            "attributes": {"system": {}}})
+    with pytest.raises(ValueError, match="R version 2 not supported by ResourcePool"):
+        ResourcePool({"version": 2})
