@@ -23,11 +23,13 @@ RPC topics (declared on their handlers; owner only: ``wait``, ``raiseall``,
   ``fluxrm.modules.job_manager.limits``)
 - ``job-manager.update`` {id, updates, dry_run?} -> {}: a pending job's
   duration, queue or name (``fluxrm.modules.job_manager.update``)
-- ``job-manager.events-journal`` {full?}  streaming {events: [{id, entry}]}:
-  every main-eventlog event of every job, batched per loop turn, in order.
-  With ``full`` the events of active jobs are replayed first.  The first
-  response is ``{events: [...replay], sentinel: true}`` (an empty replay
-  without ``full``), so a client knows when it is following live events.
+- ``job-manager.events-journal`` {full?}  streaming: every main-eventlog
+  event of every job, in order.  With ``full`` (true or false) in the
+  request, upstream's format: the history one job per response, then
+  ``{id: -1, events: []}``, then one event per response; without it,
+  fluxrm's batched format: ``{events: [], sentinel: true}`` then
+  ``{events: [{id, entry}...]}`` per loop turn (both described in
+  ``fluxrm.modules.job_manager.journal``).
   Ends only with ``job-manager.events-journal-cancel`` {matchtag} (ENODATA;
   the cancel itself is answered {} only if it was sent expecting an
   answer) or when the client disconnects.  The requester sees only its own jobs
