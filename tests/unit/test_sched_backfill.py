@@ -29,6 +29,7 @@ def request(ntasks=1, cores=1, gpus=0, nodes=None, exclusive=False, duration=0,
 def make_sched(*nodes):
     sched = Sched(None)
     sched.add_nodes([_Node(*n) for n in nodes])
+    sched.annotate_delay = 0  # annotations within the loop turns run() gives
     got = []
     sched.manager_handle = lambda payload: got.extend(payload["msgs"])
     return sched, got

@@ -1,4 +1,4 @@
-"""sched: a first-fit scheduler over the resource inventory.
+"""sched: a first-fit scheduler with EASY backfill over the resource inventory.
 
 RPC topics (its own; allows guests):
 
@@ -9,7 +9,8 @@ RPC topics (its own; allows guests):
 
 It talks with the job-manager in the
 scheduler protocol's messages only (RFC 27's shape: ``hello``, ``alloc``
-answered by R, a denial with a note, or ``cancel``; ``free``, ``cancel``,
+answered by R, a denial with a note, or ``cancel``, maybe ``annotate``d
+before; ``free``, ``cancel``,
 ``prioritize``; see ``fluxrm.modules.job_manager.sched_client``): ``handle`` takes
 the job-manager's message, ``send`` queues an answer (one message per loop
 turn carries them all).  It never sees a ``Job``.
@@ -25,24 +26,54 @@ job-ingest says so in a message to ``handle``, ``{"msgs": [{"type":
 "hint", "bulk-window": s}]}``, sent with each large batch before its jobs
 reach the job-manager: more submissions are expected within ``s`` seconds
 of its arrival; sched keeps the end of that window (``bulk_until``), its
-own copy, and needs no answer.  The pass allocates from the head of the
-queue and stops at the first job that does not fit now (no backfill), so a
-pass costs only what it allocates.  A request that could never fit, even on an idle
-instance, gets a fatal ``alloc`` exception at once.
+own copy, and needs no answer.
+
+The pass allocates from the head of the queue, first fit, until a job
+does not fit now: that job gets a reservation (EASY backfill,
+``fluxrm.modules.sched_backfill``): the earliest time it fits as the
+running jobs' R expire, and the resources it would take then.  At most
+``QUEUE_DEPTH`` (32) jobs behind it are considered in the same pass; one
+starts if it fits now and either ends before the reservation (its
+duration) or uses only what the reservation leaves over.  A running job
+without a time limit never ends as far as sched can tell: if the head
+needs what it holds there is no reservation and nothing passes the head
+(strict priority order, as without backfill).  So a pass costs what it
+allocates plus, when the head is blocked, a walk of the jobs ending
+before the reservation and at most 32 jobs (those of a shape that already
+failed in the pass are skipped at once; with no core free none are).
+Running jobs are kept ordered by expiration (``Ending``).
+
+The blocked head is annotated (an ``annotate`` message: ``{"sched":
+{"reason_pending": "insufficient resources", "t_estimate": T}}``, T only
+with a reservation), once per change, if it is still the blocked head
+``ANNOTATE_DELAY`` (50 ms) later (jobs streaming through cost nothing); the annotations are cleared (None
+values) when it is allocated, with the ``alloc`` answer, or when another
+job becomes the head.
 
 What a job asks for is the ``shape`` of the ``alloc`` request's
 ``request`` (``fluxrm.jobrequest``: the jobspec parsed once, at ingest):
 ``slot>core[,gpu]`` and ``node>slot>core[,gpu]``, with ``exclusive``
-nodes.  A request of another shape (``shape_error``; job-ingest refuses
-those unless FLUX_JOB_NOVALIDATE) is denied at once, as is one that could
-never fit: the job gets a fatal ``alloc`` exception.
+nodes (whole idle nodes; an allocation never shares a core or gpu).  A
+request of another shape (``shape_error``; job-ingest refuses those
+unless FLUX_JOB_NOVALIDATE) is denied at once, as is one that could never
+fit: the job gets a fatal ``alloc`` exception ("unsatisfiable request:
+..."), once every broker rank has joined the pool.
 
-The pool (ranks, their cores, gpus and hostnames) comes from the resource
-service's ``resource.acquire`` (streaming: the ranks known at start, then
-each rank that registers later, in an instance of several brokers).  Per-job state, its own,
-keyed by job id: ``entries`` (the job's place in the queue, with its
-``JobRequest``) and ``allocations`` (the cores and gpus it holds, per
-rank).
+Where a job may go (``fluxrm.modules.sched_placement``): its RFC 31
+constraint (``attributes.system.constraints``, from ``--requires``)
+and-ed with its queue's ``requires`` (sent by the job-manager with the
+``alloc`` request) select ranks by ``properties`` (R's ``properties``
+key, from the configuration's ``[[resource.config]]``), ``hostlist`` and
+``ranks``; the matching ranks are computed once per distinct constraint
+and again only when ranks join (``Placement``).
+
+The pool (ranks, their cores, gpus, hostnames and properties) comes from
+the resource service's ``resource.acquire`` (streaming: the ranks known
+at start, then each rank that registers later, in an instance of several
+brokers).  Per-job state, its own, keyed by job id: ``entries`` (the
+job's place in the queue, with its ``JobRequest`` and ``Placement``),
+``allocations`` (the cores and gpus it holds, per rank), ``ending`` (its
+expiration) and ``annotated`` (the annotations it was sent).
 In an instance nested in a job (broker attribute ``resource.expiration``,
 ``fluxrm.cli.nesting``) no job's R ends after the instance's.
 """
@@ -54,23 +85,21 @@ import time
 from flux.idset import IDset
 from fluxrm.broker.service import Service, request_handler
 from fluxrm.modules.resource import make_R
-from fluxrm.modules.sched_backfill import QUEUE_DEPTH, Caps, Ending, reservation
+from fluxrm.modules.sched_backfill import Backfill, Ending
 from fluxrm.modules.sched_placement import (  # noqa: F401 (ranks_of_R: sched's API)
     Placement,
     RankState,
     capacity,
     job_constraint,
-    plan_counts,
     ranks_of_R,
 )
 
 
 LOG_ERR = 3
 BULK_DEFER = 0.005  # s a pass waits while a bulk submission is taken in
-REASON_RESOURCES = "insufficient resources"
 
 
-class Sched(Service):
+class Sched(Backfill, Service):
     name = "sched"
 
     def __init__(self, broker):
@@ -389,73 +418,6 @@ class Sched(Service):
         if need:
             return None
         return {r.rank: r.take(n, req) for r, n in plan}
-
-    # -- backfill ----------------------------------------------------------------------
-    def blocked(self, head):
-        """The head of the queue does not fit: its reservation (annotated
-        as ``t_estimate``), then the jobs behind it that may start ahead."""
-        _prio, jobid, request, placement = head
-        req = request.shape
-        allowed = None if placement is None else placement.allowed(self.ranks,
-                                                                   self.generation)
-        found = reservation(req, allowed, self.up_ranks, self.ending, self.allocations)
-        for other in [j for j in self.annotated if j != jobid]:
-            self.unannotate(other)
-        if found is None:
-            self.annotate(jobid, {"reason_pending": REASON_RESOURCES})
-            return  # nothing may pass it: when it can start is not known
-        t_estimate, plan, state = found
-        self.annotate(jobid, {"reason_pending": REASON_RESOURCES,
-                              "t_estimate": t_estimate})
-        if any(r.free_cores for r in self.up_ranks):
-            self.backfill(t_estimate, Caps(plan, state))
-
-    def backfill(self, t_estimate, caps):
-        """Start the jobs behind the head (at most ``QUEUE_DEPTH``) that
-        end before ``t_estimate`` or fit in what ``caps`` leaves."""
-        queue = self.queue
-        kept = [heapq.heappop(queue)]  # the head
-        failed = set()  # shapes that did not fit this pass
-        now = time.time()
-        considered = 0
-        while queue and considered < QUEUE_DEPTH:
-            entry = heapq.heappop(queue)
-            prio, jobid, request, placement = entry
-            if request is None:
-                continue
-            kept.append(entry)
-            if prio == 0:
-                break
-            considered += 1
-            req = request.shape
-            key = (req.nnodes, req.nslots, req.cores, req.gpus, req.exclusive,
-                   req.duration, placement)
-            if key in failed:
-                continue
-            if 0 < req.duration and now + req.duration <= t_estimate:
-                alloc = self.try_alloc(req, placement)
-            else:
-                alloc = self.try_alloc_capped(req, placement, caps)
-            if alloc is None:
-                failed.add(key)
-                continue
-            kept.pop()
-            del self.entries[jobid]
-            self.allocate(jobid, req, alloc)
-        for entry in kept:
-            heapq.heappush(queue, entry)
-
-    def try_alloc_capped(self, req, placement, caps):
-        """``try_alloc`` within what the reservation leaves over."""
-        allowed = None if placement is None else placement.allowed(self.ranks,
-                                                                   self.generation)
-        plan = plan_counts(req, caps.usable(self.up_ranks), allowed)
-        if plan is None:
-            return None
-        caps.take(plan)
-        by_rank = self.by_rank
-        return {rank: by_rank[rank].take(cores // req.cores, req, whole=req.exclusive)
-                for rank, (cores, _gpus) in plan.items()}
 
     # -- allocation ----------------------------------------------------------------------
     def allocate(self, jobid, req, alloc):
