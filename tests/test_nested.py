@@ -304,3 +304,26 @@ def test_interactive_alloc_across_two_nodes(two_nodes):
         assert t.wait(60) == 0
     finally:
         t.close()
+
+
+def test_broker_opts_and_conf_reach_the_child(parent):
+    """``--broker-opts`` and ``--conf`` (shipped as conf.json) configure the
+    new instance: an attribute, and a queue from its configuration."""
+    proc = run_flux("alloc", "-n1", "--broker-opts=-Sfoo.bar=42",
+                    "--conf=queues.debug={}", "sh", "-c",
+                    "flux getattr foo.bar && flux queue list -n", env=parent.env())
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "42" and lines[1].split()[0] == "debug"
+
+
+def test_batch_across_nodes_without_pmi_is_an_error(two_nodes, tmp_path):
+    """Not two instances of one broker each: one clear error per node."""
+    path = script(tmp_path, "nopmi.sh", "echo ran\n")
+    out = flux_ok(two_nodes, "batch", "-N2", "-o", "pmi=off", "--output",
+                  f"{tmp_path}/o", path)
+    jobid = flux.job.JobID(out.strip())
+    assert wait_result(two_nodes, jobid).returncode == 1
+    text = (tmp_path / "o").read_text()
+    assert "ran" not in text
+    assert "spans 2 nodes but has no PMI" in text

@@ -22,6 +22,7 @@ PATH``, ``--conf KEY=VAL``, plus ``-v/--verbose``.
 """
 
 import argparse
+import sys
 
 
 def parse_args(argv, prog):
@@ -56,9 +57,27 @@ def no_initial_program(setattrs):
     return False
 
 
+def missing_pmi(environ):
+    """Why a broker in a job of several nodes cannot form one instance
+    (no PMI: ``-o pmi=off``), or None.  Without this each node's broker
+    would start an instance of its own and run the script there."""
+    nnodes = environ.get("FLUX_JOB_NNODES", "")
+    if environ.get("FLUX_JOB_ID") and nnodes.isdigit() and int(nnodes) > 1 \
+            and not environ.get("PMI_FD"):
+        return (f"the job spans {nnodes} nodes but has no PMI to bring their "
+                "brokers together (was it submitted with -o pmi=off?)")
+    return None
+
+
 def main(argv, prog="flux-broker", command="broker"):
+    import os
+
     from fluxrm.cli.start import run_instance
 
     args = parse_args(argv, prog)
+    why = missing_pmi(os.environ)
+    if why:
+        print(f"{prog}: {why}", file=sys.stderr)
+        return 1
     return run_instance(args, prog,
                         initial_program=not no_initial_program(args.setattr))

@@ -133,9 +133,14 @@ def _add_common(parser, command):
     job.add_argument("--cwd", metavar="DIR",
                      help="working directory (default: the current one)")
     job.add_argument("--dependency", action="append", metavar="URI",
-                     help="a dependency, e.g. afterok:JOBID (recorded)")
+                     help="wait for a dependency (repeatable): after:JOBID "
+                          "(started), afterany:JOBID or afterfinish:JOBID "
+                          "(ended), afterok:JOBID (succeeded), "
+                          "afternotok:JOBID (failed), begin-time:TIMESTAMP, "
+                          "singleton")
     job.add_argument("--begin-time", metavar="+FSD|TIME",
-                     help="do not start before this time (recorded)")
+                     help="do not leave DEPEND before this time "
+                          "(the begin-time dependency)")
     job.add_argument("--signal", metavar="SIG@TIME",
                      help="send SIG (default SIGUSR1) TIME (default 60s) "
                           "before the time limit")

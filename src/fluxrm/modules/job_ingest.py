@@ -59,6 +59,7 @@ from fluxrm.broker import payload
 from fluxrm.broker.service import Service, request_handler
 from fluxrm.jobstore import JobStore
 from fluxrm.jobrequest import JobRequest
+from fluxrm.modules.job_manager.depend import dependencies_of
 from fluxrm.store import shared_store
 
 VALID_FLAGS = FLUX_JOB_PRE_SIGNED | FLUX_JOB_DEBUG | FLUX_JOB_WAITABLE | FLUX_JOB_NOVALIDATE
@@ -331,6 +332,7 @@ class JobIngest(Service):
         # the in-process fast paths: the job-manager's submit message, sched's hints
         self.manager_submit = services["job-manager"].submit
         self.queue_admit = services["job-manager"].queue_admit  # queues, limits
+        self.depend_check = services["job-manager"].depend_check
         sched = services.get("sched")
         if sched is not None:
             self.sched_handle = sched.handle
@@ -411,6 +413,9 @@ class JobIngest(Service):
         else:
             request, text = self.check(text)
         self.queue_admit(request)
+        deps = dependencies_of(request.jobspec)
+        if deps is not None:  # schemes, values and targets, checked each time
+            self.depend_check(deps, msg.userid, owner)
         ctx = {"userid": msg.userid, "urgency": urgency, "flags": flags, "version": 1}
         # [id, request, J, jobspec text, waitable, submit context]: the id comes at flush
         self.pending.append((msg, [0, request, J, text, bool(flags & FLUX_JOB_WAITABLE),

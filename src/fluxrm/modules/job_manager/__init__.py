@@ -45,7 +45,11 @@ In-process API:
 - ``submit(jobs)``: take validated ``Job`` objects from job-ingest;
 - ``post(job, name, context)``: append an event to the main eventlog; the
   state machine (``fluxrm.jobstate``) derives the new state and the manager
-  acts on state entries: DEPEND -> ``depend``, PRIORITY -> ``priority``,
+  acts on state entries: DEPEND -> ``depend`` once the job's dependencies
+  are met (``fluxrm.modules.job_manager.depend``: ``dependency-add`` /
+  ``dependency-remove`` events, a fatal ``dependency`` exception for one
+  that never will be; job-ingest calls its ``depend_check`` at
+  submission), PRIORITY -> ``priority``,
   SCHED -> an ``alloc`` request to sched, RUN -> a ``start`` request to
   job-exec, CLEANUP -> cancel/kill/release/free, INACTIVE -> done;
   journal subscribers are told of every event (``journal_subscribe``);
@@ -80,7 +84,8 @@ SQLite cannot store), each row is written alone with its texts escaped
 written gets a fatal exception.  Eventlog lines are made storable as they
 are appended.
 On restart, active jobs are replayed from their stored eventlogs: pending
-jobs return to the queue; running ones get an exception and are cleaned up
+jobs return to the queue (jobs in DEPEND wait again for what their stored
+eventlog shows unmet); running ones get an exception and are cleaned up
 (``fluxrm.modules.job_manager.recover``).
 
 Request fields are read with ``fluxrm.broker.payload``: a wrong type or an
@@ -96,6 +101,7 @@ from fluxrm.job import LOG_PATHS, MAIN, Job, event_line, make_event
 from fluxrm.jobstate import CLEANUP, DEPEND, INACTIVE, PRIORITY, RUN, SCHED
 from fluxrm.jobstore import LOG_COLUMNS, JobStore, storable
 from fluxrm.modules.job_manager.control import Control
+from fluxrm.modules.job_manager.depend import Depend
 from fluxrm.modules.job_manager.exec_client import ExecClient
 from fluxrm.modules.job_manager.journal import Journal
 from fluxrm.modules.job_manager.memo import Memo
@@ -115,8 +121,8 @@ assert tuple(LOG_COLUMNS) == LOG_PATHS  # the job store's names for them
 RECENT_INACTIVE = 1000  # inactive jobs kept in memory for fast lookups
 
 
-class JobManager(Journal, Control, Memo, Wait, Purge, Queues, Update, SchedClient,
-                 ExecClient, Service):
+class JobManager(Journal, Control, Memo, Wait, Purge, Queues, Update, Depend,
+                 SchedClient, ExecClient, Service):
     name = "job-manager"
 
     def __init__(self, broker):
@@ -357,7 +363,7 @@ class JobManager(Journal, Control, Memo, Wait, Purge, Queues, Update, SchedClien
     # -- actions on entering a state -------------------------------------------------------
     def enter_state(self, job, state):
         if state == DEPEND:
-            self.post(job, "depend")
+            self.depend_enter(job)
         elif state == PRIORITY:
             self.post(job, "priority",
                       {"priority": jobstate.urgency_to_priority(job.view.urgency)})
@@ -368,6 +374,8 @@ class JobManager(Journal, Control, Memo, Wait, Purge, Queues, Update, SchedClien
             else:
                 self.sched_alloc(job)
         elif state == RUN:
+            if self.dep_by_target:
+                self.depend_started(job)
             self.exec_start(job)
         elif state == CLEANUP:
             self.cleanup(job)
@@ -403,6 +411,8 @@ class JobManager(Journal, Control, Memo, Wait, Purge, Queues, Update, SchedClien
         self.mark(job, MAIN)
         if self.drain_waiters or self.idle_waiters:
             self.queue_check_waiters()
+        if self.dep_waiting:  # jobs wait on dependencies
+            self.depend_inactive(job)
 
     def raise_exception(self, job, etype, severity=0, note="", userid=None):
         ctx = {"type": etype, "severity": severity, "note": note or ""}

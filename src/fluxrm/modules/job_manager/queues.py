@@ -70,6 +70,10 @@ class Queues:
     ``post``, ``sched_alloc``, ``sched_cancel``, ``alloc_pending``,
     ``meta_get``/``meta_set``, ``store`` and ``respond``."""
 
+    # until queues_init (and in a job-manager never started): nobody waits
+    drain_waiters = ()
+    idle_waiters = ()
+
     def queues_init(self):
         """Read the queues from the configuration and their saved state.
         A configuration that cannot be read is logged (one line) and stops
@@ -84,14 +88,14 @@ class Queues:
             self.queue_config = QueueConfig({})
         names = self.queue_config.names or [""]
         self.queue_states = {name: QueueState() for name in names}
+        self.drain_waiters = []  # (request, queue name or None)
+        self.idle_waiters = []
         if error is not None:  # nothing runs meanwhile: the instance stops
             self.queue_states[""] = QueueState(False, error, False, error)
             self._queue_sets()
             return
         self.stopped_queues = set()
         self.disabled_queues = set()
-        self.drain_waiters = []  # (request, queue name or None)
-        self.idle_waiters = []
         saved = self.meta_get(STATE_KEY)
         if saved:
             try:

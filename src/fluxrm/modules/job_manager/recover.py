@@ -5,7 +5,8 @@ the last one (``JobStore.load_active``): each job's eventlogs and R come
 back, its state is replayed from its main eventlog, and its
 ``JobRequest`` is built again from its stored jobspec text (one per
 distinct text) and its ``jobspec-update`` events.  Then each gets ``flux-restart`` and goes on: pending jobs
-return to their state's action (back to the queue for SCHED), running
+return to their state's action (back to the queue for SCHED; DEPEND
+judges the dependencies not yet met again, ``depend``), running
 ones get a fatal ``exec`` exception ("job was running when the instance
 stopped") and are cleaned up.  A row whose eventlog cannot be replayed is
 logged and left alone; a pending job whose stored jobspec holds lone
@@ -82,7 +83,7 @@ def recover(manager):
         elif state == NEW:
             manager.post(job, "validate")
         elif state == DEPEND:
-            manager.post(job, "depend")
+            manager.enter_state(job, DEPEND)  # its dependencies judged again
         elif state == PRIORITY:
             manager.enter_state(job, PRIORITY)
         elif state == SCHED:
