@@ -23,6 +23,10 @@ from flux.job import JobspecV1
 from flux.queue import QueueList
 
 CONFIG = """
+[[resource.config]]
+ranks = "0"
+properties = ["debug"]
+
 [policy.jobspec.defaults.system]
 duration = "1h"
 queue = "batch"

@@ -1610,122 +1610,13 @@ def _attribute_key(key):
     return key
 
 
-# RFC 35 constraint queries -> RFC 31 constraint objects
-
-_QUERY_TOKEN = re.compile(r"""\s*(\(|\)|(?:"[^"]*"|'[^']*'|[^\s()"'])+)""")
-_QUERY_OPERATORS = {
-    "host": "hostlist", "hosts": "hostlist", "hostlist": "hostlist",
-    "rank": "ranks", "ranks": "ranks",
-    "property": "properties", "properties": "properties",
-}
-_QUERY_AND = ("and", "&", "&&")
-_QUERY_OR = ("or", "|", "||")
-_QUERY_NOT = ("not", "!")
-
-
-def _query_tokens(text):
-    tokens, pos = [], 0
-    text = text.strip()
-    while pos < len(text):
-        m = _QUERY_TOKEN.match(text, pos)
-        if not m:
-            raise ValueError(f"requires: unable to parse '{text}'")
-        tokens.append(m.group(1))
-        pos = m.end()
-    return tokens
-
-
-class _QueryParser:
-    """Recursive descent over RFC 35 tokens (and/or/not, parentheses,
-    ``op:value`` terms, ``-term`` negation, implicit and)."""
-
-    def __init__(self, text):
-        self.text = text
-        self.tokens = _query_tokens(text)
-        self.pos = 0
-
-    def error(self, why):
-        return ValueError(f"requires: {why} in '{self.text}'")
-
-    def peek(self):
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def take(self):
-        token = self.peek()
-        self.pos += 1
-        return token
-
-    def parse(self):
-        if not self.tokens:
-            raise self.error("empty expression")
-        result = self.parse_or()
-        if self.peek() is not None:
-            raise self.error(f"unexpected '{self.peek()}'")
-        return result
-
-    def parse_or(self):
-        terms = [self.parse_and()]
-        while self.peek() in _QUERY_OR:
-            self.take()
-            terms.append(self.parse_and())
-        return terms[0] if len(terms) == 1 else {"or": terms}
-
-    def parse_and(self):
-        terms = [self.parse_unary()]
-        while self.peek() is not None and self.peek() not in _QUERY_OR + (")",):
-            if self.peek() in _QUERY_AND:
-                self.take()
-            terms.append(self.parse_unary())
-        return _and_of(terms)
-
-    def parse_unary(self):
-        token = self.take()
-        if token is None or token in _QUERY_AND + _QUERY_OR + (")",):
-            raise self.error("expected a term")
-        if token in _QUERY_NOT:
-            return {"not": [self.parse_unary()]}
-        if token == "(":
-            inner = self.parse_or()
-            if self.take() != ")":
-                raise self.error("missing ')'")
-            return inner
-        if token.startswith("-") and len(token) > 1:
-            return {"not": [self.term(token[1:])]}
-        return self.term(token)
-
-    def term(self, token):
-        op, sep, value = token.partition(":")
-        if not sep or token[:1] in "\"'":
-            op, value = "properties", token
-        elif op not in _QUERY_OPERATORS:
-            raise self.error(f"unknown operator '{op}'")
-        value = re.sub(r"""["']""", "", value)
-        if not value:
-            raise self.error(f"missing value for '{op}'")
-        return {_QUERY_OPERATORS[op]: [value]}
-
-
-def _and_of(terms):
-    """Combine terms with and: flatten nested ands, merge properties."""
-    flat = []
-    for term in terms:
-        flat.extend(term["and"] if list(term) == ["and"] else [term])
-    merged, props = [], None
-    for term in flat:
-        if list(term) == ["properties"]:
-            if props is None:
-                props = {"properties": []}
-                merged.append(props)
-            props["properties"].extend(term["properties"])
-        else:
-            merged.append(term)
-    return merged[0] if len(merged) == 1 else {"and": merged}
-
-
 def constraint_from_query(queries):
     """Translate RFC 35 query strings (``--requires``) into one RFC 31
-    constraint object; several queries are and-ed together."""
-    return _and_of([_QueryParser(q).parse() for q in _as_list(queries, "requires")])
+    constraint object; several queries are joined with spaces (and-ed).
+    ValueError ``--requires='...': why`` (``flux.constraint.parser``)."""
+    from flux.constraint.parser import requires_constraint
+
+    return requires_constraint(_as_list(queries, "requires"))
 
 
 _OPTION_NAMES = ("env", "rlimit", "signal", "taskmap", "dependency", "requires",

@@ -44,6 +44,11 @@ round-robin to the real CPUs), which tests use to model larger nodes.
 
 Core and GPU ids in R are logical indices 0..n-1; ``cpus`` maps a core
 index to the CPU it is bound to.
+
+Node properties come from the configuration's ``[[resource.config]]``
+entries (``fluxrm.modules.resource_properties``): R's ``properties`` key
+(``{name: rank idset}``) in what ``acquire`` and ``status`` give.  A
+configuration that cannot be read is logged and its properties ignored.
 """
 
 import errno
@@ -56,8 +61,10 @@ from flux.idset import IDset
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service, request_handler
 from fluxrm.modules.resource_journal import ResourceJournal
+from fluxrm.modules.resource_properties import PropertyRules
 from fluxrm.store import shared_store
 
+LOG_ERR = 3
 LOG_WARNING = 4
 LOG_INFO = 6
 
@@ -170,6 +177,7 @@ class ResourceService(ResourceJournal, Service):
         self.torpid = set()  # ranks not answering (event broker.torpid)
         self.defined = False  # rank 0: resource-define posted (every rank known)
         self.journal_init()
+        self.properties = self._property_rules()
         if broker.rank != 0:
             # the inventory is rank 0's: its requests go up the tree
             for topic in list(self.handlers):
@@ -193,6 +201,14 @@ class ResourceService(ResourceJournal, Service):
             self.broker.rpc.notify("resource.register", {
                 "rank": local.rank, "hostname": local.hostname,
                 "ncores": local.ncores, "ngpus": local.ngpus}, 0)
+
+    def _property_rules(self):
+        try:
+            return PropertyRules(getattr(self.broker, "config", None) or {})
+        except ValueError as exc:
+            if self.broker.rank == 0:
+                self.log(LOG_ERR, f"configuration error: {exc}; properties ignored")
+            return PropertyRules({})
 
     @property
     def hostnames(self):
@@ -377,8 +393,12 @@ class ResourceService(ResourceJournal, Service):
         self.journal_disconnect(sender)
 
     def _R_of(self, nodes):
-        return make_R({r.rank: (range(r.ncores), range(r.ngpus)) for r in nodes},
-                      {r.rank: r.hostname for r in nodes})
+        R = make_R({r.rank: (range(r.ncores), range(r.ngpus)) for r in nodes},
+                   {r.rank: r.hostname for r in nodes})
+        properties = self.properties.of(nodes)
+        if properties:
+            R["execution"]["properties"] = properties
+        return R
 
     def all_R(self):
         return self._R_of(self.ranks)

@@ -99,7 +99,7 @@ CHUNK = 1000  # jobs per response of a streaming list
 LOG_ERR = 3
 
 _DATA_EVENTS = frozenset(("memo", "alloc", "dependency-add", "dependency-remove",
-                          "jobspec-update"))
+                          "jobspec-update", "annotations"))
 _NO_CONTEXT = {}
 
 

@@ -100,8 +100,14 @@ def _merge(dst, src):
     for key, value in src.items():
         if value is None:
             dst.pop(key, None)
-        elif isinstance(value, dict) and isinstance(dst.get(key), dict):
-            _merge(dst[key], value)
+        elif isinstance(value, dict):
+            sub = dst.get(key)
+            sub = sub if isinstance(sub, dict) else {}
+            _merge(sub, value)
+            if sub:
+                dst[key] = sub
+            else:  # every key of it removed
+                dst.pop(key, None)
         else:
             dst[key] = copy.deepcopy(value)
 
@@ -118,7 +124,7 @@ def _apply_event_data(ld, name, ctx):
         else:
             ann.pop("user", None)
         ld.annotations = ann or None
-    elif name == "alloc":
+    elif name in ("alloc", "annotations"):  # sched's (volatile "annotations")
         extra = ctx.get("annotations")
         if isinstance(extra, dict) and extra:
             ann = ld.annotations if ld.annotations is not None else {}

@@ -21,11 +21,11 @@ queue, ``""``, with the instance's policy; the queue a job names is then
 not checked (as before queues existed here: jobspecs may carry any
 ``attributes.system.queue``).
 
-A queue's ``requires`` is not applied by the job-manager: as upstream,
-where the scheduler reads the queues' ``requires`` itself, it is kept
-here (``QueueConfig.requires``) for the scheduler to turn into a
-``properties`` constraint for the jobs of that queue (placement by
-properties is not implemented yet).
+A queue's ``requires`` is kept here (``QueueConfig.requires``) and, for
+the queues that have one, as an RFC 31 constraint
+(``QueueConfig.constraints``: ``{name: {"properties": [...]}}``), which
+the job-manager sends sched with each of that queue's ``alloc`` requests
+(``sched_client``): its jobs run only on nodes with those properties.
 
 ``defaults(request)``: the ``jobspec-update`` context that gives a job
 without a queue the default queue, and a job without a duration its
@@ -155,6 +155,7 @@ class QueueConfig:
         self.names = list(queues)
         self.named = bool(self.names)
         self.requires = {}
+        self.constraints = {}  # queue -> RFC 31 constraint of its requires
         self.policies = {}
         for name in self.names:
             where = f"queues.{name}"
@@ -164,6 +165,8 @@ class QueueConfig:
                     or not all(isinstance(p, str) for p in requires)):
                 raise ValueError(f"{where}.requires must be a list of strings")
             self.requires[name] = requires
+            if requires:
+                self.constraints[name] = {"properties": list(requires)}
             own = _table(table.get("policy"), f"{where}.policy")
             self.policies[name] = Policy([(own, f"{where}.policy"), (top, "policy")])
         if not self.named:

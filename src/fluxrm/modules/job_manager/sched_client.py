@@ -9,9 +9,11 @@ message per loop turn each way carries every item of that turn, in order:
   holding resources (recovered running ones), which sched counts as
   allocated until they are freed;
 - ``{"type": "alloc", "jobs": [[id, priority, userid, t_submit,
-  request]...]}``: jobs entered SCHED (``request``: the job's
+  request, constraint?]...]}``: jobs entered SCHED (``request``: the job's
   ``JobRequest``; in process the object itself, between ranks its jobspec
-  would travel instead); consecutive requests share one item, a list per
+  would travel instead; ``constraint``: the RFC 31 ``properties``
+  constraint of the job's queue's ``requires``, only for a queue that has
+  one); consecutive requests share one item, a list per
   job rather than a dict (a bulk submission puts thousands in one message);
 - ``{"type": "prioritize", "jobs": [[id, priority]...]}``: a job already
   asked for took a new priority (an urgency change);
@@ -22,6 +24,12 @@ sched knows nothing of queues: the job-manager sends no ``alloc`` for a
 job of a stopped queue, and takes back (``cancel``) those already sent
 when the queue stops or a job's request is updated; once the cancel is
 answered, it asks again if the queue runs (``Queues.sched_answered``).
+
+Before answering, sched may annotate a pending job (RFC 27's annotate):
+``{"type": "annotate", "id", "annotations": {"sched": {...}}}``
+(``t_estimate``, ``reason_pending``; a None value removes a key); it is
+posted as a volatile ``annotations`` event (the journal and job-list see
+it, the stored eventlog does not) for a job still in SCHED.
 
 sched answers each ``alloc`` once: ``{"type": "alloc", "id", "R",
 "annotations"?}``, ``{"type": "deny", "id", "note"}`` (the request can
@@ -83,6 +91,11 @@ class SchedClient:
         self.alloc_pending.add(job.id)
         request = [job.id, view.priority or 0, view.userid, view.t_submit,
                    job.request]
+        config = getattr(self, "queue_config", None)  # (``Queues``)
+        if config is not None and config.constraints:
+            constraint = config.constraints.get(config.queue_of(job.request))
+            if constraint is not None:
+                request.append(constraint)
         out = self._to_sched
         if out and out[-1]["type"] == "alloc":
             out[-1]["jobs"].append(request)
@@ -102,8 +115,14 @@ class SchedClient:
         """sched's message: the answers to ``alloc`` requests."""
         for msg in payload["msgs"]:
             jobid = msg["id"]
-            self.alloc_pending.discard(jobid)
             kind = msg["type"]
+            if kind == "annotate":
+                job = self.active.get(jobid)
+                if job is not None and job.state == SCHED:
+                    self.post_volatile(job, "annotations",
+                                       {"annotations": msg["annotations"]})
+                continue
+            self.alloc_pending.discard(jobid)
             if jobid in self.sched_requeue:  # a queue stopped, a job updated
                 self.sched_answered(jobid, kind)
             if kind == "cancel":

@@ -1,0 +1,1 @@
+"""RFC 35 constraint queries (``flux.constraint.parser``)."""
