@@ -9,8 +9,8 @@ from flux.idset import IDset
 from flux.job import JobspecV1
 from fluxrm.jobrequest import JobRequest
 from fluxrm.modules.sched import Sched
-from fluxrm.modules.sched_backfill import QUEUE_DEPTH
-from fluxrm.modules.sched_placement import _Node
+from fluxrm.modules.sched.backfill import QUEUE_DEPTH
+from fluxrm.modules.sched.placement import _Node
 
 
 def request(ntasks=1, cores=1, gpus=0, nodes=None, exclusive=False, duration=0,

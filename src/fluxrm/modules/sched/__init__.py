@@ -30,7 +30,7 @@ own copy, and needs no answer.
 
 The pass allocates from the head of the queue, first fit, until a job
 does not fit now: that job gets a reservation (EASY backfill,
-``fluxrm.modules.sched_backfill``): the earliest time it fits as the
+``fluxrm.modules.sched.backfill``): the earliest time it fits as the
 running jobs' R expire, and the resources it would take then.  At most
 ``QUEUE_DEPTH`` (32) jobs behind it are considered in the same pass; one
 starts if it fits now and either ends before the reservation (its
@@ -59,7 +59,7 @@ unless FLUX_JOB_NOVALIDATE) is denied at once, as is one that could never
 fit: the job gets a fatal ``alloc`` exception ("unsatisfiable request:
 ..."), once every broker rank has joined the pool.
 
-Where a job may go (``fluxrm.modules.sched_placement``): its RFC 31
+Where a job may go (``fluxrm.modules.sched.placement``): its RFC 31
 constraint (``attributes.system.constraints``, from ``--requires``)
 and-ed with its queue's ``requires`` (sent by the job-manager with the
 ``alloc`` request) select ranks by ``properties`` (R's ``properties``
@@ -85,8 +85,8 @@ import time
 from flux.idset import IDset
 from fluxrm.broker.service import Service, request_handler
 from fluxrm.modules.resource import make_R
-from fluxrm.modules.sched_backfill import Backfill, Ending
-from fluxrm.modules.sched_placement import (  # noqa: F401 (ranks_of_R: sched's API)
+from fluxrm.modules.sched.backfill import Backfill, Ending
+from fluxrm.modules.sched.placement import (  # noqa: F401 (ranks_of_R: sched's API)
     Placement,
     RankState,
     capacity,

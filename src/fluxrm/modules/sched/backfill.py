@@ -30,7 +30,7 @@ import heapq
 import time
 from bisect import bisect_left, insort
 
-from fluxrm.modules.sched_placement import plan_counts
+from fluxrm.modules.sched.placement import plan_counts
 
 INF = float("inf")
 QUEUE_DEPTH = 32  # jobs behind a blocked head considered per pass

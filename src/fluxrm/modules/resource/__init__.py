@@ -22,7 +22,7 @@ Every rank runs it; each discovers its own node.  RPC topics:
 - ``resource.journal``, ``resource.journal-cancel``: the resource events
   (``resource-define`` once every rank is known, ``online``, ``offline``,
   ``drain``, ``undrain``, ``torpid``, ``lively``), see
-  ``fluxrm.modules.resource_journal``
+  ``fluxrm.modules.resource.journal``
 
 Drained nodes are kept in the shared store (table ``resource_drain``), so
 they stay drained when rank 0 restarts on its state directory.
@@ -46,7 +46,7 @@ Core and GPU ids in R are logical indices 0..n-1; ``cpus`` maps a core
 index to the CPU it is bound to.
 
 Node properties come from the configuration's ``[[resource.config]]``
-entries (``fluxrm.modules.resource_properties``): R's ``properties`` key
+entries (``fluxrm.modules.resource.properties``): R's ``properties`` key
 (``{name: rank idset}``) in what ``acquire`` and ``status`` give.  A
 configuration that cannot be read is logged and its properties ignored.
 """
@@ -60,8 +60,8 @@ from flux.hostlist import Hostlist
 from flux.idset import IDset
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service, request_handler
-from fluxrm.modules.resource_journal import ResourceJournal
-from fluxrm.modules.resource_properties import PropertyRules
+from fluxrm.modules.resource.journal import ResourceJournal
+from fluxrm.modules.resource.properties import PropertyRules
 from fluxrm.store import shared_store
 
 LOG_ERR = 3
