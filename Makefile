@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/overlay.py
 	$(PY) bench/failure.py
 	$(PY) bench/nested.py $(call bench_json,nested)
+	$(PY) bench/sched.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

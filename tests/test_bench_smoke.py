@@ -73,3 +73,8 @@ def test_memory_bench_smoke(tmp_path):
 def test_nested_bench_smoke():
     out = run("nested.py", "--smoke")
     assert "in flux batch -N1 run" in out and "flux alloc -N2 true" in out
+
+
+def test_sched_bench_smoke():
+    out = run("sched.py", "--smoke")
+    assert "sched pass cost" in out and "us/job" in out
