@@ -4,7 +4,7 @@ outside (``local_ranks``, ``on_barrier``, ``barrier_done``,
 
 import pytest
 
-from fluxrm.modules.job_exec.pmi import process_mapping
+from fluxrm.taskmap import process_mapping
 from fluxrm.pmi.server import PMIServerCore
 from fluxrm.pmi.wire import parse_line
 

@@ -32,6 +32,7 @@ import signal
 import sys
 import time
 
+from fluxrm.cli import taskmap
 from fluxrm.cli.subcommands import Fail, run_subcommand
 
 PROG = "flux-job"
@@ -990,6 +991,8 @@ SUBCOMMANDS = {
     "list": (setup_list, run_list, "list jobs as JSON"),
     "list-ids": (setup_list_ids, run_list_ids, "list the given jobs as JSON"),
     "stats": (setup_stats, run_stats, "print job statistics as JSON"),
+    "taskmap": (taskmap.setup, taskmap.run,
+                "print a job's task map, or which node runs a task"),
     "purge": (setup_purge, run_purge, "remove inactive jobs from the instance"),
 }
 

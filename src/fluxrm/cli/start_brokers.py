@@ -214,9 +214,12 @@ def _become_broker(rank, size, pmi_fd, keep, hosts):
     """In the forked child: a session of its own, default signals, only
     its own descriptors, the PMI environment."""
     os.setsid()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE,
-                signal.SIGCHLD):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
+    # as in any Python process (a broker started by exec has it so): a
+    # write to a closed pipe or socket (a task's PMI connection, a client
+    # gone) is EPIPE, not the broker's death
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)

@@ -14,7 +14,7 @@ task sends its first line: a job whose tasks never speak PMI (nearly all)
 pays a socketpair and a watched descriptor per task, and nothing else.
 The kvsname is the job id in decimal; ``PMI_process_mapping`` is pre-put,
 MPICH's ``(vector,(nodeid,nnodes,ppn)...)`` form of the job's task map
-(``process_mapping``), so MPI knows which ranks share a node.
+(``fluxrm.taskmap.process_mapping``), so MPI knows which ranks share a node.
 
 A job whose tasks all run on one broker completes its barriers in that
 broker's core.  A job whose tasks run on several brokers has one core per
@@ -54,19 +54,10 @@ from fluxrm.broker.service import request_handler
 from fluxrm.pmi.drivers import AsyncioPMIServer
 from fluxrm.pmi.server import MAX_KVS_BYTES, PMIServerCore
 from fluxrm.pmi.wire import VALLEN_MAX
+from fluxrm.taskmap import process_mapping
 
 LOG_ERR = 3
 PMI_ENV = ("PMI_FD", "PMI_RANK", "PMI_SIZE")
-
-
-def process_mapping(taskmap):
-    """MPICH's ``PMI_process_mapping`` for an RFC 34 task map: each block
-    ``[nodeid, nnodes, ppn, repeat]`` becomes ``(nodeid,nnodes,ppn)``,
-    ``repeat`` times: ``{"map": [[0, 2, 2, 1]]}`` -> ``(vector,(0,2,2))``."""
-    parts = []
-    for nodeid, nnodes, ppn, repeat in taskmap["map"]:
-        parts.extend([f"({nodeid},{nnodes},{ppn})"] * repeat)
-    return "(vector," + ",".join(parts) + ")"
 
 
 class JobPMI:
