@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import poll
+from conftest import poll, start_many
 
 FLUX = [sys.executable, "-m", "fluxrm.cli.main"]
 
@@ -246,3 +246,16 @@ def test_existing_statedir_readable_by_others_gets_a_warning(tmp_path):
     warnings = [line for line in res.stderr.splitlines() if "readable by others" in line]
     assert len(warnings) == 1 and str(statedir) in warnings[0]
     assert (statedir / "content.sqlite").stat().st_mode & 0o777 == 0o600
+
+
+def test_test_size_brokers_ignore_sigpipe():
+    """A write to a client that went away is EPIPE for the broker, not its
+    death: brokers forked by --test-size ignore SIGPIPE as exec'd ones do."""
+    with start_many(2) as inst:
+        for rank in range(2):
+            h = inst.handle(rank)
+            pid = int(h.attr_get("broker.pid"))
+            with open(f"/proc/{pid}/status") as status:
+                ignored = next(int(line.split()[1], 16) for line in status
+                               if line.startswith("SigIgn:"))
+            assert ignored & (1 << (signal.SIGPIPE - 1)), f"rank {rank}"
