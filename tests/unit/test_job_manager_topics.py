@@ -22,7 +22,8 @@ GUEST = FLUX_ROLE_USER | FLUX_ROLE_LOCAL
 
 OWNER_ONLY = {"job-manager.wait", "job-manager.raiseall", "job-manager.purge",
               "job-manager.purge-id", "job-manager.queue-enable",
-              "job-manager.queue-start", "job-manager.drain"}
+              "job-manager.queue-start", "job-manager.drain",
+              "job-manager.sched-hello", "job-manager.sched-ready"}
 ANY_USER = {"job-manager.raise", "job-manager.kill", "job-manager.urgency",
             "job-manager.getinfo", "job-manager.events-journal",
             "job-manager.events-journal-cancel", "job-manager.queue-list",

@@ -252,7 +252,7 @@ def test_services_list_is_complete_and_ordered():
     assert names[:8] == ["broker", "attr", "config", "log", "service", "event",
                          "overlay", "rexec"]
     assert names[8:] == ["kvs", "resource", "sched", "job-exec", "job-manager",
-                         "job-ingest", "job-info", "job-list"]
+                         "job-ingest", "job-info", "job-list", "module"]
 
 
 # today's access rule of each converted topic: only these are owner-only

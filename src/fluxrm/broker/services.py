@@ -45,6 +45,7 @@ SERVICES = [
     "fluxrm.modules.job_ingest:JobIngest",     # job-ingest.submit
     "fluxrm.modules.job_info:JobInfo",         # job-info.*
     "fluxrm.modules.job_list:JobList",         # job-list.*
+    "fluxrm.broker.modules:ModuleRegistry",    # module.* (flux module): stopped first
 ]
 
 
@@ -60,6 +61,7 @@ EVERY_RANK = {
     "fluxrm.broker.rexec:RexecService",
     "fluxrm.modules.resource:ResourceService",
     "fluxrm.modules.job_exec:JobExec",  # runs its rank's share of jobs
+    "fluxrm.broker.modules:ModuleRegistry",
 }
 
 
