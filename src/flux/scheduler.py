@@ -38,9 +38,12 @@ the subclass, and any left when the most derived ``__init__`` returns are
 Deviations, said here: an alloc success is not committed to the KVS by the
 scheduler: our KVS serves ``job.*`` read-only from the job-manager, which
 stores the R it receives in the response (and shows it at
-``job.<id>.R``).  The pool is ``flux.resource.ResourcePool`` when that
-package provides it, else ``SimplePool`` below (first fit over the up
-ranks, in rank order; ``slot>core[,gpu]`` and ``node>slot>...`` requests).
+``job.<id>.R``).  The pool is ``SimplePool`` below (first fit over the
+up ranks, in rank order; ``slot>core[,gpu]`` and ``node>slot>...``
+requests), not upstream's worst-fit ``Rv1Pool``: ``flux.resource``'s pools
+(spec 21.8) have another interface than the one this class's passes use;
+a scheduler configured with ``pool-class`` naming one of them gets R as
+that pool in ``hello`` and ``free``, and must do its own matching.
 """
 
 import errno
@@ -448,8 +451,16 @@ class Scheduler(BrokerModule):
         super().run()
 
     def _make_pool(self, R):
-        cls = self.pool_class or ResourcePool or SimplePool
+        # SimplePool unless a pool class is configured: flux.resource's
+        # pools (spec 21.8) have another interface than the one this
+        # class's queue and passes use (see the module docstring)
+        cls = self.pool_class or SimplePool
         return cls(R, **self.pool_kwargs)
+
+    def _resource_pools(self):
+        """Whether R goes to the override points as a flux.resource pool."""
+        return ResourcePool is not None and self.pool_class is not None \
+            and issubclass(self.pool_class, ResourcePool)
 
     def _acquire(self):
         future = self.handle.rpc("resource.acquire", {}, flags=FLUX_RPC_STREAMING)
@@ -507,7 +518,7 @@ class Scheduler(BrokerModule):
             try:
                 R = flux.kvs.get(self.handle, f"job.{_dothex(jobid)}.R")
                 self.hello(jobid, job["priority"], job["userid"], job["t_submit"],
-                           self._make_pool(R) if ResourcePool else R)
+                           self._make_pool(R) if self._resource_pools() else R)
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 self.log.error(f"hello: {jobid}: {exc}")
                 self.handle.rpc("job-manager.raise",
@@ -674,7 +685,7 @@ class Scheduler(BrokerModule):
     def _free_msg(self, msg):
         body = msg.get_object()
         R = body.get("R")
-        if ResourcePool is not None and isinstance(R, dict):
+        if self._resource_pools() and isinstance(R, dict):
             R = self._make_pool(R)
         self._guard("free", self.free, body["id"], R, body.get("final", False))
         self.request_pass()
