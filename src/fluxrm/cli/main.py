@@ -50,6 +50,7 @@ COMMANDS = {
     "update": ("update", "change a pending job's duration, queue or name"),
     "uri": ("uri", "print the URI of an instance (a job id, jobid:, pid:)"),
     "proxy": ("proxy", "run a command connected to another instance"),
+    "config": ("config", "print or replace the instance configuration"),
 }
 
 
