@@ -30,11 +30,16 @@ def import_plugins(pkg_name, pluginpath=None):
     for directory in pluginpath or ():
         if directory not in paths:
             paths.append(directory)
-    if hasattr(pkg, "__path__"):
-        pkg.__path__ = paths  # so that the extra directories' modules import
-    plugins = {}
-    for info in pkgutil.iter_modules(paths):
-        plugins[info.name] = importlib.import_module(f"{pkg_name}.{info.name}")
+    if not hasattr(pkg, "__path__"):
+        return {}  # a module, not a package
+    saved = pkg.__path__
+    pkg.__path__ = paths  # while importing: the extra directories' modules too
+    try:
+        plugins = {}
+        for info in pkgutil.iter_modules(paths):
+            plugins[info.name] = importlib.import_module(f"{pkg_name}.{info.name}")
+    finally:
+        pkg.__path__ = saved
     return plugins
 
 

@@ -35,11 +35,19 @@ def help_formatter(argwidth=40, raw_description=False):
 
 
 class _SubParsersAction(argparse._SubParsersAction):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._visible = [] if self.metavar is None else None
+
     def add_parser(self, name, **kwargs):
         hidden = kwargs.pop("hidden_aliases", None) or []
         parser = super().add_parser(name, **kwargs)
         for alias in hidden:
             self._name_parser_map[alias] = parser
+        if self._visible is not None:  # list the visible names only
+            self._visible.append(name)
+            self._visible.extend(kwargs.get("aliases", ()))
+            self.metavar = "{" + ",".join(self._visible) + "}"
         return parser
 
 
