@@ -120,8 +120,32 @@ class _State:
         init_cb(view, *args, **kwargs)
 
 
+class _Fulfiller:
+    """``future.pimpl``: fulfil a bare future by hand, as upstream's
+    ``f.pimpl.fulfill(NULL, NULL)`` does on a ``flux_future_create()``
+    future (``h.future_create(None, None)`` here)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state):
+        self.state = state
+
+    def fulfill(self, result=None, free=None):
+        """Queue ``result`` (``free`` is C's destructor: ignored)."""
+        self.state.deliver(0, None, result, False)
+
+    def fulfill_error(self, errnum, errstr=None):
+        self.state.deliver(errnum, errstr, None, False)
+
+
 class Future:
-    """A Flux future.  ``get()`` of the base class returns ``None``."""
+    """A Flux future.  ``get()`` of the base class returns ``None``.
+
+    ``Future(other)`` is another view of ``other``'s future (readiness,
+    results and errors shared, whatever becomes of ``other``);
+    ``Future(h.future_create(None, None))`` or ``Future()`` is a bare future
+    that only ``future.pimpl.fulfill()`` fulfils.
+    """
 
     def __init__(self, future_handle=None, prefix=False, pimpl_t=None):
         if isinstance(future_handle, Future):
@@ -130,6 +154,10 @@ class Future:
             self._state = future_handle
         else:
             self._state = _State(None)
+
+    @property
+    def pimpl(self):
+        return _Fulfiller(self._state)
 
     # -- waiting -----------------------------------------------------------------
     def _wait(self, timeout=-1.0):

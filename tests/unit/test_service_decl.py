@@ -262,6 +262,7 @@ OWNER_ONLY = {
     "broker.online", "broker.offline", "broker.torpid", "rexec.exec", "rexec.kill",
     "resource.register",
     "resource.acquire", "resource.drain", "resource.undrain",
+    "config.load",
 }
 CONVERTED = ("broker", "attr", "config", "log", "service", "event", "overlay",
              "rexec", "kvs",

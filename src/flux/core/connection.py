@@ -2,6 +2,13 @@
 
 Outgoing messages are buffered and written in batches: before the reactor
 polls, before a blocking wait, and when the buffer grows past a threshold.
+A message sent while no reactor that polls this connection runs on the
+calling thread is written at once: such a caller may never run one (a
+fire-and-forget ``cancel_async()`` from a plain thread), and upstream's
+``flux_send()`` has always reached the broker before returning.  So the
+batching applies to what reactor callbacks send (``FluxExecutor``, the
+continuations of ``then()``), and the reactor writes what they left
+before it returns (see ``Flux.reactor_run``).
 Incoming responses go to the future registered under their matchtag;
 requests and events go to the first matching message watcher, else to the
 receive queue read by ``Flux.recv()``.
@@ -26,6 +33,7 @@ from flux.constants import (
     FLUX_MSGTYPE_RESPONSE,
     FLUX_MSGTYPE_CONTROL,
 )
+from flux.core.reactor import running_stack
 from flux.message import MAX_MESSAGE, Decoder, ProtocolError, encode
 
 FLUSH_THRESHOLD = 64 * 1024
@@ -140,8 +148,18 @@ class Connection:
                           f" (the broker accepts at most {MAX_MESSAGE >> 20} MiB)")
         self.outbuf.append(data)
         self.outlen += len(data)
-        if flush or self.outlen >= FLUSH_THRESHOLD:
+        if flush or self.outlen >= FLUSH_THRESHOLD or not self._reactor_will_flush():
             self.flush()
+
+    def _reactor_will_flush(self):
+        """Whether a reactor running on this thread polls (so flushes) us."""
+        stack = running_stack()
+        if not stack:
+            return False
+        for reactor in stack:
+            if self in reactor.connections:
+                return True
+        return False
 
     def flush(self):
         if not self.outbuf or self.dead is not None:
@@ -260,8 +278,6 @@ class Connection:
 
 
 def _reactors_of(conn):
-    from flux.core.reactor import running_stack
-
     seen = {id(conn.reactor): conn.reactor}
     for r in running_stack():
         seen[id(r)] = r

@@ -117,6 +117,17 @@ class Flux:
 
         return missing
 
+    def future_create(self, init=None, arg=None):
+        """A bare future of this handle, for ``flux.future.Future(...)``,
+        fulfilled by hand through ``future.pimpl`` (upstream's
+        ``flux_future_create``; an init callback is not supported)."""
+        from flux.future import _State
+
+        if init is not None:
+            raise MissingFunctionError("flux_future_create: init callbacks "
+                                       "are not supported")
+        return _State(self)
+
     def close(self):
         raise RuntimeError("Flux handles are closed when garbage collected")
 
@@ -246,13 +257,27 @@ class Flux:
         self.rpc("attr.rm", {"name": name}).get()
 
     def conf_get(self, key=None, default=None, update=False):
+        """The instance configuration, or the value of dotted ``key`` in it
+        (``default`` if a level is missing).
+
+        The first call on this handle object, or one with ``update=True``,
+        fetches it (``config.get``); later calls read that copy, so a
+        ``flux config load`` is seen only after ``update=True``.  The cached
+        dict itself is returned (as upstream's).  A key that goes through a
+        value that is not a table raises ``AttributeError``, as upstream's
+        ``get_treedict`` does.
+        """
         if self._conf is None or update:
-            self._conf = self.rpc("config.get").get() or {}
+            conf = self.rpc("config.get").get()
+            self._conf = conf if isinstance(conf, dict) else {}
         if key is None:
             return self._conf
         value = self._conf
         for part in key.split("."):
-            if not isinstance(value, dict) or part not in value:
+            if not isinstance(value, dict):
+                raise AttributeError(f"'{type(value).__name__}' object has no "
+                                     f"attribute 'get' (config key '{key}')")
+            if part not in value:
                 return default
             value = value[part]
         return value
@@ -309,7 +334,14 @@ class Flux:
         conn = self._conn
         if not conn.loopback and conn.dead is None:
             r.add_connection(conn)
-        rc = r.run(flags)
+        try:
+            rc = r.run(flags)
+        finally:
+            # what the last callbacks sent (before a reactor_stop(), or in a
+            # NOWAIT/ONCE pass) must not wait for the next run
+            for c in list(r.connections):
+                c.flush()
+            conn.flush()
         exc = r.take_exception()
         if exc is not None:
             raise exc

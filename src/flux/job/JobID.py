@@ -310,15 +310,20 @@ class JobID(int):
     """A Flux job id: an `int` that knows its encodings.
 
     ``JobID(value)`` accepts an int (taken as is, not validated), another
-    `JobID` (copied, keeping its ``orig``), or a string (or bytes) in any
-    encoding; an unparsable string raises `ValueError`.  ``orig`` holds the
-    original string form.  ``str()`` gives the f58 encoding and ``repr()``
-    ``JobID(<decimal>)``.
+    `JobID` (copied by parsing its ``orig`` again, so ``JobID(JobID(-1))``
+    is a `ValueError`), or a string (or bytes) in any encoding; an
+    unparsable string raises `ValueError`.  ``orig`` holds the original
+    string form.  ``str()`` gives the f58 encoding and ``repr()``
+    ``JobID(<decimal>)``; for an int outside the 64-bit unsigned range
+    (``JobID(-1)``) they and every encoding raise `OverflowError`, as
+    upstream's conversion to ``uint64_t`` does.
     """
 
     def __new__(cls, value):
         if isinstance(value, JobID):
-            jobid = int(value)
+            jobid = _decode(value.orig)
+            if not _valid(jobid):
+                raise ValueError(f"{value.orig} is not a valid Flux jobid")
         elif isinstance(value, int):
             jobid = value
         else:
@@ -340,6 +345,8 @@ class JobID(int):
 
     def encode(self, encoding="dec"):
         """Return this id in ``encoding`` (see `ENCODINGS`)."""
+        if not 0 <= self < _U64_LIMIT:
+            raise OverflowError(f"job id out of range: {int(self)}")
         return id_encode(self, encoding)
 
     @property
@@ -386,4 +393,4 @@ class JobID(int):
         return self.encode("f58")
 
     def __repr__(self):
-        return f"JobID({int(self)})"
+        return f"JobID({self.dec})"

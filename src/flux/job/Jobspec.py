@@ -563,6 +563,7 @@ class Jobspec:
         time_limit=None,
         attributes=None,
         add_file=None,
+        _preinit=True,
         **plugin_kw,
     ):
         """Apply ``flux run``-style options in place and return ``self``.
@@ -576,20 +577,43 @@ class Jobspec:
         RFC 35 queries, ``shell_options``/``attributes`` dicts (a leading
         ``.`` in an attribute key means ``attributes.``), ``time_limit`` a
         duration (a bare number string is minutes), ``add_file`` a list of
-        ``[NAME[:PERMS]=]ARG``.  ``prog`` (the command name) is accepted
-        for compatibility and unused.  Unknown keywords raise `TypeError`.
-        Options are applied in place: on error the jobspec may be half
-        updated.
+        ``[NAME[:PERMS]=]ARG``.  With ``prog`` (``submit``, ``run``...), the
+        CLI plugins of that command run last (``flux.cli.plugin``): other
+        keywords are their option dests, missing ones take the options'
+        defaults, then ``preinit`` (unless ``_preinit`` is false: the CLI
+        ran it before sizing the job) and ``modify_jobspec`` run.  Unknown
+        keywords raise `TypeError`.  Options are applied in place: on error
+        the jobspec may be half updated.
         """
-        if plugin_kw:
-            name = next(iter(plugin_kw))
-            raise TypeError(
-                f"apply_options() got an unexpected keyword argument '{name}'"
-            )
+        registry = None
+        if prog is not None:
+            from flux.cli.plugin import registry_for
+
+            registry = registry_for(prog)
+        dests = {o.dest for o in registry.options} if registry else ()
+        unknown = sorted(k for k in plugin_kw if k not in dests)
+        if unknown:
+            raise TypeError("apply_options() got unexpected keyword argument(s): "
+                            + ", ".join(repr(k) for k in unknown))
         opts = _option_values(args, locals())
         self._apply_option_values(opts, args is not None)
         _check_attributes(self.attributes)
+        if registry is not None and registry.plugins:
+            self._run_plugins(registry, args, plugin_kw, _preinit)
         return self
+
+    def _run_plugins(self, registry, args, plugin_kw, preinit):
+        """``preinit`` and ``modify_jobspec`` of ``registry``'s plugins on
+        a namespace of ``args`` overridden by ``plugin_kw``."""
+        from types import SimpleNamespace
+
+        merged = SimpleNamespace(**(vars(args) if args is not None else {}))
+        for key, value in plugin_kw.items():
+            setattr(merged, key, value)
+        registry.fill_defaults(merged)
+        if preinit:
+            registry.preinit(merged)
+        registry.modify_jobspec(merged, self)
 
     def _apply_option_values(self, opts, from_args):
         if opts["env"] is not None or from_args:

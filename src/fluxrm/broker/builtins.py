@@ -18,6 +18,10 @@ RPC topics:
 - ``attr.rm``    {name}                  -> {}   (owner)
 - ``attr.list``                          -> {names}
 - ``config.get``                         -> the instance configuration object
+- ``config.load`` {the new configuration} -> (no payload) (owner) replace this
+                                          broker's configuration (what
+                                          ``flux config load`` sends; services
+                                          that read it at start keep theirs)
 - ``log.append`` {level, message, appname?} (usually no response)
 - ``log.dmesg``  {follow?, nobacklog?}   streaming {timestamp, level, rank,
                                           appname, message}, ends ENODATA
@@ -222,6 +226,13 @@ class ConfigService(Service):
     @request_handler("get", allow_guest=True)
     def get(self, msg):
         self.respond(msg, self.broker.config)
+
+    @request_handler("load")
+    def load(self, msg):
+        config = payload.request(msg)
+        check_nesting(config, "payload")
+        self.broker.config = config
+        self.respond(msg, None)  # no payload, as upstream
 
 
 class LogService(Service):

@@ -2,7 +2,8 @@
 
 ``flux batch [OPTIONS] SCRIPT [ARGS...]`` (or the script on stdin, or
 ``--wrap COMMAND...``) submits a job running a new instance whose initial
-program is the script, and prints its id; output goes to
+program is the script, and prints its id.  The script's ``#flux:``
+directives (RFC 36) give options, which the command line's override; output goes to
 ``flux-{{id}}.out`` by default.  ``flux alloc [OPTIONS] [COMMAND...]``
 submits a new instance running COMMAND (default: an interactive shell)
 and attaches to it like ``flux run``; ``--bg`` (without COMMAND) waits
@@ -50,6 +51,11 @@ def main(argv, prog="flux-batch", command="batch"):
     from fluxrm.cli.run import prepare
 
     args = submitopts.parse_command_line(command, prog, DESCRIPTIONS[command], argv)
+    if command == "batch" and not args.wrap:
+        try:
+            args = _with_directives(args, argv, prog)
+        except (OSError, ValueError) as exc:
+            return submitopts.report(prog, exc)
     pty = []
 
     def adjust(jobspec):
@@ -78,6 +84,45 @@ def main(argv, prog="flux-batch", command="batch"):
         print(f"jobid: {f58(jobid)}", file=sys.stderr, flush=True)
     return Attach(h, jobid, prog="flux-job", show_events=args.verbose >= 2,
                   show_exec=args.verbose >= 3, pty=pty[0] or False).run()
+
+
+def _with_directives(args, argv, prog):
+    """``flux batch``: the options of the script's ``#flux:`` directives
+    (RFC 36, ``flux.job.directives``) come first, so that the command
+    line's override them (and add to the list options).  A script read
+    from standard input is kept for the jobspec."""
+    import io
+
+    from flux.job.directives import DirectiveParser
+
+    if args.command:
+        name = args.command[0]
+        with open(name, encoding="utf-8") as fp:
+            content = fp.read()
+    elif not sys.stdin.isatty():
+        name = "stdin"
+        content = sys.stdin.read()
+        sys.stdin = io.StringIO(content)
+    else:
+        return args
+    try:
+        directives = DirectiveParser(content).directives
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    words = []
+    for item in directives:
+        if item.action != "SETARGS":
+            continue
+        alone = submitopts.parse_command_line("batch", prog, DESCRIPTIONS["batch"],
+                                              item.args)
+        if alone.command:
+            raise ValueError(f"{name}: line {item.lineno}: directives take only "
+                             f"options, not '{alone.command[0]}'")
+        words.extend(item.args)
+    if not words:
+        return args
+    return submitopts.parse_command_line("batch", prog, DESCRIPTIONS["batch"],
+                                         words + list(argv))
 
 
 def _alloc_pty(jobspec, args):

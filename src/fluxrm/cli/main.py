@@ -51,6 +51,7 @@ COMMANDS = {
     "uri": ("uri", "print the URI of an instance (a job id, jobid:, pid:)"),
     "proxy": ("proxy", "run a command connected to another instance"),
     "module": ("module", "load, list, remove broker modules (Python)"),
+    "config": ("config", "print or replace the instance configuration"),
 }
 
 

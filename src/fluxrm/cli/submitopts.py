@@ -11,6 +11,10 @@
   `JobspecV1` (``from_command``/``per_resource`` with ``cwd`` defaulting to
   the current directory, then ``apply_options``), refusing (`check_utf8`)
   any argument, variable or other string that is not valid UTF-8;
+- CLI plugins (``flux.cli.plugin``, `plugins(command)`) add their options
+  to the argparse parser (the small parser leaves them to it), their
+  ``preinit`` runs right after parsing, ``modify_jobspec`` at the end of
+  ``apply_options`` and ``validate`` on the finished jobspec;
 - `submit_flags(args)` and `urgency_value(text)` give the submission flags
   and urgency; `CLIError` is a bad-usage error reported as one line.
 
@@ -389,11 +393,29 @@ def parse_command_line(command, prog, description, argv, epilog=None):
     """Parse ``argv`` for ``command``: POSIX style, the first non-option
     word starts the job's command (kept in ``args.command``)."""
     specs = option_specs(command)
-    args = fast_parse(specs, argv)
+    registry = plugins(command)
+    args = fast_parse(specs, argv)  # a plugin option sends it to argparse
     if args is None:
-        parser = make_parser(command, prog, description, epilog, specs)
+        parser = make_parser(command, prog, description, epilog,
+                             specs + plugin_specs(registry))
         args = parse(parser, argv)
+    if registry.plugins:
+        registry.fill_defaults(args)
+        registry.preinit(args)  # before the job is sized, as upstream
     return args
+
+
+def plugins(command):
+    """The CLI plugins of ``command`` (``flux.cli.plugin``), loaded once."""
+    from flux.cli.plugin import registry_for
+
+    return registry_for(command)
+
+
+def plugin_specs(registry):
+    """The plugins' options as ``option_specs`` entries."""
+    return [("options provided by plugins", (o.name,), dict(o.kwargs, dest=o.dest))
+            for o in registry.options]
 
 
 def parse(parser, argv):
@@ -585,7 +607,7 @@ def build_jobspec(args, command, task_command=None):
         jobspec = JobspecV1.per_resource(argv, **kw, **common)
     else:
         jobspec = JobspecV1.from_command(argv, **kw, **common)
-    _apply(jobspec, args)
+    _apply(jobspec, args, command)
     return check_utf8(jobspec)
 
 
@@ -669,13 +691,15 @@ def pty_option(jobspec, interactive=False):
     return value
 
 
-def _apply(jobspec, args):
+def _apply(jobspec, args, command):
     args.setopt = _merge_pty(args.setopt)
     dependency = list(args.dependency or [])
     if args.begin_time is not None:
         dependency.append(begin_time_dependency(args.begin_time))
     args.dependency = dependency or None
-    jobspec.apply_options(args)
+    # the plugins' modify_jobspec runs last (preinit ran after parsing)
+    jobspec.apply_options(args, prog=command, _preinit=False)
+    plugins(command).validate(jobspec)
     if args.time_limit is None and jobspec.attributes["system"].get("duration") is None:
         jobspec.attributes["system"]["duration"] = 0
 
@@ -729,7 +753,7 @@ def _build_nested(JobspecV1, args, command, argv, cwd):
                                            input=args.input, **common)
     else:
         jobspec = JobspecV1._alloc_command(argv, bg=args.bg, **common)
-    _apply(jobspec, args)
+    _apply(jobspec, args, command)
     return jobspec
 
 
