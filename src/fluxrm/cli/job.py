@@ -616,7 +616,10 @@ def run_info(args):
     h = _handle()
     keys = list(args.keys)
     lookup = ["J" if (k == "jobspec" and args.original) else k for k in keys]
-    rsp = _lookup(h, args.jobid, sorted(set(lookup)))
+    from flux.constants import FLUX_JOB_LOOKUP_CURRENT
+
+    rsp = _lookup(h, args.jobid, sorted(set(lookup)),
+                  0 if args.base else FLUX_JOB_LOOKUP_CURRENT)
     for key, lkey in zip(keys, lookup):
         value = rsp.get(lkey)
         if key == "jobspec" and args.original:
@@ -828,9 +831,10 @@ def run_timeleft(args):
 
         left = timeleft(h)
     else:
-        from flux.constants import FLUX_JOB_LOOKUP_JSON_DECODE
+        from flux.constants import FLUX_JOB_LOOKUP_CURRENT, FLUX_JOB_LOOKUP_JSON_DECODE
 
-        rsp = _lookup(h, args.jobid, ["R"], FLUX_JOB_LOOKUP_JSON_DECODE)
+        rsp = _lookup(h, args.jobid, ["R"],
+                      FLUX_JOB_LOOKUP_JSON_DECODE | FLUX_JOB_LOOKUP_CURRENT)
         R = rsp.get("R") or {}
         if isinstance(R, str):
             R = json.loads(R)

@@ -1,4 +1,6 @@
-"""``flux update [-n] JOBID KEY=VALUE...``: change a pending job's jobspec.
+"""``flux update [-n] JOBID KEY=VALUE...``: change a pending job's jobspec,
+or a running job's duration (the instance owner only: the job's time
+limit moves to its start plus the new duration).
 
 Keys: ``duration`` (a Flux standard duration; ``+FSD`` / ``-FSD`` add to
 or take from the job's current duration, which must then be limited),
@@ -10,7 +12,8 @@ in one ``job-manager.update`` request (one ``jobspec-update`` event);
 ``-n/--dry-run`` prints the jobspec the update would give instead.
 
 Errors (the job-manager's: "requested duration exceeds policy limit of
-1h", "'x' is not a valid queue", "job is not pending"...) are one line on
+1h", "'x' is not a valid queue", "job is not pending", "new expiration
+would be in the past ..."...) are one line on
 stderr, exit 1; usage errors exit 2.
 """
 
@@ -30,7 +33,8 @@ class UsageError(Exception):
 
 
 def parse_args(argv):
-    parser = Parser(prog=PROG, description="Update a pending job's jobspec.")
+    parser = Parser(prog=PROG, description="Update a pending job's jobspec"
+                    " or a running job's duration.")
     parser.add_argument("-n", "--dry-run", action="store_true",
                         help="print the updated jobspec; change nothing")
     parser.add_argument("jobid", metavar="JOBID")

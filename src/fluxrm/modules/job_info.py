@@ -15,7 +15,10 @@ RPC topics (each allows guests):
 - ``job-info.lookup`` {id, keys, flags} -> {id, <key>: <value>...}.  Keys:
   ``jobspec R eventlog J guest.exec.eventlog guest.output``.  Values are
   strings; with flag FLUX_JOB_LOOKUP_JSON_DECODE (1) ``jobspec`` and ``R``
-  are objects.  Unknown job or missing key: ENOENT.
+  are objects; with FLUX_JOB_LOOKUP_CURRENT (2) they are the current ones,
+  the job's ``jobspec-update`` / ``resource-update`` events applied to the
+  stored values (``R``'s ``expiration``).  Unknown job or missing key:
+  ENOENT.
 
 Jobs are read through the job-manager's read API (``job_data``,
 ``read_eventlog``/``unwatch``: texts by job id, never its ``Job``
@@ -27,10 +30,11 @@ EPROTO.
 import errno
 import json
 
-from flux.constants import FLUX_JOB_LOOKUP_JSON_DECODE
+from flux.constants import FLUX_JOB_LOOKUP_CURRENT, FLUX_JOB_LOOKUP_JSON_DECODE
 from flux.message import MSGFLAG_NORESPONSE
 from fluxrm.broker import payload
 from fluxrm.broker.service import Service, request_handler
+from fluxrm.compact_json import dumps
 from fluxrm.jobstore import DATA_COLUMNS
 from fluxrm.job import LOG_PATHS, MAIN
 
@@ -105,13 +109,19 @@ class JobInfo(Service):
         req = payload.request(msg)
         jobid = payload.jobid(req)
         keys = payload.strings(req, "keys", [])
-        decode = payload.integer(req, "flags", 0) & FLUX_JOB_LOOKUP_JSON_DECODE
+        flags = payload.integer(req, "flags", 0)
+        decode = flags & FLUX_JOB_LOOKUP_JSON_DECODE
         for key in keys:
             if key not in DATA_COLUMNS:
                 raise OSError(errno.EINVAL, f"invalid lookup key {key}")
-        values = self.manager.job_data(jobid, keys)
+        current = flags & FLUX_JOB_LOOKUP_CURRENT and (
+            "jobspec" in keys or "R" in keys)
+        values = self.manager.job_data(
+            jobid, keys + ["eventlog"] if current else keys)
         if values is None:
             raise OSError(errno.ENOENT, f"job {jobid} not found")
+        if current:
+            _apply_updates(values)
         out = {"id": jobid}
         for key in keys:
             value = values[key]
@@ -121,3 +131,51 @@ class JobInfo(Service):
                 value = json.loads(value)
             out[key] = value
         self.respond(msg, out)
+
+
+def _apply_updates(values):
+    """``values``' ``jobspec`` and ``R`` texts with the job's
+    ``jobspec-update`` and ``resource-update`` events (from its
+    ``eventlog``) applied; untouched when it has none."""
+    updates = {"jobspec": [], "R": []}
+    for line in (values.get("eventlog") or "").splitlines():
+        if "-update" not in line:
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        ctx = event.get("context")
+        if not isinstance(ctx, dict):
+            continue
+        if event.get("name") == "jobspec-update":
+            updates["jobspec"].append(ctx)
+        elif event.get("name") == "resource-update":
+            updates["R"].append(ctx)
+    for key, contexts in updates.items():
+        text = values.get(key)
+        if not contexts or not text:
+            continue
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            continue
+        for ctx in contexts:
+            if key == "R":
+                execution = obj.get("execution")
+                if isinstance(execution, dict) and "expiration" in ctx:
+                    execution["expiration"] = ctx["expiration"]
+            else:
+                _set_dotted(obj, ctx)
+        values[key] = dumps(obj)
+
+
+def _set_dotted(obj, ctx):
+    for dotted, value in ctx.items():
+        parts = dotted.split(".")
+        node = obj
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value

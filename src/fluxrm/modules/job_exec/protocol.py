@@ -3,7 +3,11 @@ base class ``ExecProtocol``).
 
 In: ``handle(payload)``, the job-manager's message ``{"msgs": [item...]}``:
 ``{"type": "start", "jobs": [[id, userid, R, request]...]}`` and
-``{"type": "kill", "id", "signum", "terminate"}``, in order.
+``{"type": "kill", "id", "signum", "terminate"}`` and ``{"type":
+"expiration", "id", "expiration"}`` (a running job's new end: its timer,
+``ExecJob.expire_handle``, set again; 0: none), in order.  The timer of a
+job across ranks lives here, with the job (the other ranks run shares
+without one): a timeout terminates every share through ``kill``.
 
 Out: the items of one loop turn, in order, in one message to the
 job-manager (``manager_handle``): ``eventlog`` (``id``, ``path``,
@@ -45,6 +49,10 @@ class ExecProtocol:
                     self.signal(ej, msg["signum"])
                 if ej.remote:  # and on the other ranks running the job
                     self.forward_kill(ej, msg["signum"], msg["terminate"])
+            elif kind == "expiration":
+                ej = self.jobs.get(msg["id"])
+                if ej is not None and not ej.completed:
+                    self.set_expiration(ej, msg["expiration"])
         if self._to_ranks:
             self.flush_ranks()  # the other ranks' shares, one request each
         if self._to_manager:

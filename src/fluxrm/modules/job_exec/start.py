@@ -7,7 +7,8 @@ starting shell.init`` then, once the tasks run, ``shell.start`` (with the
 task map) and a ``start`` item (``started``); a job that cannot start gets
 an ``exec`` exception instead (status 127<<8; its tasks started so far run
 on and are reaped as usual).  A time limit in R (``expiration``) sets a
-timer (``JobExec.expire``).  A job whose R names other ranks than this one
+timer (``JobExec.expire``; ``set_expiration``, again when the job's
+time limit is updated).  A job whose R names other ranks than this one
 (in an instance of several brokers) gets its ``Layout`` here and is started
 by ``ShareDispatch.start_across``; ``start`` then waits until every rank
 has said its share started.  ``spawn_tasks`` also starts the shares other
@@ -80,6 +81,16 @@ class JobStart:
                     " (the broker log has the details)")
             self.maybe_complete(ej)
 
+    def set_expiration(self, ej, expiration):
+        """The job's timer (``JobExec.expire``) set for ``expiration``
+        (seconds since the epoch; 0: none), replacing any earlier one."""
+        if ej.expire_handle is not None:
+            ej.expire_handle.cancel()
+            ej.expire_handle = None
+        if expiration > 0:
+            ej.expire_handle = self.loop.call_later(
+                max(0.0, expiration - time.time()), self.expire, ej)
+
     def _start_job(self, ej):
         request = ej.request
         R = ej.R
@@ -116,8 +127,7 @@ class JobStart:
             "size": nnodes}))
         expiration = R["execution"].get("expiration") or 0.0
         if expiration > 0:
-            ej.expire_handle = self.loop.call_later(
-                max(0.0, expiration - time.time()), self.expire, ej)
+            self.set_expiration(ej, expiration)
         if test is not None:
             self.start_simulated(ej, test, ntasks, layout)
             return

@@ -13,7 +13,10 @@ message per loop turn each way carries every item of that turn, in order:
 - ``{"type": "kill", "id", "signum", "terminate"}``: signal a running
   job's tasks; with ``terminate`` (a fatal exception hit it: SIGALRM for a
   ``timeout``, else SIGTERM) job-exec also signals whatever else the job
-  started and escalates to SIGKILL after ``job-exec.kill-timeout``.
+  started and escalates to SIGKILL after ``job-exec.kill-timeout``;
+- ``{"type": "expiration", "id", "expiration"}``: a running job's time
+  limit changed (``flux update JOBID duration=``): its timer is set again
+  for the new end (0: none); no answer.
 
 job-exec answers each ``start``, in this order for one job:
 
@@ -88,6 +91,12 @@ class ExecClient:
         """``job-manager.kill``: signal the tasks of a running job."""
         self.exec_send({"type": "kill", "id": job.id, "signum": signum,
                         "terminate": False})
+
+    def exec_expiration(self, job, expiration):
+        """A running job's R has a new ``expiration`` (``resource-update``)."""
+        if self.exec is not None and job.id in self.exec_running:
+            self.exec_send({"type": "expiration", "id": job.id,
+                            "expiration": expiration})
 
     def exec_cleanup(self, job):
         """The job entered CLEANUP: True if job-exec still holds it (its

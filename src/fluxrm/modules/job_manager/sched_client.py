@@ -18,7 +18,9 @@ message per loop turn each way carries every item of that turn, in order:
 - ``{"type": "prioritize", "jobs": [[id, priority]...]}``: a job already
   asked for took a new priority (an urgency change);
 - ``{"type": "cancel", "id"}``: a job asked for no longer wants resources;
-- ``{"type": "free", "id"}``: a job's resources are released.
+- ``{"type": "free", "id"}``: a job's resources are released;
+- ``{"type": "expiration", "id", "expiration"}``: a running job's R has a
+  new end (``flux update JOBID duration=``; 0: none); no answer.
 
 sched knows nothing of queues: the job-manager sends no ``alloc`` for a
 job of a stopped queue, and takes back (``cancel``) those already sent
@@ -53,7 +55,8 @@ priority, userid, t_submit, jobspec}``, its responses ``{id, type: 0
 (R) | 1 (annotate) | 2 (deny, note) | 3 (cancel)}`` turned back into
 answers for ``sched_handle``; ``free`` -> ``sched.free {id, R, final}``,
 ``cancel`` -> ``sched.cancel {id}``, ``prioritize`` -> ``sched.prioritize
-{jobs}`` (those three get no response).  Until a scheduler says it is
+{jobs}`` (those three get no response), ``expiration`` -> a
+``sched.expiration {id, expiration}`` request (an error answer is logged).  Until a scheduler says it is
 ready, nothing is sent: jobs wait in SCHED.  The scheduler's handshake,
 two topics of this service (owner only):
 
@@ -115,6 +118,17 @@ class RemoteSched:
                 self._notify("sched.cancel", {"id": item["id"]})
             elif kind == "prioritize":
                 self._notify("sched.prioritize", {"jobs": item["jobs"]})
+            elif kind == "expiration":
+                self._expiration(item["id"], item["expiration"])
+
+    def _expiration(self, jobid, expiration):
+        def answered(rsp):
+            if rsp.errnum:
+                self.manager.log(3, f"sched.expiration {jobid}: {rsp.errstr}")
+
+        self.broker.rpc.call("sched.expiration",
+                             {"id": jobid, "expiration": expiration},
+                             self.broker.rank, on_response=answered)
 
     def _notify(self, topic, body):
         self.broker.rpc.notify(topic, body, self.broker.rank)
@@ -229,6 +243,12 @@ class SchedClient:
     def sched_cancel(self, job):
         if job.id in self.alloc_pending:
             self.sched_send({"type": "cancel", "id": job.id})
+
+    def sched_expiration(self, job, expiration):
+        """A running job's R has a new ``expiration`` (``resource-update``)."""
+        if self.sched is not None:
+            self.sched_send({"type": "expiration", "id": job.id,
+                             "expiration": expiration})
 
     def sched_free(self, job):
         if self.sched is not None:

@@ -11,7 +11,7 @@ It talks with the job-manager in the
 scheduler protocol's messages only (RFC 27's shape: ``hello``, ``alloc``
 answered by R, a denial with a note, or ``cancel``, maybe ``annotate``d
 before; ``free``, ``cancel``,
-``prioritize``; see ``fluxrm.modules.job_manager.sched_client``): ``handle`` takes
+``prioritize``, ``expiration`` (a running job's new end); see ``fluxrm.modules.job_manager.sched_client``): ``handle`` takes
 the job-manager's message, ``send`` queues an answer (one message per loop
 turn carries them all).  It never sees a ``Job``.
 
@@ -197,6 +197,8 @@ class Sched(Backfill, Service):
                     self.enqueue(job[0], job[1], job[4], job[5] if len(job) > 5 else None)
             elif kind == "free":
                 self.free(msg["id"])
+            elif kind == "expiration":
+                self.expiration(msg["id"], msg["expiration"])
             elif kind == "cancel":
                 if self.dequeue(msg["id"]):
                     self.send({"type": "cancel", "id": msg["id"]})
@@ -446,6 +448,16 @@ class Sched(Backfill, Service):
         for rank, (cores, gpus) in alloc.items():
             by_rank[rank].give(cores, gpus)
         self.schedule_soon()
+
+    def expiration(self, jobid, expiration):
+        """A running job's time limit changed (``flux update``): its place
+        in ``ending``, and so the reservation a pass computes, moves."""
+        if jobid not in self.allocations:
+            return
+        self.ending.remove(jobid)
+        self.ending.add(jobid, expiration)
+        if self.queue:
+            self.schedule_soon()
 
     # -- what is allocated ----------------------------------------------------------------
     @request_handler("resource-status", allow_guest=True)
