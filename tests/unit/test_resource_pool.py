@@ -61,3 +61,47 @@ def test_requests_and_errors():
             "attributes": {"system": {}}})
     with pytest.raises(ValueError, match="R version 2 not supported by ResourcePool"):
         ResourcePool({"version": 2})
+
+
+R4 = {"version": 1, "execution": {
+    "R_lite": [{"rank": "0-3", "children": {"core": "0-3"}}],
+    "nodelist": ["n[0-3]"], "starttime": 0.0, "expiration": 0.0}}
+
+
+def _jobspec(node=None, slot=1, core=1):
+    inner = {"type": "slot", "count": slot, "label": "task",
+             "with": [{"type": "core", "count": core}]}
+    res = [{"type": "node", "count": node, "with": [inner]}] if node else [inner]
+    return {"version": 1, "resources": res, "tasks": [],
+            "attributes": {"system": {"duration": 0}}}
+
+
+def test_ranges_take_what_is_available_up_to_the_maximum():
+    pool = ResourcePool(R4)
+    pool.mark_up("all")
+    alloc = pool.alloc(1, _jobspec(slot="2-5"))
+    assert alloc.to_dict()["execution"]["nslots"] == 5
+    assert str(alloc) == "rank0/core[0-3] rank1/core0"
+    # 11 cores left: 1-8 nodes of 2 cores fit on 3 nodes
+    assert str(pool.alloc(2, _jobspec(node="1-8", core=2))) == \
+        "rank1/core[1-2] rank[2-3]/core[0-1]"
+    # 5 cores left, in pieces of at most 2: an unbounded slot count takes all
+    alloc = pool.alloc(3, _jobspec(slot="1+"))
+    assert alloc.to_dict()["execution"]["nslots"] == 5
+    with pytest.raises(InsufficientResources):
+        pool.alloc(4, _jobspec(slot={"min": 1, "max": 3}))
+    pool.free(3)
+    alloc = pool.alloc(5, _jobspec(slot={"min": 1, "max": 3}))
+    assert alloc.to_dict()["execution"]["nslots"] == 3
+
+
+@pytest.mark.parametrize("count", ["2-8:2:*", "[1,3]", {"min": 1, "max": 9,
+                                                      "operand": 2}])
+def test_stepped_and_idset_counts_are_infeasible(count):
+    pool = ResourcePool(R4)
+    pool.mark_up("all")
+    with pytest.raises(InfeasibleRequest, match="^unsatisfiable request: "):
+        pool.alloc(1, _jobspec(slot=count))
+    with pytest.raises(InfeasibleRequest):
+        pool.check_feasibility(pool.parse_resource_request(_jobspec(core=count)))
+    assert pool.copy_allocated().ncores == 0
