@@ -289,6 +289,15 @@ class Rv1Pool(Rv1Set):
         grown = request.sized(**chosen)
         return grown, self._select_resources(grown, candidates, self._free_ids)
 
+    def _take_ids(self, rank, nslots, request):
+        """The (cores, gpus) IDsets to allocate for ``nslots`` on ``rank``:
+        everything for an exclusive request, else the lowest free ids."""
+        cores, gpus = self._free_ids(rank)
+        if request.exclusive:
+            return cores, gpus
+        return (IDset(list(cores)[:nslots * request.slot_size]),
+                IDset(list(gpus)[:nslots * request.gpus]))
+
     def check_feasibility(self, request):
         if not isinstance(request, ResourceRequest):
             request = ResourceRequest.from_jobspec(request)
@@ -321,12 +330,7 @@ class Rv1Pool(Rv1Set):
         Rv1Pool.__init__(result, log=self.log)
         result._has_nodelist = True
         for rank, nslots in sorted(plan.items()):
-            cores, gpus = self._free_ids(rank)
-            if request.exclusive:
-                take_cores, take_gpus = cores, gpus
-            else:
-                take_cores = IDset(list(cores)[:nslots * request.slot_size])
-                take_gpus = IDset(list(gpus)[:nslots * request.gpus])
+            take_cores, take_gpus = self._take_ids(rank, nslots, request)
             Rv1Set._take(result, rank, take_cores, take_gpus, self.host(rank))
         for name, ranks in self._properties.items():
             mine = ranks.intersect(result.ranks())
@@ -355,7 +359,7 @@ class Rv1Pool(Rv1Set):
         return self.to_rv1set().copy_ranks(self.ranks().difference(self.up))
 
     def copy(self):
-        new = Rv1Pool(self.to_dict(), log=self.log)
+        new = type(self)(self.to_dict(), log=self.log)
         new.up = IDset(self.up)
         for jobid, alloc in self.allocations.items():
             new.register_alloc(jobid, alloc)
