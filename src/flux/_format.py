@@ -23,6 +23,7 @@ import string
 import time
 from datetime import datetime, timedelta, timezone
 from functools import total_ordering
+from operator import attrgetter
 
 __all__ = [
     "parse_fsd",
@@ -31,6 +32,8 @@ __all__ = [
     "UtilFormatter",
     "OutputFormat",
     "DisplayValue",
+    "FormatSpec",
+    "empty_outputs",
 ]
 
 # ---------------------------------------------------------------------------
@@ -104,9 +107,14 @@ def _local_epoch_iso():
     return text
 
 
-def _empty_strings():
-    """Strings that the ``h`` suffix (and the ``?:`` sentinel) treat as empty."""
+def empty_outputs():
+    """Strings that the ``h`` suffix (and the ``?:`` sentinel) treat as empty:
+    ``"" "0s" "0.0" "0:00:00" "1970-01-01T00:00:00"`` and the local epoch
+    in ``%FT%T`` form."""
     return ("", "0s", "0.0", "0:00:00", "1970-01-01T00:00:00", _local_epoch_iso())
+
+
+_empty_strings = empty_outputs
 
 
 class UtilDatetime(datetime):
@@ -356,7 +364,76 @@ class _HeaderFormatter(string.Formatter):
         return kwargs[field_name], field_name
 
 
-_SORT_PREFIX_RE = re.compile(r"sort:([^\s{]*) ?")
+_SORT_PREFIX_RE = re.compile(r"sort:([^\s{]*)( ?)")
+
+_FORMAT_SPEC_RE = re.compile(
+    r"(?:(?P<fill>.)?(?P<align>[<>=^]))?"
+    r"(?P<sign>[-+ ])?(?P<pos_zero>z)?(?P<alt>\#)?(?P<zero_pad>0)?"
+    r"(?P<width_str>\d+)?(?P<grouping>[,_])?"
+    r"(?:(?P<decimal>\.)(?P<precision_str>\d+))?"
+    r"(?P<type>[bcdeEfFgGnosxX%])?"
+    r"(?P<hyphen>h)?(?P<truncate>\+)?\Z",
+    re.DOTALL,
+)
+
+
+class FormatSpec:
+    """A format spec split into its parts: ``fill align sign pos_zero alt
+    zero_pad width_str grouping decimal precision_str type hyphen
+    truncate`` (each ``""`` when absent; ``hyphen`` is the Flux ``h``
+    suffix, ``truncate`` the ``+`` suffix).
+
+    A leading ``STRFTIME::`` part (datetime fields) is kept in
+    ``timefmt`` and only the rest is split. ``str()`` reassembles the spec.
+    Setting ``width`` also raises a smaller precision of a string spec.
+    A spec that is not a standard one raises `ValueError`.
+    """
+
+    _parts = ("fill align sign pos_zero alt zero_pad width_str grouping"
+              " decimal precision_str type hyphen truncate").split()
+
+    def __init__(self, spec):
+        self.timefmt = None
+        if "::" in spec:
+            self.timefmt, _, spec = spec.partition("::")
+        match = _FORMAT_SPEC_RE.match(spec)
+        if match is None:
+            raise ValueError(f"Invalid format spec: {spec!r}")
+        for name, value in match.groupdict().items():
+            setattr(self, name, value or "")
+
+    @property
+    def width(self):
+        return int(self.width_str) if self.width_str else 0
+
+    @width.setter
+    def width(self, value):
+        self.width_str = str(value)
+        if self.type in ("", "s") and self.precision_str \
+                and int(self.precision_str) < value:
+            self.precision_str = str(value)
+
+    @property
+    def precision(self):
+        return int(self.precision_str) if self.precision_str else None
+
+    def __str__(self):
+        spec = "".join(getattr(self, name) for name in self._parts)
+        if self.timefmt is None:
+            return spec
+        return f"{self.timefmt}::{spec}"
+
+    def __repr__(self):
+        return f"FormatSpec({str(self)!r})"
+
+
+def _no_sort_keys():
+    """Upstream fails on ``sort:`` followed directly by ``{`` or white
+    space because a local variable is left unset; keep that error."""
+    raise UnboundLocalError(
+        "cannot access local variable 'sort_keys' where it is not associated"
+        " with a value"
+    )
 
 
 class OutputFormat:
@@ -372,17 +449,26 @@ class OutputFormat:
 
     headings = {}
     formatter = UtilFormatter
+    HeaderFormatter = _HeaderFormatter
+    FormatSpec = FormatSpec
 
-    def __init__(self, fmt, headings=None, prepend="0."):
+    def __init__(self, fmt, headings=None, prepend="0.",
+                 nullify_expansion_sentinel=False):
+        # nullify_expansion_sentinel is accepted and ignored, as upstream
+        # does (use copy(nullify_expansion=True)).
         if headings is not None:
             self.headings = headings
         self.fmt = fmt
         self.prepend = prepend
         self.sort_keys = []
+        self._sort_space = " "  # after keys set later by set_sort_keys()
         body = fmt
         match = _SORT_PREFIX_RE.match(fmt)
         if match:
+            if not match.group(1):
+                _no_sort_keys()
             self.set_sort_keys(match.group(1))
+            self._sort_space = match.group(2)
             body = fmt[match.end() :]
         self._body = body
         # list of (text, field, spec, conv); field has no prefix, None for
@@ -411,9 +497,11 @@ class OutputFormat:
         return names
 
     def set_sort_keys(self, keys):
-        """Set sort keys from ``"K1,-K2"`` (``-`` sorts descending)."""
+        """Set sort keys from ``"K1,-K2"`` (``-`` sorts descending; white
+        space around keys and empty keys are ignored)."""
         sort_keys = []
         for key in keys.split(","):
+            key = key.strip()
             if not key:
                 continue
             reverse = key.startswith("-")
@@ -427,7 +515,7 @@ class OutputFormat:
         if not self.sort_keys:
             return ""
         keys = ",".join(("-" if rev else "") + key for key, rev in self.sort_keys)
-        return f"sort:{keys} "
+        return f"sort:{keys}{self._sort_space}"
 
     def _value(self, item, field):
         obj, _ = self.formatter().get_field(self.prepend + field, (item,), {})
@@ -437,8 +525,9 @@ class OutputFormat:
         """Stable in-place sort of ``items`` by the sort keys (last key
         applied first), comparing values as `DisplayValue`."""
         for key, reverse in reversed(self.sort_keys):
+            getter = attrgetter(key)
             items.sort(
-                key=lambda item, key=key: DisplayValue(self._value(item, key)),
+                key=lambda item, getter=getter: DisplayValue(getter(item)),
                 reverse=reverse,
             )
 

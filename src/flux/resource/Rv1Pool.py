@@ -4,7 +4,9 @@ An ``Rv1Set`` plus, per rank, whether it is up and which core and GPU ids
 are allocated (and to which job).  ``alloc(jobid, request)`` chooses
 worst-fit among up ranks that pass the request's constraints (most free
 cores first; override ``_sort_candidates``/``_select_resources``) and
-returns the allocation as a new pool; ``free`` gives it back.
+returns the allocation as a new pool; ``free`` gives it back.  A ranged
+count (``"2-5"``, ``"1+"``) takes as much as is available up to its
+maximum; a stepped or idset count is never satisfiable.
 ``ResourceRequest.from_jobspec`` reads what a jobspec asks for.
 
 A shortage is ``InsufficientResources("insufficient resources")`` (not
@@ -44,6 +46,40 @@ class ResourceRequest:
         self.exclusive = exclusive
         self.duration = duration
         self.constraint = constraint
+        # the jobspec's counts: {"node"|"slot"|"core"|"gpu": ResourceCount};
+        # "slot" counts slots per node when there is a node vertex
+        self.counts = {}
+        self.slot_mult = 1  # counts between node and slot multiply slots
+        self.node_mult = 1  # counts above node multiply nodes
+
+    def unsupported_count(self):
+        """The first stepped or idset count (never satisfiable), or None."""
+        for kind, count in self.counts.items():
+            if count is not None and count.values is not None:
+                return kind, count
+        return None
+
+    def is_ranged(self):
+        return any(c is not None and c.max != c.min for c in self.counts.values())
+
+    def sized(self, node=None, slot=None, core=None, gpu=None):
+        """A copy of this request with the given values of ranged counts
+        (None: the count's minimum)."""
+        def pick(kind, value):
+            count = self.counts.get(kind)
+            if count is None:
+                return 0
+            return count.min if value is None else value
+
+        nnodes, per_node = pick("node", node) * self.node_mult, pick("slot", slot)
+        nslots = per_node * (nnodes or 1) * self.slot_mult
+        new = ResourceRequest(nnodes=nnodes, nslots=nslots,
+                              slot_size=pick("core", core), gpus=pick("gpu", gpu),
+                              exclusive=self.exclusive, duration=self.duration,
+                              constraint=self.constraint)
+        new.counts, new.slot_mult = self.counts, self.slot_mult
+        new.node_mult = self.node_mult
+        return new
 
     @classmethod
     def from_jobspec(cls, jobspec):
@@ -54,11 +90,15 @@ class ResourceRequest:
 
         def walk(items, mult):
             for res in items:
-                count = ResourceCount.from_count_spec(res.get("count", 1)).min
+                rcount = ResourceCount.from_count_spec(res.get("count", 1))
+                count = rcount.min
                 kind = res.get("type")
                 if kind in ("node", "slot", "core", "gpu"):
                     found[kind] = (count, mult, res)
+                    counts[kind] = rcount
                 walk(res.get("with") or (), mult if kind == "node" else mult * count)
+
+        counts = {}
 
         walk(resources, 1)
         if "slot" not in found:
@@ -77,11 +117,20 @@ class ResourceRequest:
         system = (jobspec.get("attributes") or {}).get("system") or {}
         if jobspec.get("version") == 1 and "duration" not in system:
             raise ValueError("getting duration: Object item not found: system|duration")
-        return cls(nnodes=nnodes, nslots=nslots,
-                   slot_size=found["core"][0] if "core" in found else 0,
-                   gpus=found["gpu"][0] if "gpu" in found else 0,
-                   exclusive=exclusive, duration=float(system.get("duration") or 0),
-                   constraint=system.get("constraints"))
+        request = cls(nnodes=nnodes, nslots=nslots,
+                      slot_size=found["core"][0] if "core" in found else 0,
+                      gpus=found["gpu"][0] if "gpu" in found else 0,
+                      exclusive=exclusive,
+                      duration=float(system.get("duration") or 0),
+                      constraint=system.get("constraints"))
+        request.counts = {kind: counts.get(kind) for kind in found}
+        if "node" in found:
+            # slots per node: the slot count times the vertices between them
+            request.slot_mult = smult // nmult
+            request.node_mult = nmult
+        else:
+            request.slot_mult = smult
+        return request
 
 
 class Rv1Pool(Rv1Set):
@@ -207,7 +256,57 @@ class Rv1Pool(Rv1Set):
                 return plan
         return None
 
+    def _grow(self, request, plan, candidates):
+        """Take as much as is available, up to each ranged count's maximum.
+
+        Counts grow one at a time (nodes, slots, cores, gpus per slot),
+        each to the largest value that still fits with the others fixed,
+        found by bisection (a larger value never fits where a smaller does
+        not). Returns the grown request and its plan.
+        """
+        free_cores = sum(len(self._free_ids(r)[0]) for r in candidates)
+        free_gpus = sum(len(self._free_ids(r)[1]) for r in candidates)
+        caps = {"node": len(candidates), "slot": max(free_cores, free_gpus, 1),
+                "core": max((len(self._free_ids(r)[0]) for r in candidates),
+                            default=0),
+                "gpu": max((len(self._free_ids(r)[1]) for r in candidates),
+                           default=0)}
+        chosen = {}
+        for kind in ("node", "slot", "core", "gpu"):
+            count = request.counts.get(kind)
+            if count is None or count.max == count.min:
+                continue
+            values = sorted(count.valid_counts(max(caps[kind], count.min)))
+            lo, hi = 0, len(values) - 1  # values[lo] fits (it is the minimum)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                trial = request.sized(**chosen, **{kind: values[mid]})
+                if self._select_resources(trial, candidates, self._free_ids):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            chosen[kind] = values[lo]
+        grown = request.sized(**chosen)
+        return grown, self._select_resources(grown, candidates, self._free_ids)
+
+    def _take_ids(self, rank, nslots, request):
+        """The (cores, gpus) IDsets to allocate for ``nslots`` on ``rank``:
+        everything for an exclusive request, else the lowest free ids."""
+        cores, gpus = self._free_ids(rank)
+        if request.exclusive:
+            return cores, gpus
+        return (IDset(list(cores)[:nslots * request.slot_size]),
+                IDset(list(gpus)[:nslots * request.gpus]))
+
     def check_feasibility(self, request):
+        if not isinstance(request, ResourceRequest):
+            request = ResourceRequest.from_jobspec(request)
+        unsupported = request.unsupported_count()
+        if unsupported is not None:
+            kind, count = unsupported
+            raise InfeasibleRequest(
+                f"unsatisfiable request: stepped or idset {kind} count"
+                f" {count.values} is not supported")
         everything = self._candidates(request, only_up=False)
         plan = self._select_resources(request, everything,
                                       lambda r: (self.cores(r), self.gpus(r)))
@@ -221,19 +320,17 @@ class Rv1Pool(Rv1Set):
         if not isinstance(request, ResourceRequest):
             request = ResourceRequest.from_jobspec(request)
         self.check_feasibility(request)
-        plan = self._select_resources(request, self._candidates(request), self._free_ids)
+        candidates = self._candidates(request)
+        plan = self._select_resources(request, candidates, self._free_ids)
         if plan is None:
             raise InsufficientResources("insufficient resources")
+        if request.is_ranged():
+            request, plan = self._grow(request, plan, candidates)
         result = self.__class__.__new__(self.__class__)
         Rv1Pool.__init__(result, log=self.log)
         result._has_nodelist = True
         for rank, nslots in sorted(plan.items()):
-            cores, gpus = self._free_ids(rank)
-            if request.exclusive:
-                take_cores, take_gpus = cores, gpus
-            else:
-                take_cores = IDset(list(cores)[:nslots * request.slot_size])
-                take_gpus = IDset(list(gpus)[:nslots * request.gpus])
+            take_cores, take_gpus = self._take_ids(rank, nslots, request)
             Rv1Set._take(result, rank, take_cores, take_gpus, self.host(rank))
         for name, ranks in self._properties.items():
             mine = ranks.intersect(result.ranks())
@@ -262,7 +359,7 @@ class Rv1Pool(Rv1Set):
         return self.to_rv1set().copy_ranks(self.ranks().difference(self.up))
 
     def copy(self):
-        new = Rv1Pool(self.to_dict(), log=self.log)
+        new = type(self)(self.to_dict(), log=self.log)
         new.up = IDset(self.up)
         for jobid, alloc in self.allocations.items():
             new.register_alloc(jobid, alloc)
