@@ -68,3 +68,45 @@ def test_taskmap_parsing():
                 {"version": 1, "map": [[0, 1]]}, "[", {"version": 1}):
         with pytest.raises(TaskMapError):
             TaskMap(bad)
+
+
+def ranks_of_tasks(inst, *opts):
+    # a task's FLUX_URI is its broker's: local://RUNDIR/local-RANK
+    proc = run_flux("run", "-N2", "-n4", *opts, "-l", "sh", "-c",
+                    'echo "${FLUX_URI##*-}"', env=inst.env())
+    assert proc.returncode == 0, proc.stderr
+    return [line.split(": ")[1] for line in sorted(proc.stdout.splitlines())]
+
+
+def test_taskmap_option_places_tasks(two):
+    assert ranks_of_tasks(two) == ["0", "0", "1", "1"]  # block
+    assert ranks_of_tasks(two, "--taskmap=cyclic") == ["0", "1", "0", "1"]
+    manual = '{"version":1,"map":[[1,1,3,1],[0,1,1,1]]}'
+    assert ranks_of_tasks(two, f"--taskmap=manual:{manual}") == ["1", "1", "1", "0"]
+    proc = run_flux("submit", "-N2", "-n4", "--taskmap=cyclic", "--wait", "true",
+                    env=two.env())
+    assert taskmap(two, proc.stdout.strip()).stdout.strip() == \
+        '{"version":1,"map":[[0,2,1,2]]}'
+
+
+@pytest.mark.parametrize("option, why", [
+    ("hostfile:/etc/hosts", "taskmap scheme 'hostfile' is not supported"),
+    ("manual:x", "not a task map"),
+    ('manual:{"version":1,"map":[[0,1,3,1]]}', "the map has 3 tasks, the job 4"),
+])
+def test_taskmap_option_that_cannot_apply_fails_the_job(two, option, why):
+    proc = run_flux("run", "-N2", "-n4", f"--taskmap={option}", "true", env=two.env())
+    assert proc.returncode != 0
+    assert "invalid taskmap" in proc.stderr and why in proc.stderr, proc.stderr
+
+
+def test_apply_taskmap_cyclic_keeps_each_rank_s_count():
+    from fluxrm.modules.job_exec.plan import apply_taskmap
+
+    placement = [(0, [0, 1, 2]), (1, [3, 4]), (2, [5])]
+    ranks = [(0, 3), (1, 2), (2, 1)]
+    assert apply_taskmap(placement, ranks, {"scheme": "cyclic"}) == \
+        [(0, [0, 3, 5]), (1, [1, 4]), (2, [2])]
+    assert apply_taskmap(placement, ranks, {"scheme": "cyclic", "value": "2"}) == \
+        [(0, [0, 1, 5]), (1, [2, 3]), (2, [4])]
+    assert apply_taskmap(placement, ranks, {"scheme": "block"}) is placement

@@ -51,7 +51,7 @@ import json
 
 from fluxrm.broker import payload
 from fluxrm.broker.service import request_handler
-from fluxrm.modules.job_exec.plan import place_tasks, ranks_of, taskmap
+from fluxrm.modules.job_exec.plan import apply_taskmap, place_tasks, ranks_of, taskmap
 
 LOG_ERR = 3
 CACHE_MAX = 256
@@ -113,6 +113,9 @@ class ShareDispatch:
         if not isinstance(per_resource, tuple):
             per_resource = None
         placement = place_tasks(ranks, ntasks, request.shape, per_resource)
+        option = request.shell_options.get("taskmap")
+        if option is not None:  # TaskMapError: the job fails to start
+            placement = apply_taskmap(placement, ranks, option)
         me = self.broker.rank
         mine = next((ids for rank, ids in placement if rank == me), [])
         layout = Layout(ranks, placement, mine)

@@ -12,6 +12,11 @@ tasks 0 and 1 on the first rank, 2 and 3 on the second; more tasks than
 slots share them, round robin).  A ``per-resource`` shell option gives each
 rank its count of tasks instead (``--tasks-per-node``: that many per rank;
 per core: that many per core R gives the rank), in rank order.
+The ``taskmap`` shell option (``flux run --taskmap=``) then reorders a
+placement (``apply_taskmap``): ``block`` (the default, as above),
+``cyclic[:N]`` (tasks dealt N at a time to the ranks in turn, each rank
+keeping its count) or ``manual:MAP`` (an RFC 34 map naming each task's
+node); another scheme (``hostfile``) is refused with ``TaskMapError``.
 ``taskmap`` describes a placement in RFC 34's shape for ``shell.start``.
 
 On one rank (``plan_tasks``), its tasks in order have local ids 0, 1, ...;
@@ -33,6 +38,7 @@ none.  A task without cores keeps the broker's CPU set (``None``).
 import functools
 
 from flux.idset import IDset
+from fluxrm.taskmap import TaskMap, TaskMapError
 
 
 @functools.lru_cache(maxsize=1024)
@@ -99,6 +105,50 @@ def place_tasks(ranks, ntasks, shape, per_resource=None):
     for task in range(ntasks):
         tasks[owners[task % nslots]].append(task)
     return [(rank, ids) for (rank, _n), ids in zip(ranks, tasks) if ids]
+
+
+def apply_taskmap(placement, ranks, option):
+    """The placement (``place_tasks``) reordered by the ``taskmap`` shell
+    option ``{scheme, value}`` (see the module docstring); TaskMapError
+    for an option that cannot be applied."""
+    if option is None:
+        return placement
+    scheme = option.get("scheme") if isinstance(option, dict) else None
+    value = option.get("value") if isinstance(option, dict) else None
+    if scheme in ("block", None) and isinstance(option, dict):
+        return placement
+    counts = [(rank, len(ids)) for rank, ids in placement]
+    ntasks = sum(n for _r, n in counts)
+    if scheme == "cyclic":
+        try:
+            chunk = int(value) if value not in (None, "") else 1
+        except (TypeError, ValueError):
+            chunk = 0
+        if chunk < 1:
+            raise TaskMapError(f"taskmap cyclic: invalid value {value!r:.40}")
+        left = [n for _r, n in counts]
+        dealt = [[] for _ in counts]
+        task = 0
+        while task < ntasks:
+            for i, room in enumerate(left):
+                take = min(chunk, room, ntasks - task)
+                dealt[i].extend(range(task, task + take))
+                left[i] -= take
+                task += take
+        return [(rank, ids) for (rank, _n), ids in zip(counts, dealt)]
+    if scheme == "manual":
+        tm = TaskMap(value if isinstance(value, str) else "")
+        if tm.ntasks != ntasks:
+            raise TaskMapError(f"taskmap manual: the map has {tm.ntasks} tasks, "
+                               f"the job {ntasks}")
+        if tm.nnodes > len(ranks):
+            raise TaskMapError(f"taskmap manual: the map has {tm.nnodes} nodes, "
+                               f"the job {len(ranks)}")
+        by_node = [[] for _ in ranks]
+        for task in range(ntasks):
+            by_node[tm.nodeid(task)].append(task)
+        return [(rank, ids) for (rank, _n), ids in zip(ranks, by_node) if ids]
+    raise TaskMapError(f"taskmap scheme '{scheme}' is not supported")
 
 
 def taskmap(ranks, placement):

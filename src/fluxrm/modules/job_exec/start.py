@@ -43,7 +43,9 @@ from flux.util import parse_fsd
 from fluxrm.job import EXEC, OUTPUT, make_event
 from fluxrm.modules.job_exec import jobfiles
 from fluxrm.modules.job_exec.execjob import ExecJob, Task
-from fluxrm.modules.job_exec.plan import allocated_on, job_environment, plan_tasks
+from fluxrm.modules.job_exec.plan import (allocated_on, apply_taskmap, job_environment,
+                                          plan_tasks)
+from fluxrm.taskmap import TaskMapError
 
 LOG_ERR = 3
 
@@ -116,8 +118,18 @@ class JobStart:
 
         f58 = JobID(ej.id).f58
         # a job on other ranks than this one (only in an instance of several)
-        layout = self.layout(R, request, ntasks) if self.across and \
-            not self.on_this_rank_only(R) else None
+        try:
+            layout = self.layout(R, request, ntasks) if self.across and \
+                not self.on_this_rank_only(R) else None
+            if layout is None and "taskmap" in request.shell_options:
+                apply_taskmap([(self.broker.rank, list(range(ntasks)))],
+                              [(self.broker.rank, ntasks)],
+                              request.shell_options["taskmap"])  # checked
+        except TaskMapError as exc:
+            ej.start_failed = True
+            self.raise_exception(ej, "exec", f"invalid taskmap: {exc}")
+            self.maybe_complete(ej)
+            return
         if layout is None:
             leader, nnodes = 0, 1
         else:
