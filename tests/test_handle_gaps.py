@@ -86,6 +86,48 @@ def test_send_inside_callback_that_stops_reactor_is_sent(h):
     flux.job.wait(h, jobid)
 
 
+def test_fire_and_forget_then_exit_is_sent(h):
+    """A script that sends and exits at once: what is pending is written
+    before the process ends."""
+    import subprocess
+    import sys
+
+    jobid = _sleep_job(h)
+    script = ("import flux, flux.job, sys; "
+              "flux.job.cancel_async(flux.Flux(), int(sys.argv[1]))")
+    proc = subprocess.run([sys.executable, "-c", script, str(int(jobid))],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert wait_event(h, jobid, "exception")
+    flux.job.wait(h, jobid)
+
+
+def test_a_loop_s_sends_are_written_together(h):
+    """Outside a reactor, a burst of sends leaves in few writes, not one
+    system call per message (flux.core.flusher)."""
+    writes = []
+    conn = h._conn
+    real_send = conn.sock.send
+
+    class CountingSocket:
+        def __getattr__(self, name):
+            return getattr(real_sock, name)
+
+        def send(self, data, *args):
+            writes.append(len(data))
+            return real_send(data, *args)
+
+    real_sock = conn.sock
+    conn.sock = CountingSocket()
+    try:
+        futures = [h.rpc("broker.ping", {}) for _ in range(200)]
+        for f in futures:
+            f.get()
+    finally:
+        conn.sock = real_sock
+    assert 1 <= len(writes) < 100, len(writes)
+
+
 # -- payloads ----------------------------------------------------------------------------------
 
 class ProbeService:

@@ -3,12 +3,14 @@
 Outgoing messages are buffered and written in batches: before the reactor
 polls, before a blocking wait, and when the buffer grows past a threshold.
 A message sent while no reactor that polls this connection runs on the
-calling thread is written at once: such a caller may never run one (a
-fire-and-forget ``cancel_async()`` from a plain thread), and upstream's
-``flux_send()`` has always reached the broker before returning.  So the
-batching applies to what reactor callbacks send (``FluxExecutor``, the
-continuations of ``then()``), and the reactor writes what they left
-before it returns (see ``Flux.reactor_run``).
+calling thread is written within milliseconds by a background thread
+(``flux.core.flusher``): such a caller may never run one (a fire-and-forget
+``cancel_async()`` from a plain thread), and upstream's ``flux_send()``
+has always reached the broker before returning; a loop sending many
+still has them written together.  The reactor writes what its callbacks
+left before it returns (see ``Flux.reactor_run``).  Writes are serialised
+by the connection's write lock (the thread that owns the handle, and the
+flusher's).
 Incoming responses go to the future registered under their matchtag;
 requests and events go to the first matching message watcher, else to the
 receive queue read by ``Flux.recv()``.
@@ -27,12 +29,14 @@ import os
 import select
 import selectors
 import socket
+import threading
 from collections import deque
 
 from flux.constants import (
     FLUX_MSGTYPE_RESPONSE,
     FLUX_MSGTYPE_CONTROL,
 )
+from flux.core.flusher import FLUSHER
 from flux.core.reactor import running_stack
 from flux.message import MAX_MESSAGE, Decoder, ProtocolError, encode
 
@@ -62,6 +66,8 @@ class Connection:
                                CLIENT_MAX_ITEMS)
         self.outbuf = []
         self.outlen = 0
+        self.wlock = threading.RLock()  # outbuf and writes: owner and flusher
+        self.bg_pending = False  # handed to the flusher, not yet written
         self.rpcs = {}  # matchtag -> future state
         self._next_tag = 1
         self.msg_watchers = []
@@ -146,10 +152,14 @@ class Connection:
         if len(data) > MAX_MESSAGE:
             raise OSError(errno.EMSGSIZE, f"message too large: {len(data)} bytes"
                           f" (the broker accepts at most {MAX_MESSAGE >> 20} MiB)")
-        self.outbuf.append(data)
-        self.outlen += len(data)
-        if flush or self.outlen >= FLUSH_THRESHOLD or not self._reactor_will_flush():
+        with self.wlock:
+            self.outbuf.append(data)
+            self.outlen += len(data)
+        if flush or self.outlen >= FLUSH_THRESHOLD:
             self.flush()
+        elif not self.bg_pending and not self._reactor_will_flush():
+            self.bg_pending = True
+            FLUSHER.add(self)
 
     def _reactor_will_flush(self):
         """Whether a reactor running on this thread polls (so flushes) us."""
@@ -162,6 +172,12 @@ class Connection:
         return False
 
     def flush(self):
+        if not self.outbuf or self.dead is not None:
+            return
+        with self.wlock:
+            self._flush_locked()
+
+    def _flush_locked(self):
         if not self.outbuf or self.dead is not None:
             return
         data = b"".join(self.outbuf) if len(self.outbuf) > 1 else self.outbuf[0]
@@ -183,6 +199,32 @@ class Connection:
             except OSError as exc:
                 self.lost(exc)
                 return
+
+    def flush_background(self):
+        """The flusher thread's write (``flux.core.flusher``): what fits in
+        the socket now; the rest goes back to the buffer, for the owner's
+        next flush or the flusher's next turn.  Never reads: responses are
+        the owning thread's to dispatch."""
+        if not self.wlock.acquire(blocking=False):
+            return  # the owner is writing: it writes everything there is
+        try:
+            if not self.outbuf or self.dead is not None:
+                return
+            data = b"".join(self.outbuf) if len(self.outbuf) > 1 else self.outbuf[0]
+            try:
+                n = self.sock.send(data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                return  # the owner sees the loss when it reads
+            rest = data[n:]
+            self.outbuf = [rest] if rest else []
+            self.outlen = len(rest)
+        finally:
+            self.wlock.release()
+        if rest and not self.bg_pending:
+            self.bg_pending = True
+            FLUSHER.add(self)
 
     # -- receiving --------------------------------------------------------------------
     def read_some(self):
