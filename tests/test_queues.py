@@ -323,3 +323,15 @@ def test_queue_requests_refuse_bad_input(h, inst):
         h.rpc("job-manager.queue-start", {"all": True, "start": "yes"}).get()
     assert info.value.errno == errno.EPROTO
     assert h.rpc("job-manager.queue-list").get()["queues"][0] == "batch"
+
+
+def test_queue_resources_are_restricted_by_requires(tmp_path):
+    """QueueInfo.resources: the nodes with the queue's properties (rank 0
+    is the only debug node), the whole instance for a queue without."""
+    path = write_config(tmp_path, CONFIG)
+    with start_many(2, "-Sresource.cores=2", "-c", path) as two:
+        ql = QueueList(two.handle())
+        debug, batch = ql["debug"].resources, ql["batch"].resources
+        assert (debug.all.nnodes, debug.up.ncores) == (1, 2)
+        assert (batch.all.nnodes, batch.free.ncores) == (2, 4)
+        assert str(debug.all.ranks) == "0"

@@ -16,8 +16,12 @@
   of ``duration`` on both.  Each key is looked up in the queue's table,
   then its parent's, then the top level.
 
-Not here (yet): the ``resources`` view of upstream's ``QueueInfo`` (this
-package has no ``flux.resource`` list to restrict).
+- ``QueueInfo.resources``: a ``QueueResources``, the instance's
+  ``flux.resource.SchedResourceList`` (``all up down allocated free``)
+  restricted to the nodes with the queue's ``requires`` properties (its
+  own, else its parent's), the whole instance without; the list is asked
+  for (``resource_list``) once per ``QueueList``, overlapping its other
+  requests, and restricted when first used.
 """
 
 import math
@@ -26,7 +30,33 @@ from dataclasses import dataclass
 from flux._format import parse_fsd
 
 __all__ = ["QueueList", "QueueInfo", "QueueLimits", "QueueDefaults",
-           "QueueResourceCounts"]
+           "QueueResourceCounts", "QueueResources"]
+
+
+class QueueResources:
+    """A queue's view of the instance's resources: attribute access goes to
+    the ``SchedResourceList`` restricted by the queue's ``requires``
+    (computed on first use, from ``resource_list``'s future or list)."""
+
+    def __init__(self, rlist, requires):
+        self._source = rlist
+        self._requires = list(requires or [])
+        self._view = None
+
+    def _list(self):
+        if self._view is None:
+            rlist = self._source
+            if hasattr(rlist, "get") and not hasattr(rlist, "copy_constraint"):
+                rlist = rlist.get()  # the ResourceListRPC future
+            if self._requires:
+                rlist = rlist.copy_constraint({"properties": self._requires})
+            self._view = rlist
+        return self._view
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._list(), name)
 
 
 @dataclass
@@ -101,6 +131,8 @@ class QueueInfo:
             parent_table = queues[self.parent] or {}
         tables = [own, parent_table, self.config]
         self.requires = own.get("requires") or parent_table.get("requires") or []
+        if resources is not None and not isinstance(resources, QueueResources):
+            self.resources = QueueResources(resources, self.requires)
 
         def lookup(path):
             for table in tables:
@@ -125,7 +157,10 @@ class QueueInfo:
 
 class QueueList:
     def __init__(self, h, queues=None):
+        from flux.resource import resource_list
+
         config_future = h.rpc("config.get")
+        rlist = resource_list(h)  # overlaps the other requests; read when used
         config = config_future.get() or {}
         configured = list((config.get("queues") or {}).keys())
         if queues:
@@ -147,7 +182,7 @@ class QueueList:
             parent = (config.get("queues") or {}).get(name, {}).get("parent", "") \
                 if name else ""
             self._queues[name] = QueueInfo(
-                name, config, None, status["enable"], status["start"],
+                name, config, rlist, status["enable"], status["start"],
                 name == self.default_queue and bool(name), parent=parent,
                 blocked=status.get("blocked"),
                 disable_reason=status.get("disable_reason"),
