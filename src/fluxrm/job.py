@@ -22,7 +22,11 @@ reads texts by job id; each keeps its own per-job state.
 - ``signed_J(J, jobspec_text, userid)``: the J a job was submitted with;
 - ``wait_errstr(view)``: the upstream ``wait`` error text of a job;
 - ``stored_request(jobspec_text)``: the ``JobRequest`` of a stored
-  jobspec text, and why the job must not run if it must not.
+  jobspec text, and why the job must not run if it must not;
+- ``set_dotted(obj, ctx)``, ``updated_jobspec(jobspec, contexts)``: a
+  ``jobspec-update`` event's context (dotted keys -> values) applied to a
+  jobspec (a level that is not a table is replaced by one), in place or on
+  a copy; job-manager, job-list and job-info apply them alike.
 
 The names of a job's eventlogs: ``MAIN``, ``EXEC``, ``OUTPUT``, ``INPUT``
 (``LOG_PATHS``).
@@ -216,3 +220,26 @@ def _escape_non_utf8(value):
             changed = changed or c
         return (items, True) if changed else (value, False)
     return value, False
+
+
+def set_dotted(obj, ctx):
+    """Apply ``ctx`` (dotted keys -> values) to the dict ``obj`` in place."""
+    for dotted, value in ctx.items():
+        parts = dotted.split(".")
+        node = obj
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+
+
+def updated_jobspec(jobspec, contexts):
+    """A copy of ``jobspec`` with the ``jobspec-update`` ``contexts``
+    applied in order (``{}`` to start from if it is not a dict)."""
+    import copy
+
+    spec = copy.deepcopy(jobspec) if isinstance(jobspec, dict) else {}
+    for ctx in contexts:
+        set_dotted(spec, ctx)
+    return spec

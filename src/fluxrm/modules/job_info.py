@@ -36,7 +36,7 @@ from fluxrm.broker import payload
 from fluxrm.broker.service import Service, request_handler
 from fluxrm.compact_json import dumps
 from fluxrm.jobstore import DATA_COLUMNS
-from fluxrm.job import LOG_PATHS, MAIN
+from fluxrm.job import LOG_PATHS, MAIN, set_dotted
 
 MATCHTAG_MAX = (1 << 32) - 1
 
@@ -166,16 +166,7 @@ def _apply_updates(values):
                 if isinstance(execution, dict) and "expiration" in ctx:
                     execution["expiration"] = ctx["expiration"]
             else:
-                _set_dotted(obj, ctx)
+                set_dotted(obj, ctx)
         values[key] = dumps(obj)
 
 
-def _set_dotted(obj, ctx):
-    for dotted, value in ctx.items():
-        parts = dotted.split(".")
-        node = obj
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[parts[-1]] = value

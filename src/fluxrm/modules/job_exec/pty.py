@@ -190,24 +190,15 @@ class JobPty:
         return True
 
     def _pty_posix_spawn(self, pt, path, argv, env, cpus):
-        from fluxrm.modules.job_exec.start import _SIGDEF
-
         actions = [(os.POSIX_SPAWN_OPEN, 0, pt.slave_path, os.O_RDWR, 0),
                    (os.POSIX_SPAWN_DUP2, 0, 1), (os.POSIX_SPAWN_DUP2, 0, 2)]
         pmi_fd = None
         if pt.ej.pmi is not None:  # PMI_FD, as for a task on pipes
             pmi_fd = pt.ej.pmi.connect(pt.task.rank, env)
             actions.append((os.POSIX_SPAWN_DUP2, pmi_fd, pmi_fd))
-        set_affinity = cpus is not None and self.all_cpus is not None \
-            and cpus != self.all_cpus
         try:
-            if set_affinity:
-                os.sched_setaffinity(0, cpus)
-            pid = os.posix_spawn(path, argv, env, file_actions=actions,
-                                 setsid=True, setsigdef=_SIGDEF, setsigmask=())
+            pid = self.spawn_bound(path, argv, env, cpus, actions, setsid=True)
         finally:
-            if set_affinity:
-                os.sched_setaffinity(0, self.all_cpus)
             if pmi_fd is not None:
                 os.close(pmi_fd)
         os.close(pt.slave)  # the task has it now: its exit is the master's EIO

@@ -352,27 +352,35 @@ class JobStart:
             pmi_fd = ej.pmi.connect(task.rank, env)
             actions.append((os.POSIX_SPAWN_DUP2, pmi_fd, pmi_fd))
             close_after.append(pmi_fd)
-        set_affinity = cpus is not None and self.all_cpus is not None \
-            and cpus != self.all_cpus
         try:
-            if set_affinity:
-                os.sched_setaffinity(0, cpus)
-            pid = os.posix_spawn(path, argv, env, file_actions=actions,
-                                 setpgroup=0, setsigdef=_SIGDEF, setsigmask=())
+            pid = self.spawn_bound(path, argv, env, cpus, actions, setpgroup=0)
         except OSError:
             for fd, (rank, _s) in list(ej.pipes.items()):
                 if rank == task.rank:
                     self.close_pipe(ej, fd)
             raise
         finally:
-            if set_affinity:
-                os.sched_setaffinity(0, self.all_cpus)
             for w in close_after:
                 os.close(w)
         task.pid = pid
         ej.nlive += 1
         self.by_pid[pid] = (ej, task)
         self.protect(pid)
+
+    def spawn_bound(self, path, argv, env, cpus, actions, **kwargs):
+        """``posix_spawn`` with the task's signals at their defaults, bound
+        to ``cpus`` (the broker's affinity set around the call, which the
+        child inherits); ``kwargs``: ``setpgroup`` or ``setsid``."""
+        set_affinity = cpus is not None and self.all_cpus is not None \
+            and cpus != self.all_cpus
+        try:
+            if set_affinity:
+                os.sched_setaffinity(0, cpus)
+            return os.posix_spawn(path, argv, env, file_actions=actions,
+                                  setsigdef=_SIGDEF, setsigmask=(), **kwargs)
+        finally:
+            if set_affinity:
+                os.sched_setaffinity(0, self.all_cpus)
 
     def start_error(self, ej, rank, prog, text):
         ej.start_failed = True

@@ -11,7 +11,8 @@ counts the jobspec leaves open) once per distinct R shape.
 from fluxrm.jobrequest import listing_of
 from fluxrm.jobstate import INACTIVE
 from fluxrm.modules.job_list.constraint import TIME_ATTRS
-from fluxrm.modules.job_list.data import _r_shape, _RInfo, _updated_jobspec
+from fluxrm.job import updated_jobspec
+from fluxrm.modules.job_list.data import _r_shape, _RInfo
 
 ATTRS = (
     "userid", "urgency", "priority", "t_submit", "t_depend", "t_priority",
@@ -156,7 +157,7 @@ class Attributes:
         spec = rec.spec
         if spec is None:
             spec = rec.spec = listing_of(
-                _updated_jobspec(rec.request.jobspec, rec.updates))
+                updated_jobspec(rec.request.jobspec, rec.updates))
         return spec
 
     def rinfo(self, rec):

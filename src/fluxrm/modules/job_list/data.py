@@ -155,20 +155,6 @@ def _apply_event_data(ld, name, ctx):
     return False
 
 
-def _updated_jobspec(jobspec, updates):
-    spec = copy.deepcopy(jobspec) if isinstance(jobspec, dict) else {}
-    for ctx in updates:
-        for key, value in ctx.items():
-            parts = key.split(".")
-            node = spec
-            for part in parts[:-1]:
-                if not isinstance(node.get(part), dict):
-                    node[part] = {}
-                node = node[part]
-            node[parts[-1]] = value
-    return spec
-
-
 def stored_record(jobid, row):
     """The ``JobRecord`` of a stored row (a dict with its ``jobspec``, ``R``
     and ``eventlog`` texts), its eventlog replayed; what cannot be decoded

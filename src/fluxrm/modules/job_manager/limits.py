@@ -43,6 +43,7 @@ import errno
 import math
 
 from flux._format import fsd, parse_fsd
+from fluxrm.job import updated_jobspec
 
 SIZE_KEYS = ("nnodes", "ncores", "ngpus")
 QUEUE_KEY = "attributes.system.queue"
@@ -263,24 +264,6 @@ def _duration_of(request):
     if shape is not None:
         return shape.duration
     return request.listing["duration"] or 0.0
-
-
-def updated_jobspec(jobspec, contexts):
-    """A copy of ``jobspec`` with ``jobspec-update`` contexts (dotted keys
-    -> values) applied in order."""
-    import copy
-
-    spec = copy.deepcopy(jobspec) if isinstance(jobspec, dict) else {}
-    for ctx in contexts:
-        for key, value in ctx.items():
-            parts = key.split(".")
-            node = spec
-            for part in parts[:-1]:
-                if not isinstance(node.get(part), dict):
-                    node[part] = {}
-                node = node[part]
-            node[parts[-1]] = value
-    return spec
 
 
 def updated_request(request, contexts):
