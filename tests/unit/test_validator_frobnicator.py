@@ -105,6 +105,13 @@ def test_defaults_frobnicator():
         "attributes": {"system": {}}}
 
 
+def test_defaults_frobnicator_bad_duration():
+    config = {"queues": {"q": {"policy": {"jobspec": {"defaults": {"system": {
+        "duration": "forever"}}}}}}}
+    with pytest.raises(ValueError, match="queues.q.jobspec.defaults.system.duration"):
+        JobFrobnicator([], config=config)
+
+
 def test_frobnicator_plugin_rejects_and_line_protocol(tmp_path):
     (tmp_path / "deny.py").write_text(
         "from flux.job.frobnicator import FrobnicatorPlugin\n"

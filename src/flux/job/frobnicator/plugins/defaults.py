@@ -16,13 +16,32 @@ def _system_defaults(table):
     return found if isinstance(found, dict) else {}
 
 
+def _checked(defaults, where):
+    """``defaults`` with its duration in seconds; a bad one is a
+    ``ValueError`` at configuration time."""
+    defaults = dict(defaults)
+    if "duration" in defaults:
+        duration = defaults["duration"]
+        try:
+            if isinstance(duration, bool):
+                raise ValueError
+            seconds = parse_fsd(duration) if isinstance(duration, str) else float(duration)
+            if seconds < 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}.jobspec.defaults.system.duration: "
+                             f"invalid duration {duration!r}") from None
+        defaults["duration"] = seconds
+    return defaults
+
+
 class Frobnicator(FrobnicatorPlugin):
     def configure(self, args, config):
-        self.defaults = _system_defaults(config)
-        queues = config.get("queues", {})
-        self.queue_defaults = {name: _system_defaults(table)
-                               for name, table in queues.items()
-                               if isinstance(table, dict)}
+        self.defaults = _checked(_system_defaults(config), "policy")
+        queues = config.get("queues")
+        queues = queues if isinstance(queues, dict) else {}
+        self.queue_defaults = {name: _checked(_system_defaults(table), f"queues.{name}")
+                               for name, table in queues.items()}
 
     def frob(self, jobspec, userid, urgency, flags):
         system = jobspec.setdefault("attributes", {}).setdefault("system", {})
@@ -31,6 +50,4 @@ class Frobnicator(FrobnicatorPlugin):
         defaults = dict(self.defaults)
         defaults.update(self.queue_defaults.get(system.get("queue"), {}))
         if not system.get("duration") and "duration" in defaults:
-            duration = defaults["duration"]
-            system["duration"] = (parse_fsd(duration) if isinstance(duration, str)
-                                  else float(duration))
+            system["duration"] = defaults["duration"]
