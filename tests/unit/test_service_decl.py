@@ -260,6 +260,7 @@ OWNER_ONLY = {
     "broker.shutdown", "attr.set", "attr.rm", "log.clear", "service.add",
     "kvs.namespace-create", "kvs.namespace-remove",
     "broker.online", "broker.offline", "broker.torpid", "rexec.exec", "rexec.kill",
+    "rexec.wait", "rexec.list",
     "resource.register",
     "resource.acquire", "resource.drain", "resource.undrain",
     "config.load",

@@ -1,0 +1,1 @@
+"""Frobnicator plugins shipped with the package (one module each)."""

@@ -1,0 +1,1 @@
+"""Validator plugins shipped with the package (one module each)."""

@@ -1,0 +1,1 @@
+"""RFC 46 resource shapes (``flux.shape.parser``)."""
