@@ -2,7 +2,7 @@
 
 A broker started inside a job of another instance has the attributes
 ``parent-uri`` (the parent's broker on this node) and ``jobid`` (its job
-there, in decimal; see ``fluxrm.cli.start.nested_attributes``).  When such
+there, in decimal; see ``fluxrm.cli.nesting.nested_attributes``).  When such
 a broker of rank 0 is ready, ``publish_uri(broker)`` sends the parent
 
     job-manager.memo {id: jobid, memo: {"uri": <this broker's local-uri>}}

@@ -6,7 +6,7 @@ node of the allocation, each starting a broker.  The brokers find each
 other through the PMI server the parent's execution service gives every
 job (``PMI_FD``, ``PMI_RANK``, ``PMI_SIZE``; without it the instance has
 one broker), and learn from the environment that they are nested
-(``fluxrm.cli.start.nested_attributes``: ``parent-uri``, ``jobid``,
+(``fluxrm.cli.nesting.nested_attributes``: ``parent-uri``, ``jobid``,
 ``instance-level``, ``parent-kvs-namespace``).  Each broker sees the
 resources its task was given: the cores it is bound to and the GPUs in
 ``CUDA_VISIBLE_DEVICES``, renumbered from 0.
