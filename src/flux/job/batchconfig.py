@@ -36,15 +36,6 @@ def _toml_loads(text):
     return tomllib.loads(text)
 
 
-def _merge(dst, src):
-    for key, value in src.items():
-        if isinstance(value, dict) and isinstance(dst.get(key), dict):
-            _merge(dst[key], value)
-        else:
-            dst[key] = value
-    return dst
-
-
 class BatchConfig:
     """A broker config built from ``--conf`` values (see the module doc)."""
 
@@ -56,7 +47,9 @@ class BatchConfig:
             self.config = {}
         if not isinstance(value, dict):
             raise ValueError("--conf: a config must be a table/object")
-        _merge(self.config, value)
+        from flux.util.treedict import dict_merge  # flux.job imports this early
+
+        dict_merge(self.config, value)
         return self
 
     def update_string(self, value):

@@ -19,7 +19,7 @@ import errno
 import json
 import os
 
-from flux.job.validator import _plugin_parser, load_plugin
+from flux.job.validator import _plugin_parser, json_lines, load_plugin
 
 __all__ = ["FrobnicatorPlugin", "JobFrobnicator"]
 
@@ -77,13 +77,7 @@ class JobFrobnicator:
         return {"errnum": 0, "data": jobspec}
 
     def run(self, infile, outfile):
-        for line in infile:
-            if not line.strip():
-                continue
-            try:
-                info = json.loads(line)
-            except ValueError:
-                info = None
+        for info in json_lines(infile):
             result = self.frob(info)
             if isinstance(info, dict) and "id" in info:
                 result["id"] = info["id"]

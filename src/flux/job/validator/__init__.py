@@ -111,6 +111,19 @@ def _plugin_parser(parser):
     return parser
 
 
+def json_lines(infile):
+    """The JSON values of ``infile``'s non-blank lines, one per line (None
+    for a line that is not JSON): what the validator and the frobnicator
+    read."""
+    for line in infile:
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except ValueError:
+            yield None
+
+
 class JobValidator:
     """Load validator plugins and run them on jobs (see the module)."""
 
@@ -159,13 +172,7 @@ class JobValidator:
 
     def run(self, infile, outfile):
         """Validate one JSON job info per line of ``infile``."""
-        for line in infile:
-            if not line.strip():
-                continue
-            try:
-                info = json.loads(line)
-            except ValueError:
-                info = None
+        for info in json_lines(infile):
             if isinstance(info, dict):
                 result = self.validate(info)
             else:
